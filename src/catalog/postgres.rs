@@ -1,0 +1,127 @@
+//! Reads the target schema from Postgres' `pg_catalog`.
+
+use std::collections::BTreeMap;
+
+use tokio_postgres::Client;
+
+use super::{PgType, TargetColumn, TargetTable};
+use crate::error::{Error, Result};
+
+/// Every ordinary or partitioned table of `schema`, with its columns in order.
+pub async fn read(client: &Client, schema: &str) -> Result<Vec<TargetTable>> {
+    // Domains are resolved to their base type; arrays report their element type.
+    let rows = client
+        .query(
+            "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod),
+                    bt.typname::text, bt.typtype::text, a.atttypmod, a.attnotnull,
+                    a.attgenerated <> '' AS generated, a.atthasdef OR a.attidentity <> '',
+                    CASE WHEN bt.typtype = 'e' THEN
+                        ARRAY(SELECT enumlabel::text FROM pg_enum WHERE enumtypid = bt.oid ORDER BY enumsortorder)
+                    END,
+                    et.typname::text
+             FROM pg_class c
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+             JOIN pg_type t ON t.oid = a.atttypid
+             JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+             LEFT JOIN pg_type et ON et.oid = bt.typelem AND bt.typcategory = 'A'
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+             ORDER BY c.relname, a.attnum",
+            &[&schema],
+        )
+        .await
+        .map_err(Error::target("reading pg_catalog"))?;
+
+    let mut tables: BTreeMap<String, TargetTable> = BTreeMap::new();
+    for r in rows {
+        let table: String = r.get(0);
+        let typname: String = r.get(3);
+        let typtype: String = r.get(4);
+        let typmod: i32 = r.get(5);
+        let labels: Option<Vec<String>> = r.get(9);
+        let element: Option<String> = r.get(10);
+        let type_name: String = r.get(2);
+        let ty = if typtype == "e" {
+            PgType::Enum {
+                name: typname.clone(),
+                labels: labels.unwrap_or_default(),
+            }
+        } else {
+            parse_type(&typname, typmod, element.as_deref())
+        };
+        tables
+            .entry(table.clone())
+            .or_insert_with(|| TargetTable {
+                schema: schema.to_string(),
+                name: table,
+                columns: Vec::new(),
+            })
+            .columns
+            .push(TargetColumn {
+                name: r.get(1),
+                ty,
+                type_name,
+                not_null: r.get(6),
+                generated: r.get(7),
+                has_default: r.get(8),
+            });
+    }
+    Ok(tables.into_values().collect())
+}
+
+/// Maps a base type name and typmod to a [`PgType`].
+pub fn parse_type(typname: &str, typmod: i32, element: Option<&str>) -> PgType {
+    let precision = |default: u8| {
+        if typmod < 0 {
+            default
+        } else {
+            typmod as u8
+        }
+    };
+    match typname {
+        "bool" => PgType::Bool,
+        "int2" => PgType::Int2,
+        "int4" => PgType::Int4,
+        "int8" => PgType::Int8,
+        "numeric" => PgType::Numeric((typmod >= 4).then(|| {
+            let m = (typmod - 4) as u32;
+            ((m >> 16) & 0xffff, m & 0xffff)
+        })),
+        "float4" => PgType::Float4,
+        "float8" => PgType::Float8,
+        "text" | "citext" | "name" => PgType::Text,
+        "varchar" => PgType::Varchar((typmod >= 4).then(|| (typmod - 4) as u32)),
+        "bpchar" => PgType::Char(if typmod >= 4 { (typmod - 4) as u32 } else { 1 }),
+        "uuid" => PgType::Uuid,
+        "bytea" => PgType::Bytea,
+        "json" => PgType::Json,
+        "jsonb" => PgType::Jsonb,
+        "date" => PgType::Date,
+        "timestamp" => PgType::Timestamp(precision(6)),
+        "timestamptz" => PgType::Timestamptz(precision(6)),
+        "time" => PgType::Time(precision(6)),
+        "interval" => PgType::Interval,
+        "bit" => PgType::Bit(typmod.max(1) as u32),
+        "varbit" => PgType::Varbit((typmod > 0).then_some(typmod as u32)),
+        _ if matches!(element, Some("text" | "varchar")) => PgType::TextArray,
+        other => PgType::Other(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typmods_decode() {
+        assert_eq!(parse_type("varchar", 132, None), PgType::Varchar(Some(128)));
+        assert_eq!(parse_type("varchar", -1, None), PgType::Varchar(None));
+        assert_eq!(
+            parse_type("numeric", ((10 << 16) | 2) + 4, None),
+            PgType::Numeric(Some((10, 2)))
+        );
+        assert_eq!(parse_type("timestamp", -1, None), PgType::Timestamp(6));
+        assert_eq!(parse_type("timestamp", 3, None), PgType::Timestamp(3));
+        assert_eq!(parse_type("_text", -1, Some("text")), PgType::TextArray);
+    }
+}

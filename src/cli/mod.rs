@@ -1,0 +1,214 @@
+//! The command line: arguments, `pgferry.toml` and environment merged into validated
+//! [`Settings`], then the command run and its outcome printed.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{defaults, DbUrl, FileConfig, Settings, TableFilter};
+use crate::error::{Error, Exit};
+use crate::pipeline::{self, CheckReport, Summary};
+
+#[derive(Parser, Debug)]
+#[command(name = "pgferry", version, about = "Moves a MySQL/MariaDB database into an existing Postgres schema.")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Read both catalogs and report every problem at once; moves no data.
+    Check(RunArgs),
+    /// Export every table into chunk files and load them into Postgres.
+    Migrate(RunArgs),
+    /// Export every table into chunk files only (reads the target catalog for the conversions).
+    Export(RunArgs),
+    /// Load the chunk files of an earlier export.
+    Import(RunArgs),
+}
+
+#[derive(Args, Debug, Default)]
+struct RunArgs {
+    /// Configuration file (TOML); the command line overrides it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Source URL: mysql://user:pass@host:port/database
+    #[arg(long, env = "PGFERRY_SOURCE", hide_env_values = true, value_name = "URL")]
+    source: Option<String>,
+    /// Target URL: postgres://user:pass@host:port/database
+    #[arg(long, env = "PGFERRY_TARGET", hide_env_values = true, value_name = "URL")]
+    target: Option<String>,
+    /// Postgres schema holding the target tables [default: public]
+    #[arg(long, value_name = "SCHEMA")]
+    target_schema: Option<String>,
+    /// Directory for the plan, chunk files and reports.
+    #[arg(long, value_name = "DIR")]
+    workdir: Option<PathBuf>,
+    /// Leave this source table out (repeatable, or comma-separated).
+    #[arg(long, value_name = "TABLE", value_delimiter = ',')]
+    exclude: Vec<String>,
+    /// Copy only these source tables (comma-separated).
+    #[arg(long, value_name = "T1,T2", value_delimiter = ',')]
+    tables: Option<Vec<String>>,
+    /// Concurrent MySQL readers [default: 3]
+    #[arg(long)]
+    readers: Option<usize>,
+    /// Concurrent Postgres COPY writers [default: 3]
+    #[arg(long)]
+    writers: Option<usize>,
+    /// Threads converting values [default: number of cores]
+    #[arg(long)]
+    encoders: Option<usize>,
+    /// Target size of a chunk file in MiB [default: 64]
+    #[arg(long, value_name = "MIB")]
+    chunk_mib: Option<u64>,
+    /// Fixed rows per chunk (overrides --chunk-mib)
+    #[arg(long, value_name = "ROWS")]
+    chunk_rows: Option<u64>,
+}
+
+impl RunArgs {
+    fn settings(self) -> Result<Settings, Error> {
+        let file = match &self.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let mut exclude = file.exclude;
+        exclude.extend(self.exclude);
+        let settings = Settings {
+            source: self.source.map(DbUrl::new).or(file.source),
+            target: self.target.map(DbUrl::new).or(file.target),
+            target_schema: self
+                .target_schema
+                .or(file.target_schema)
+                .unwrap_or_else(|| defaults::TARGET_SCHEMA.to_string()),
+            workdir: self.workdir.or(file.workdir),
+            tables: TableFilter {
+                only: self.tables.or(file.tables),
+                exclude,
+            },
+            readers: self.readers.or(file.readers).unwrap_or(defaults::READERS),
+            writers: self.writers.or(file.writers).unwrap_or(defaults::WRITERS),
+            encoders: self.encoders.or(file.encoders).unwrap_or(cores),
+            chunk_bytes: self.chunk_mib.or(file.chunk_mib).unwrap_or(defaults::CHUNK_MIB) << 20,
+            chunk_rows: self.chunk_rows.or(file.chunk_rows),
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("pgferry-io")
+        .build()?;
+    let outcome = runtime.block_on(dispatch(cli.command));
+    // Tasks still blocked on a dead server must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match outcome {
+        Ok(exit) => Ok(ExitCode::from(exit as u8)),
+        Err(e) => {
+            eprintln!("pgferry: error: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                eprintln!("  caused by: {s}");
+                source = s.source();
+            }
+            Ok(ExitCode::from(e.exit() as u8))
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> Result<Exit, Error> {
+    match command {
+        Command::Check(args) => {
+            let settings = args.settings()?;
+            let report = pipeline::check(&settings).await?;
+            print_check(&report);
+            Ok(if report.problems.is_empty() {
+                Exit::Success
+            } else {
+                Exit::Data
+            })
+        }
+        Command::Migrate(args) => {
+            let settings = args.settings()?;
+            settings.require_target()?;
+            settings.require_workdir()?;
+            let summary = pipeline::migrate(&settings).await?;
+            print_summary("migrated", &summary);
+            Ok(Exit::Success)
+        }
+        Command::Export(args) => {
+            let settings = args.settings()?;
+            settings.require_workdir()?;
+            let summary = pipeline::export_only(&settings).await?;
+            print_summary("exported", &summary);
+            Ok(Exit::Success)
+        }
+        Command::Import(args) => {
+            let settings = args.settings()?;
+            settings.require_workdir()?;
+            let summary = pipeline::import(&settings).await?;
+            print_summary("imported", &summary);
+            Ok(Exit::Success)
+        }
+    }
+}
+
+fn print_check(report: &CheckReport) {
+    println!(
+        "pgferry check: {} tables, {} columns paired",
+        report.tables, report.columns
+    );
+    for w in &report.warnings {
+        println!("  warning: {w}");
+    }
+    for p in &report.problems {
+        println!("  problem: {p}");
+    }
+    if report.problems.is_empty() {
+        println!("no problems: `pgferry migrate` can run");
+    } else {
+        println!("{} problem(s): `pgferry migrate` would refuse to run", report.problems.len());
+    }
+}
+
+fn print_summary(verb: &str, summary: &Summary) {
+    let width = summary.tables.keys().map(|k| k.len()).max().unwrap_or(5).max(5);
+    println!("{:<width$}  {:>7}  {:>12}  {:>12}", "table", "chunks", "rows", "bytes");
+    for (name, t) in &summary.tables {
+        println!("{name:<width$}  {:>7}  {:>12}  {:>12}", t.chunks, t.rows, t.bytes);
+    }
+    let secs = summary.elapsed.as_secs_f64().max(1e-3);
+    println!(
+        "pgferry {verb} {} rows ({:.1} MiB) of {} tables in {:.1} s ({:.0} rows/s, {:.1} MiB/s); {} sequences advanced",
+        summary.total_rows(),
+        summary.total_bytes() as f64 / 1048576.0,
+        summary.tables.len(),
+        secs,
+        summary.total_rows() as f64 / secs,
+        summary.total_bytes() as f64 / 1048576.0 / secs,
+        summary.sequences,
+    );
+}
+
+/// Human-readable logs on a terminal, JSON lines otherwise; `PGFERRY_LOG` sets the filter.
+fn init_tracing() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PGFERRY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::io::stderr().is_terminal() {
+        builder.init();
+    } else {
+        builder.json().init();
+    }
+}

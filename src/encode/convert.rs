@@ -1,0 +1,614 @@
+//! One MySQL value into the CSV text of its target column, exactly or not at all.
+//!
+//! Values arrive through MySQL's binary protocol, so integers, floats, dates and times are
+//! already typed; strings, decimals, JSON, enums, sets and bits arrive as bytes.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use mysql_async::Value;
+
+use super::csv::push_field;
+
+/// How one column's values are rendered for its target column. Chosen once per column by
+/// [`crate::mapping::rules::choose`]; applied per value by [`Conversion::encode`].
+#[derive(Debug, Clone)]
+pub enum Conversion {
+    /// Any integer into an integer or numeric column holding `min..=max`.
+    Integer { min: i128, max: i128 },
+    /// 0 → f, 1 → t; anything else is refused.
+    IntegerToBool,
+    /// bit(1) into boolean.
+    BitToBool,
+    /// bit(n) into bit(n)/varbit: the low `width` bits as `0`/`1` text.
+    Bits { width: u32 },
+    /// Exact decimal text; `max_integer_digits` from the target's precision − scale.
+    Decimal { max_integer_digits: Option<u32> },
+    Float32,
+    Float64,
+    /// Text into text/varchar(n)/char(n): valid UTF-8, no NUL, at most `max_chars` characters.
+    Text { max_chars: Option<u32> },
+    /// An enum or text label that must be one of the target enum's labels.
+    EnumLabel { labels: Arc<HashSet<String>> },
+    /// Text holding a uuid, validated and lower-cased.
+    TextToUuid,
+    /// 16 raw bytes as a uuid.
+    BinaryToUuid,
+    /// Bytes as `\x` hex.
+    Bytea,
+    /// Text that must be JSON; `jsonb` also refuses `\u0000`, which jsonb cannot store.
+    Json { jsonb: bool },
+    /// A MySQL set (`a,b`) into text[].
+    SetToArray,
+    Date,
+    /// date/datetime/timestamp into timestamp (`tz` = false) or timestamptz, read as UTC.
+    Timestamp { tz: bool },
+    /// time into time: only 00:00:00 to 24:00:00.
+    Time,
+    /// time into interval: MySQL's whole range, ±838:59:59.
+    Interval,
+    /// year into an integer column.
+    Year,
+}
+
+/// Why a value was refused; the encoder adds table, key and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: Cow<'static, str>,
+    pub hint: Option<&'static str>,
+}
+
+impl Refusal {
+    fn new(reason: impl Into<Cow<'static, str>>) -> Self {
+        Refusal {
+            reason: reason.into(),
+            hint: None,
+        }
+    }
+}
+
+type Outcome = Result<(), Refusal>;
+
+impl Conversion {
+    /// Appends `value` as one CSV field (NULL as the empty unquoted field).
+    #[inline]
+    pub fn encode(&self, value: &Value, out: &mut Vec<u8>) -> Outcome {
+        if let Value::NULL = value {
+            return Ok(());
+        }
+        match self {
+            Conversion::Integer { min, max } => {
+                let n = integer(value)?;
+                if n < *min || n > *max {
+                    return Err(Refusal::new(format!(
+                        "{n} is outside the target column's range {min}..={max}"
+                    )));
+                }
+                out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            }
+            Conversion::IntegerToBool => match integer(value)? {
+                0 => out.push(b'f'),
+                1 => out.push(b't'),
+                n => {
+                    return Err(Refusal::new(format!(
+                        "{n} is not a boolean: only 0 and 1 are"
+                    )))
+                }
+            },
+            Conversion::BitToBool => match bits(value)? {
+                0 => out.push(b'f'),
+                1 => out.push(b't'),
+                n => return Err(Refusal::new(format!("bit value {n} is not a boolean"))),
+            },
+            Conversion::Bits { width } => {
+                let n = bits(value)?;
+                for i in (0..*width).rev() {
+                    out.push(if (n >> i) & 1 == 1 { b'1' } else { b'0' });
+                }
+            }
+            Conversion::Decimal { max_integer_digits } => {
+                let text = bytes(value)?;
+                check_decimal(text, *max_integer_digits)?;
+                out.extend_from_slice(text);
+            }
+            Conversion::Float32 => match value {
+                Value::Float(f) => out.extend_from_slice(ryu::Buffer::new().format(*f).as_bytes()),
+                Value::Double(f) => out.extend_from_slice(ryu::Buffer::new().format(*f).as_bytes()),
+                _ => return Err(unexpected(value)),
+            },
+            Conversion::Float64 => match value {
+                Value::Double(f) => out.extend_from_slice(ryu::Buffer::new().format(*f).as_bytes()),
+                Value::Float(f) => out.extend_from_slice(ryu::Buffer::new().format(*f).as_bytes()),
+                _ => return Err(unexpected(value)),
+            },
+            Conversion::Text { max_chars } => {
+                let text = text(value)?;
+                if let Some(max) = max_chars {
+                    // Byte length bounds the character count from above: skip counting
+                    // for the common case.
+                    if text.len() > *max as usize {
+                        let chars = text.chars().count();
+                        if chars > *max as usize {
+                            return Err(Refusal::new(format!(
+                                "{chars} characters do not fit the target's limit of {max}"
+                            )));
+                        }
+                    }
+                }
+                push_field(out, text.as_bytes());
+            }
+            Conversion::EnumLabel { labels } => {
+                let text = text(value)?;
+                if !labels.contains(text) {
+                    return Err(Refusal::new(format!(
+                        "label {text:?} does not exist in the target enum type"
+                    )));
+                }
+                push_field(out, text.as_bytes());
+            }
+            Conversion::TextToUuid => {
+                let text = bytes(value)?;
+                push_uuid_text(text, out)?;
+            }
+            Conversion::BinaryToUuid => {
+                let raw = bytes(value)?;
+                if raw.len() != 16 {
+                    return Err(Refusal::new(format!(
+                        "{} bytes are not a uuid (16 bytes)",
+                        raw.len()
+                    )));
+                }
+                push_uuid_bytes(raw, out);
+            }
+            Conversion::Bytea => {
+                let raw = bytes(value)?;
+                push_hex(raw, out);
+            }
+            Conversion::Json { jsonb } => {
+                let text = text(value)?;
+                if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
+                    return Err(Refusal::new(format!("not valid JSON: {e}")));
+                }
+                if *jsonb && text.contains("\\u0000") {
+                    return Err(Refusal::new(
+                        "JSON holds \\u0000, which Postgres jsonb cannot store",
+                    ));
+                }
+                push_field(out, text.as_bytes());
+            }
+            Conversion::SetToArray => {
+                let text = text(value)?;
+                let mut array = Vec::with_capacity(text.len() + 2);
+                array.push(b'{');
+                if !text.is_empty() {
+                    for (i, label) in text.split(',').enumerate() {
+                        if i > 0 {
+                            array.push(b',');
+                        }
+                        array.push(b'"');
+                        for &b in label.as_bytes() {
+                            if b == b'"' || b == b'\\' {
+                                array.push(b'\\');
+                            }
+                            array.push(b);
+                        }
+                        array.push(b'"');
+                    }
+                }
+                array.push(b'}');
+                push_field(out, &array);
+            }
+            Conversion::Date => {
+                let (y, m, d, hh, mm, ss, us) = date(value)?;
+                if (hh, mm, ss, us) != (0, 0, 0, 0) {
+                    return Err(Refusal::new(
+                        "the time of day would be lost in a date column",
+                    ));
+                }
+                push_date(y, m, d, out);
+            }
+            Conversion::Timestamp { tz } => {
+                let (y, m, d, hh, mm, ss, us) = date(value)?;
+                push_date(y, m, d, out);
+                out.push(b' ');
+                push_time(hh as u32, mm, ss, us, out);
+                if *tz {
+                    out.extend_from_slice(b"+00");
+                }
+            }
+            Conversion::Time => {
+                let (negative, hours, mm, ss, us) = time(value)?;
+                if negative || hours > 24 || (hours == 24 && (mm, ss, us) != (0, 0, 0)) {
+                    return Err(Refusal::new(
+                        "time outside 00:00:00..24:00:00 fits only an interval column",
+                    ));
+                }
+                push_time(hours, mm, ss, us, out);
+            }
+            Conversion::Interval => {
+                let (negative, hours, mm, ss, us) = time(value)?;
+                if negative {
+                    out.push(b'-');
+                }
+                push_time(hours, mm, ss, us, out);
+            }
+            Conversion::Year => {
+                let n = integer(value)?;
+                out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn unexpected(value: &Value) -> Refusal {
+    Refusal::new(format!(
+        "the server sent a {} value where this conversion expects another kind",
+        match value {
+            Value::NULL => "NULL",
+            Value::Bytes(_) => "string",
+            Value::Int(_) | Value::UInt(_) => "integer",
+            Value::Float(_) | Value::Double(_) => "floating-point",
+            Value::Date(..) => "date",
+            Value::Time(..) => "time",
+        }
+    ))
+}
+
+#[inline]
+fn integer(value: &Value) -> Result<i128, Refusal> {
+    match value {
+        Value::Int(n) => Ok(*n as i128),
+        Value::UInt(n) => Ok(*n as i128),
+        Value::Bytes(b) => std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| Refusal::new("not an integer")),
+        _ => Err(unexpected(value)),
+    }
+}
+
+/// A bit(n) value: big-endian bytes.
+fn bits(value: &Value) -> Result<u64, Refusal> {
+    match value {
+        Value::Bytes(b) if b.len() <= 8 => Ok(b.iter().fold(0u64, |acc, &x| (acc << 8) | x as u64)),
+        Value::Int(n) => Ok(*n as u64),
+        Value::UInt(n) => Ok(*n),
+        _ => Err(unexpected(value)),
+    }
+}
+
+#[inline]
+fn bytes(value: &Value) -> Result<&[u8], Refusal> {
+    match value {
+        Value::Bytes(b) => Ok(b),
+        _ => Err(unexpected(value)),
+    }
+}
+
+/// Text as Postgres can hold it: UTF-8 (the session asks MySQL for utf8mb4, so every
+/// character set arrives converted) and without NUL, which Postgres text cannot store.
+#[inline]
+fn text(value: &Value) -> Result<&str, Refusal> {
+    let raw = bytes(value)?;
+    let text = std::str::from_utf8(raw).map_err(|e| {
+        Refusal::new(format!(
+            "not valid UTF-8 at byte {} (binary data in a text column?)",
+            e.valid_up_to()
+        ))
+    })?;
+    if raw.contains(&0) {
+        return Err(Refusal::new(
+            "contains a NUL byte (0x00), which Postgres text cannot store",
+        ));
+    }
+    Ok(text)
+}
+
+type DateParts = (u16, u8, u8, u8, u8, u8, u32);
+
+fn date(value: &Value) -> Result<DateParts, Refusal> {
+    let Value::Date(y, m, d, hh, mm, ss, us) = *value else {
+        return Err(unexpected(value));
+    };
+    if y == 0 || m == 0 || d == 0 {
+        return Err(Refusal::new(
+            "zero date (year, month or day 0) has no Postgres equivalent",
+        ));
+    }
+    if m > 12 || d > days_in_month(y, m) {
+        return Err(Refusal::new("not a calendar date"));
+    }
+    Ok((y, m, d, hh, mm, ss, us))
+}
+
+fn days_in_month(y: u16, m: u8) -> u8 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// (negative, hours, minutes, seconds, microseconds) with days folded into hours.
+fn time(value: &Value) -> Result<(bool, u32, u8, u8, u32), Refusal> {
+    let Value::Time(negative, days, hh, mm, ss, us) = *value else {
+        return Err(unexpected(value));
+    };
+    Ok((negative, days * 24 + hh as u32, mm, ss, us))
+}
+
+fn push_2(n: u8, out: &mut Vec<u8>) {
+    out.push(b'0' + n / 10);
+    out.push(b'0' + n % 10);
+}
+
+fn push_date(y: u16, m: u8, d: u8, out: &mut Vec<u8>) {
+    out.push(b'0' + (y / 1000) as u8);
+    out.push(b'0' + (y / 100 % 10) as u8);
+    push_2((y % 100) as u8, out);
+    out.push(b'-');
+    push_2(m, out);
+    out.push(b'-');
+    push_2(d, out);
+}
+
+fn push_time(hours: u32, mm: u8, ss: u8, us: u32, out: &mut Vec<u8>) {
+    if hours < 100 {
+        push_2(hours as u8, out);
+    } else {
+        out.extend_from_slice(itoa::Buffer::new().format(hours).as_bytes());
+    }
+    out.push(b':');
+    push_2(mm, out);
+    out.push(b':');
+    push_2(ss, out);
+    if us != 0 {
+        out.push(b'.');
+        let mut digits = [b'0'; 6];
+        let mut n = us;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        out.extend_from_slice(&digits);
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn push_hex(raw: &[u8], out: &mut Vec<u8>) {
+    out.reserve(raw.len() * 2 + 2);
+    out.extend_from_slice(b"\\x");
+    for &b in raw {
+        out.push(HEX[(b >> 4) as usize]);
+        out.push(HEX[(b & 15) as usize]);
+    }
+}
+
+/// Accepts the canonical 8-4-4-4-12 form or 32 bare hex digits, writes the canonical
+/// lower-case form.
+fn push_uuid_text(text: &[u8], out: &mut Vec<u8>) -> Outcome {
+    let valid = match text.len() {
+        36 => text.iter().enumerate().all(|(i, &b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        }),
+        32 => text.iter().all(u8::is_ascii_hexdigit),
+        _ => false,
+    };
+    if !valid {
+        return Err(Refusal::new("not a uuid (expected 8-4-4-4-12 hex digits)"));
+    }
+    let mut hex = text.iter().filter(|&&b| b != b'-');
+    for i in 0..32 {
+        if matches!(i, 8 | 12 | 16 | 20) {
+            out.push(b'-');
+        }
+        out.push(hex.next().expect("32 hex digits").to_ascii_lowercase());
+    }
+    Ok(())
+}
+
+fn push_uuid_bytes(raw: &[u8], out: &mut Vec<u8>) {
+    for (i, &b) in raw.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push(b'-');
+        }
+        out.push(HEX[(b >> 4) as usize]);
+        out.push(HEX[(b & 15) as usize]);
+    }
+}
+
+/// Decimal text from MySQL is already canonical (`-123.4500`); check only that its integer
+/// digits fit, since Postgres would otherwise fail the whole COPY without naming the row.
+fn check_decimal(text: &[u8], max_integer_digits: Option<u32>) -> Outcome {
+    let digits = text.strip_prefix(b"-").unwrap_or(text);
+    let integer_part = digits.split(|&b| b == b'.').next().unwrap_or(b"");
+    if integer_part.is_empty() || !digits.iter().all(|&b| b.is_ascii_digit() || b == b'.') {
+        return Err(Refusal::new("not a decimal number"));
+    }
+    if let Some(max) = max_integer_digits {
+        let significant = integer_part
+            .iter()
+            .skip_while(|&&b| b == b'0')
+            .count();
+        if significant > max as usize {
+            return Err(Refusal::new(format!(
+                "{significant} integer digits do not fit the target's {max}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A short, printable excerpt of a value for error messages: at most 64 characters.
+pub fn excerpt(value: &Value) -> String {
+    const MAX: usize = 64;
+    match value {
+        Value::NULL => "NULL".into(),
+        Value::Bytes(b) => {
+            let text = String::from_utf8_lossy(&b[..b.len().min(4 * MAX)]);
+            let mut shown: String = text.chars().take(MAX).collect();
+            if text.chars().count() > MAX || b.len() > 4 * MAX {
+                shown.push('…');
+            }
+            format!("{shown:?}")
+        }
+        Value::Int(n) => n.to_string(),
+        Value::UInt(n) => n.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Double(f) => f.to_string(),
+        Value::Date(y, m, d, hh, mm, ss, us) => {
+            format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}.{us:06}")
+        }
+        Value::Time(neg, days, hh, mm, ss, us) => format!(
+            "{}{}:{mm:02}:{ss:02}.{us:06}",
+            if *neg { "-" } else { "" },
+            days * 24 + *hh as u32
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(c: &Conversion, v: Value) -> Result<String, Refusal> {
+        let mut out = Vec::new();
+        c.encode(&v, &mut out)?;
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn tinyint_two_is_not_true() {
+        let c = Conversion::IntegerToBool;
+        assert_eq!(enc(&c, Value::Int(1)).unwrap(), "t");
+        assert_eq!(enc(&c, Value::Int(0)).unwrap(), "f");
+        assert!(enc(&c, Value::Int(2)).unwrap_err().reason.contains("only 0 and 1"));
+    }
+
+    #[test]
+    fn integers_out_of_range_are_refused() {
+        let c = Conversion::Integer {
+            min: i16::MIN as i128,
+            max: i16::MAX as i128,
+        };
+        assert_eq!(enc(&c, Value::Int(-32768)).unwrap(), "-32768");
+        assert!(enc(&c, Value::Int(32768)).is_err());
+        let c = Conversion::Integer {
+            min: 0,
+            max: u64::MAX as i128,
+        };
+        assert_eq!(enc(&c, Value::UInt(u64::MAX)).unwrap(), "18446744073709551615");
+    }
+
+    #[test]
+    fn null_is_an_empty_unquoted_field_and_empty_text_is_quoted() {
+        let c = Conversion::Text { max_chars: None };
+        assert_eq!(enc(&c, Value::NULL).unwrap(), "");
+        assert_eq!(enc(&c, Value::Bytes(vec![])).unwrap(), "\"\"");
+    }
+
+    #[test]
+    fn text_limits_count_characters_not_bytes() {
+        let c = Conversion::Text { max_chars: Some(2) };
+        assert_eq!(enc(&c, Value::Bytes("éé".into())).unwrap(), "éé");
+        assert!(enc(&c, Value::Bytes("ééé".into())).is_err());
+    }
+
+    #[test]
+    fn nul_bytes_are_refused_not_stripped() {
+        let c = Conversion::Text { max_chars: None };
+        assert!(enc(&c, Value::Bytes(b"a\0b".to_vec()))
+            .unwrap_err()
+            .reason
+            .contains("NUL"));
+    }
+
+    #[test]
+    fn uuids_are_validated_and_lowercased() {
+        let c = Conversion::TextToUuid;
+        assert_eq!(
+            enc(&c, Value::Bytes(b"0149CE5F-76A8-4EFE-B2E3-431B8C6CCEB6".to_vec())).unwrap(),
+            "0149ce5f-76a8-4efe-b2e3-431b8c6cceb6"
+        );
+        assert!(enc(&c, Value::Bytes(b"not-a-uuid".to_vec())).is_err());
+        assert!(enc(&c, Value::Bytes(b"".to_vec())).is_err());
+        let raw: Vec<u8> = (0u8..16).collect();
+        assert_eq!(
+            enc(&Conversion::BinaryToUuid, Value::Bytes(raw)).unwrap(),
+            "00010203-0405-0607-0809-0a0b0c0d0e0f"
+        );
+    }
+
+    #[test]
+    fn dates_and_timestamps_render_exactly() {
+        let ts = Value::Date(2013, 10, 7, 8, 23, 19, 120);
+        assert_eq!(
+            enc(&Conversion::Timestamp { tz: false }, ts.clone()).unwrap(),
+            "2013-10-07 08:23:19.000120"
+        );
+        assert_eq!(
+            enc(&Conversion::Timestamp { tz: true }, ts).unwrap(),
+            "2013-10-07 08:23:19.000120+00"
+        );
+        assert!(enc(&Conversion::Date, Value::Date(0, 0, 0, 0, 0, 0, 0))
+            .unwrap_err()
+            .reason
+            .contains("zero date"));
+        assert!(enc(&Conversion::Date, Value::Date(2021, 2, 29, 0, 0, 0, 0)).is_err());
+    }
+
+    #[test]
+    fn bytea_is_hex() {
+        assert_eq!(
+            enc(&Conversion::Bytea, Value::Bytes(vec![0, 0xff, b','])).unwrap(),
+            "\\x00ff2c"
+        );
+    }
+
+    #[test]
+    fn json_is_validated() {
+        let c = Conversion::Json { jsonb: true };
+        assert_eq!(enc(&c, Value::Bytes(b"{}".to_vec())).unwrap(), "{}");
+        assert!(enc(&c, Value::Bytes(b"{".to_vec())).is_err());
+        assert!(enc(&c, Value::Bytes(br#"{"a":"\u0000"}"#.to_vec())).is_err());
+    }
+
+    #[test]
+    fn time_beyond_a_day_needs_an_interval() {
+        let t = Value::Time(false, 1, 2, 3, 4, 0);
+        assert!(enc(&Conversion::Time, t.clone()).is_err());
+        assert_eq!(enc(&Conversion::Interval, t).unwrap(), "26:03:04");
+    }
+
+    #[test]
+    fn sets_become_text_arrays() {
+        assert_eq!(
+            enc(&Conversion::SetToArray, Value::Bytes(b"a,b".to_vec())).unwrap(),
+            "\"{\"\"a\"\",\"\"b\"\"}\""
+        );
+        assert_eq!(
+            enc(&Conversion::SetToArray, Value::Bytes(b"".to_vec())).unwrap(),
+            "{}"
+        );
+    }
+
+    #[test]
+    fn decimals_keep_their_digits() {
+        let c = Conversion::Decimal {
+            max_integer_digits: Some(3),
+        };
+        assert_eq!(enc(&c, Value::Bytes(b"-123.4500".to_vec())).unwrap(), "-123.4500");
+        assert!(enc(&c, Value::Bytes(b"1234.5".to_vec())).is_err());
+    }
+
+    #[test]
+    fn excerpts_are_short() {
+        let long = Value::Bytes(vec![b'x'; 10_000]);
+        assert!(excerpt(&long).chars().count() < 70);
+    }
+}

@@ -1,0 +1,227 @@
+//! Rows → CSV bytes → chunk files. Runs on the rayon pool: each batch of rows is converted
+//! column by column ([`convert`]), written in the Postgres CSV dialect ([`csv`]), summed into
+//! the chunk's checksum and appended to the chunk's file, which is fsynced and renamed into
+//! place when the chunk's last batch is in.
+
+pub mod convert;
+pub mod csv;
+
+use std::fs::File;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use mysql_async::{Row, Value};
+
+pub use convert::{Conversion, Refusal};
+
+use crate::error::{Error, Result, ValueError};
+use crate::mapping::TableMapping;
+use crate::workdir;
+
+/// What the encoder knows of one table: a conversion per written column.
+#[derive(Debug)]
+pub struct TableCodec {
+    pub table: String,
+    pub columns: Vec<String>,
+    pub conversions: Vec<Conversion>,
+    pub key_columns: Vec<String>,
+    pub key_positions: Vec<usize>,
+}
+
+impl TableCodec {
+    pub fn new(mapping: &TableMapping) -> Self {
+        TableCodec {
+            table: mapping.name().to_string(),
+            columns: mapping.columns.iter().map(|c| c.source.clone()).collect(),
+            conversions: mapping.columns.iter().map(|c| c.conversion.clone()).collect(),
+            key_columns: mapping.key_columns().to_vec(),
+            key_positions: mapping.key_positions.clone(),
+        }
+    }
+
+    /// Appends `rows` as CSV lines to `out`; returns the wrapping sum of the rows'
+    /// checksums (order-independent, so batches may be written in any order).
+    pub fn encode_rows(&self, rows: &[Row], out: &mut Vec<u8>) -> Result<u64, ValueError> {
+        let mut sum = 0u64;
+        for row in rows {
+            let start = out.len();
+            for (i, conversion) in self.conversions.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                let value = row.as_ref(i).unwrap_or(&Value::NULL);
+                if let Err(refusal) = conversion.encode(value, out) {
+                    return Err(self.value_error(row, i, value, refusal));
+                }
+            }
+            out.push(b'\n');
+            sum = sum.wrapping_add(row_checksum(&out[start..]));
+        }
+        Ok(sum)
+    }
+
+    #[cold]
+    fn value_error(&self, row: &Row, column: usize, value: &Value, refusal: Refusal) -> ValueError {
+        ValueError {
+            table: self.table.clone(),
+            key: self.render_key(row),
+            column: self.columns[column].clone(),
+            excerpt: convert::excerpt(value),
+            reason: refusal.reason.into_owned(),
+            hint: refusal.hint,
+        }
+    }
+
+    fn render_key(&self, row: &Row) -> String {
+        if self.key_positions.is_empty() {
+            return "(table has no key)".to_string();
+        }
+        self.key_columns
+            .iter()
+            .zip(&self.key_positions)
+            .map(|(name, &i)| format!("{name}={}", convert::excerpt(row.as_ref(i).unwrap_or(&Value::NULL))))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The checksum of one row: xxh3 of its CSV line, a canonical rendering of its values.
+pub fn row_checksum(line: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(line)
+}
+
+/// A chunk on its way to disk. Batches of a chunk may be encoded on several threads at
+/// once; `pending` counts the batches in flight plus one for the reader, and whoever
+/// brings it to zero finishes the file.
+pub struct ChunkWriter {
+    pub codec: Arc<TableCodec>,
+    pub chunk_id: u32,
+    tmp_path: PathBuf,
+    final_path: PathBuf,
+    state: Mutex<ChunkState>,
+    pending: AtomicUsize,
+}
+
+#[derive(Default)]
+struct ChunkState {
+    file: Option<File>,
+    rows: u64,
+    bytes: u64,
+    checksum: u64,
+}
+
+/// A chunk file complete on disk.
+#[derive(Debug, Clone)]
+pub struct FinishedChunk {
+    pub table: String,
+    pub chunk_id: u32,
+    pub rows: u64,
+    pub bytes: u64,
+    pub checksum: u64,
+    pub path: PathBuf,
+}
+
+impl ChunkWriter {
+    pub fn new(codec: Arc<TableCodec>, chunk_id: u32, final_path: PathBuf) -> Arc<Self> {
+        let tmp_path = final_path.with_extension("csv.tmp");
+        Arc::new(ChunkWriter {
+            codec,
+            chunk_id,
+            tmp_path,
+            final_path,
+            state: Mutex::new(ChunkState::default()),
+            pending: AtomicUsize::new(1),
+        })
+    }
+
+    /// Called by the reader before it hands a batch to the encoders.
+    pub fn batch_sent(&self) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Encodes one batch and appends it to the file.
+    pub fn write_batch(&self, rows: &[Row], buffer: &mut Vec<u8>) -> Result<()> {
+        buffer.clear();
+        let checksum = self.codec.encode_rows(rows, buffer)?;
+        let mut state = self.state.lock().expect("chunk state lock");
+        if state.file.is_none() {
+            state.file = Some(workdir::create_private_file(&self.tmp_path)?);
+        }
+        state
+            .file
+            .as_mut()
+            .expect("opened above")
+            .write_all(buffer)
+            .map_err(Error::io(&self.tmp_path))?;
+        state.rows += rows.len() as u64;
+        state.bytes += buffer.len() as u64;
+        state.checksum = state.checksum.wrapping_add(checksum);
+        Ok(())
+    }
+
+    /// Marks a batch (or the reader) done; the last one finishes the file.
+    pub fn release(&self) -> Result<Option<FinishedChunk>> {
+        if self.pending.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return Ok(None);
+        }
+        let mut state = self.state.lock().expect("chunk state lock");
+        let file = match state.file.take() {
+            Some(f) => f,
+            None => workdir::create_private_file(&self.tmp_path)?, // an empty chunk
+        };
+        file.sync_all().map_err(Error::io(&self.tmp_path))?;
+        drop(file);
+        std::fs::rename(&self.tmp_path, &self.final_path).map_err(Error::io(&self.final_path))?;
+        Ok(Some(FinishedChunk {
+            table: self.codec.table.clone(),
+            chunk_id: self.chunk_id,
+            rows: state.rows,
+            bytes: state.bytes,
+            checksum: state.checksum,
+            path: self.final_path.clone(),
+        }))
+    }
+}
+
+/// Work for the encoders: a batch of rows of one chunk, or the reader's end of a chunk.
+pub enum EncodeJob {
+    Rows(Arc<ChunkWriter>, Vec<Row>),
+    End(Arc<ChunkWriter>),
+}
+
+/// One encoder thread: takes jobs until the readers are gone, hands every finished chunk
+/// to `finished` (which returns false when nobody downstream listens any more).
+pub fn encoder_loop(
+    jobs: crossbeam_channel::Receiver<EncodeJob>,
+    cancelled: &dyn Fn() -> bool,
+    fail: &dyn Fn(Error),
+    finished: &dyn Fn(FinishedChunk) -> bool,
+) {
+    let mut buffer = Vec::with_capacity(1 << 20);
+    for job in jobs {
+        if cancelled() {
+            continue; // drain, so no reader stays blocked on a full channel
+        }
+        let (writer, outcome) = match job {
+            EncodeJob::Rows(writer, rows) => {
+                let outcome = writer.write_batch(&rows, &mut buffer);
+                (writer, outcome)
+            }
+            EncodeJob::End(writer) => (writer, Ok(())),
+        };
+        match outcome.and_then(|()| writer.release()) {
+            Ok(Some(chunk)) => {
+                if !finished(chunk) {
+                    fail(Error::Cancelled);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => fail(e),
+        }
+        if buffer.capacity() > 8 << 20 {
+            buffer = Vec::with_capacity(1 << 20); // one huge row must not pin its memory
+        }
+    }
+}

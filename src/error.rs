@@ -1,0 +1,162 @@
+//! pgferry's error type: every failure says where (table, key, column), what and why,
+//! and maps onto the exit codes of the design (1 data, 2 usage, 3 environment).
+
+use std::path::PathBuf;
+
+/// Process exit codes, as documented in the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Success = 0,
+    Data = 1,
+    Usage = 2,
+    Environment = 3,
+}
+
+/// A value that does not fit its target column. Built on the cold path only: the hot
+/// loop reports a [`crate::encode::Refusal`] and the encoder adds the location.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("table `{table}`, key {key}, column `{column}`: {reason} (value: {excerpt}){}", hint_suffix(.hint))]
+pub struct ValueError {
+    pub table: String,
+    /// The row's primary key rendered as `col=value`, or `row N of chunk C` for keyless tables.
+    pub key: String,
+    pub column: String,
+    /// At most 64 characters of the value, never a whole row.
+    pub excerpt: String,
+    pub reason: String,
+    /// The option that changes the behaviour, where one exists.
+    pub hint: Option<&'static str>,
+}
+
+fn hint_suffix(hint: &Option<&'static str>) -> String {
+    hint.map(|h| format!("; {h}")).unwrap_or_default()
+}
+
+/// One problem found by `check`: many are collected and reported together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub table: String,
+    pub column: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.column {
+            Some(c) => write!(f, "`{}`.`{}`: {}", self.table, c, self.message),
+            None => write!(f, "`{}`: {}", self.table, self.message),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Usage(String),
+
+    #[error("cannot connect to the {side} database at {url}: {reason}")]
+    Connect {
+        side: &'static str,
+        /// Always redacted.
+        url: String,
+        reason: String,
+    },
+
+    #[error("source (MySQL) failed while {context}: {source}")]
+    Source {
+        context: String,
+        #[source]
+        source: mysql_async::Error,
+    },
+
+    #[error("target (Postgres) failed while {context}: {}", pg_message(.source))]
+    Target {
+        context: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(transparent)]
+    Value(#[from] ValueError),
+
+    #[error("the migration cannot run: {} problem(s)\n{}", .0.len(), render_problems(.0))]
+    Check(Vec<Problem>),
+
+    #[error("{0}")]
+    Data(String),
+
+    #[error("{0}")]
+    Environment(String),
+
+    #[error("cancelled because another part of the run failed")]
+    Cancelled,
+}
+
+fn render_problems(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// tokio-postgres' Display says only "db error"; the server's message is what an operator needs.
+fn pg_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!("{}: {}", db.code().code(), db.message());
+            if let Some(d) = db.detail() {
+                s.push_str(&format!(" ({d})"));
+            }
+            if let Some(w) = db.where_() {
+                s.push_str(&format!(" [{w}]"));
+            }
+            s
+        }
+        None => e.to_string(),
+    }
+}
+
+impl Error {
+    pub fn exit(&self) -> Exit {
+        match self {
+            Error::Usage(_) => Exit::Usage,
+            Error::Value(_) | Error::Check(_) | Error::Data(_) => Exit::Data,
+            // A COPY that Postgres refuses for its data (class 22 data exception,
+            // 23 integrity violation) is a data error, not an environment one.
+            Error::Target { source, .. } => match source.code().map(|c| &c.code()[..2]) {
+                Some("22") | Some("23") => Exit::Data,
+                _ => Exit::Environment,
+            },
+            Error::Connect { .. }
+            | Error::Source { .. }
+            | Error::Io { .. }
+            | Error::Environment(_)
+            | Error::Cancelled => Exit::Environment,
+        }
+    }
+
+    pub fn source(context: impl Into<String>) -> impl FnOnce(mysql_async::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Source { context, source }
+    }
+
+    pub fn target(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Target { context, source }
+    }
+
+    pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { path, source }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,623 @@
+//! The commands' engine: prepare (catalogs, mapping, checks), plan, then the pipeline
+//!
+//! ```text
+//! readers (tokio, one snapshot) ──bounded crossbeam── encoders (rayon) ──bounded mpsc── COPY writers (tokio)
+//! ```
+//!
+//! Every channel is bounded, so memory depends on channel and batch sizes, never on the
+//! size of a table. The first error cancels every stage and is the run's error.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Row, Value};
+
+use crate::catalog;
+use crate::config::Settings;
+use crate::encode::{encoder_loop, ChunkWriter, EncodeJob, FinishedChunk, TableCodec};
+use crate::error::{Error, Problem, Result};
+use crate::mapping::{self, Mapping, TableMapping};
+use crate::plan::{self, Chunk, Plan, PlannedTable};
+use crate::sink::{self, CopyTarget};
+use crate::source::{self, KeyColumn};
+use crate::workdir::{self, Manifest, ManifestEntry};
+use crate::post;
+
+/// Rows per batch handed from a reader to the encoders, and the byte budget of one batch.
+const BATCH_ROWS: usize = 1024;
+const BATCH_BYTES: usize = 1 << 20;
+
+/// The first error of a run, and the flag that tells every stage to stop.
+#[derive(Default)]
+pub struct Failure {
+    cancelled: AtomicBool,
+    first: Mutex<Option<Error>>,
+}
+
+impl Failure {
+    pub fn fail(&self, error: Error) {
+        let mut first = self.first.lock().expect("failure lock");
+        // A cancellation is the echo of the real error in another stage.
+        if first.is_none() || matches!(*first, Some(Error::Cancelled)) {
+            *first = Some(error);
+        }
+        self.cancelled.store(true, Ordering::Release);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+
+    fn into_result(self: Arc<Self>) -> Result<()> {
+        match self.first.lock().expect("failure lock").take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What `check` found.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    pub tables: usize,
+    pub columns: usize,
+    pub problems: Vec<Problem>,
+    pub warnings: Vec<Problem>,
+}
+
+/// Per-table totals of a run.
+#[derive(Debug, Default, Clone)]
+pub struct TableSummary {
+    pub chunks: usize,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub tables: BTreeMap<String, TableSummary>,
+    pub sequences: usize,
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    fn add(&mut self, table: &str, rows: u64, bytes: u64) {
+        let t = self.tables.entry(table.to_string()).or_default();
+        t.chunks += 1;
+        t.rows += rows;
+        t.bytes += bytes;
+    }
+
+    pub fn total_rows(&self) -> u64 {
+        self.tables.values().map(|t| t.rows).sum()
+    }
+
+    pub fn total_bytes(&self) -> u64 {
+        self.tables.values().map(|t| t.bytes).sum()
+    }
+}
+
+/// Catalogs read, tables paired, every problem found.
+struct Prepared {
+    database: String,
+    source: Conn,
+    target: tokio_postgres::Client,
+    mapping: Mapping,
+}
+
+async fn prepare(settings: &Settings, require_empty_target: bool) -> Result<(Prepared, Vec<Problem>)> {
+    let source_url = settings.require_source()?;
+    let target_url = settings.require_target()?;
+    let database = source::database(source_url)?;
+    let (source, target) = tokio::try_join!(source::connect(source_url), sink::connect(target_url))?;
+    let mut source = source;
+    let source_tables = catalog::mysql::read(&mut source, &database).await?;
+    let target_tables = catalog::postgres::read(&target, &settings.target_schema).await?;
+    if source_tables.is_empty() {
+        return Err(Error::Usage(format!("the source database `{database}` has no tables")));
+    }
+    let mapping = mapping::build(&source_tables, &target_tables, &settings.tables);
+    let mut problems = mapping.problems.clone();
+    if require_empty_target {
+        let tables: Vec<(String, String)> = mapping
+            .tables
+            .iter()
+            .map(|t| (t.name().to_string(), t.target.qualified()))
+            .collect();
+        problems.extend(sink::non_empty_tables(&target, &tables).await?);
+    }
+    Ok((
+        Prepared {
+            database,
+            source,
+            target,
+            mapping,
+        },
+        problems,
+    ))
+}
+
+/// `pgferry check`: every problem at once, nothing moved.
+pub async fn check(settings: &Settings) -> Result<CheckReport> {
+    let (prepared, problems) = prepare(settings, true).await?;
+    Ok(CheckReport {
+        tables: prepared.mapping.tables.len(),
+        columns: prepared.mapping.tables.iter().map(|t| t.columns.len()).sum(),
+        problems,
+        warnings: prepared.mapping.warnings,
+    })
+}
+
+async fn prepare_or_refuse(settings: &Settings) -> Result<Prepared> {
+    let (prepared, problems) = prepare(settings, true).await?;
+    for w in &prepared.mapping.warnings {
+        tracing::warn!(table = %w.table, column = w.column.as_deref().unwrap_or(""), "{}", w.message);
+    }
+    if !problems.is_empty() {
+        return Err(Error::Check(problems));
+    }
+    Ok(prepared)
+}
+
+fn new_plan_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{:x}-{:x}", nanos, std::process::id())
+}
+
+/// Plans every table and writes `plan.json` into a new workdir.
+async fn make_plan(settings: &Settings, prepared: &mut Prepared, workdir: &Path) -> Result<Plan> {
+    if workdir.join(workdir::PLAN_FILE).exists() {
+        return Err(Error::Usage(format!(
+            "{} already holds a plan: resuming is not supported yet, use a new --workdir",
+            workdir.display()
+        )));
+    }
+    workdir::create_private_dir(workdir)?;
+    let mut tables = Vec::new();
+    for table in &prepared.mapping.tables {
+        let rows = plan::rows_per_chunk(table.source.avg_row_length, settings.chunk_bytes, settings.chunk_rows);
+        let chunks = plan::plan_table(&mut prepared.source, &prepared.database, table, rows).await?;
+        tracing::info!(table = %table.name(), chunks = chunks.len(), rows_per_chunk = rows, "Table planned.");
+        workdir::create_private_dir(&workdir::table_dir(workdir, table.name()))?;
+        tables.push(PlannedTable {
+            name: table.name().to_string(),
+            target: table.target.qualified(),
+            target_columns: table.columns.iter().map(|c| c.target.clone()).collect(),
+            key: table.key_columns().to_vec(),
+            chunks,
+        });
+    }
+    let plan = Plan {
+        plan_id: new_plan_id(),
+        source_database: prepared.database.clone(),
+        target_schema: settings.target_schema.clone(),
+        tables,
+    };
+    workdir::write_json(&workdir.join(workdir::PLAN_FILE), &plan)?;
+    Ok(plan)
+}
+
+/// One table's share of the export: how to read, convert and place its chunks.
+struct TableJob {
+    codec: Arc<TableCodec>,
+    key: Vec<KeyColumn>,
+    select: Vec<String>,
+}
+
+struct ChunkTask {
+    job: Arc<TableJob>,
+    chunk: Chunk,
+    path: PathBuf,
+}
+
+fn chunk_tasks(mapping: &[TableMapping], plan: &Plan, workdir: &Path) -> Vec<ChunkTask> {
+    let mut tasks = Vec::new();
+    for (table, planned) in mapping.iter().zip(&plan.tables) {
+        let key = table
+            .key_columns()
+            .iter()
+            .map(|k| {
+                let column = table.source.column(k);
+                KeyColumn {
+                    name: k.clone(),
+                    string: column.and_then(|c| match (&c.charset, &c.collation) {
+                        (Some(cs), Some(co)) if c.ty.is_string() => Some((cs.clone(), co.clone())),
+                        _ => None,
+                    }),
+                }
+            })
+            .collect();
+        let job = Arc::new(TableJob {
+            codec: Arc::new(TableCodec::new(table)),
+            key,
+            select: table.select.clone(),
+        });
+        for chunk in &planned.chunks {
+            tasks.push(ChunkTask {
+                job: job.clone(),
+                chunk: chunk.clone(),
+                path: workdir::chunk_path(workdir, table.name(), chunk.id),
+            });
+        }
+    }
+    // Big tables first would be better still; interleaving tables spreads the load.
+    tasks
+}
+
+/// Reads and encodes every chunk; `finished` receives each complete chunk file.
+async fn export(
+    settings: &Settings,
+    database: &str,
+    tasks: Vec<ChunkTask>,
+    failure: Arc<Failure>,
+    finished: Arc<dyn Fn(FinishedChunk) -> bool + Send + Sync>,
+) -> Result<()> {
+    let snapshot = source::open_snapshot(settings.require_source()?, settings.readers).await?;
+    if let Some(pos) = &snapshot.binlog {
+        tracing::info!(binlog_file = %pos.file, binlog_position = pos.position, "Snapshot opened.");
+    }
+    let (job_tx, job_rx) = crossbeam_channel::bounded::<EncodeJob>(settings.encoders * 4);
+
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(settings.encoders)
+        .thread_name(|i| format!("pgferry-encode-{i}"))
+        .build()
+        .map_err(|e| Error::Environment(format!("cannot start encoder threads: {e}")))?;
+    let encoders = {
+        let failure = failure.clone();
+        let n = settings.encoders;
+        tokio::task::spawn_blocking(move || {
+            pool.scope(|scope| {
+                for _ in 0..n {
+                    let jobs = job_rx.clone();
+                    let failure = failure.clone();
+                    let finished = finished.clone();
+                    scope.spawn(move |_| {
+                        encoder_loop(jobs, &|| failure.is_cancelled(), &|e| failure.fail(e), &*finished)
+                    });
+                }
+            })
+        })
+    };
+
+    let queue = Arc::new(Mutex::new(VecDeque::from(tasks)));
+    let mut readers = Vec::new();
+    for conn in snapshot.readers {
+        let queue = queue.clone();
+        let jobs = job_tx.clone();
+        let failure = failure.clone();
+        let database = database.to_string();
+        readers.push(tokio::spawn(reader_loop(conn, database, queue, jobs, failure)));
+    }
+    drop(job_tx);
+    for reader in readers {
+        reader.await.map_err(|e| Error::Environment(format!("a reader panicked: {e}")))?;
+    }
+    encoders
+        .await
+        .map_err(|e| Error::Environment(format!("an encoder panicked: {e}")))?;
+    Ok(())
+}
+
+async fn reader_loop(
+    mut conn: Conn,
+    database: String,
+    queue: Arc<Mutex<VecDeque<ChunkTask>>>,
+    jobs: crossbeam_channel::Sender<EncodeJob>,
+    failure: Arc<Failure>,
+) {
+    while !failure.is_cancelled() {
+        let Some(task) = queue.lock().expect("queue lock").pop_front() else {
+            break;
+        };
+        if let Err(e) = read_chunk(&mut conn, &database, &task, &jobs, &failure).await {
+            failure.fail(e);
+            break;
+        }
+    }
+    // Ends the snapshot transaction; the connection goes with it.
+    let _ = conn.disconnect().await;
+}
+
+async fn read_chunk(
+    conn: &mut Conn,
+    database: &str,
+    task: &ChunkTask,
+    jobs: &crossbeam_channel::Sender<EncodeJob>,
+    failure: &Failure,
+) -> Result<()> {
+    let job = &task.job;
+    let context = format!("reading chunk {} of `{}`", task.chunk.id, job.codec.table);
+    let writer = ChunkWriter::new(job.codec.clone(), task.chunk.id, task.path.clone());
+    let (sql, params) = source::chunk_query(database, &job.codec.table, &job.select, &job.key, &task.chunk);
+    let mut result = conn.exec_iter(sql, params).await.map_err(Error::source(&context))?;
+    let mut batch: Vec<Row> = Vec::with_capacity(BATCH_ROWS);
+    let mut batch_bytes = 0;
+    while let Some(row) = result.next().await.map_err(Error::source(&context))? {
+        batch_bytes += row_size(&row);
+        batch.push(row);
+        if batch.len() >= BATCH_ROWS || batch_bytes >= BATCH_BYTES {
+            if failure.is_cancelled() {
+                return Err(Error::Cancelled);
+            }
+            writer.batch_sent();
+            hand_over(jobs, EncodeJob::Rows(writer.clone(), std::mem::take(&mut batch)))?;
+            batch.reserve(BATCH_ROWS);
+            batch_bytes = 0;
+        }
+    }
+    if !batch.is_empty() {
+        writer.batch_sent();
+        hand_over(jobs, EncodeJob::Rows(writer.clone(), batch))?;
+    }
+    hand_over(jobs, EncodeJob::End(writer))
+}
+
+/// Readers run on tokio and the encoders' channel blocks when they are behind:
+/// `block_in_place` lets the runtime move other tasks off this worker meanwhile.
+fn hand_over(jobs: &crossbeam_channel::Sender<EncodeJob>, job: EncodeJob) -> Result<()> {
+    tokio::task::block_in_place(|| jobs.send(job)).map_err(|_| Error::Cancelled)
+}
+
+fn row_size(row: &Row) -> usize {
+    (0..row.len())
+        .map(|i| match row.as_ref(i) {
+            Some(Value::Bytes(b)) => b.len() + 1,
+            _ => 9,
+        })
+        .sum()
+}
+
+/// COPY writers: each takes finished chunks from `chunks` and loads them.
+fn spawn_loaders(
+    settings: &Settings,
+    plan: &Plan,
+    chunks: tokio::sync::mpsc::Receiver<FinishedChunk>,
+    failure: Arc<Failure>,
+    loaded: Arc<Mutex<Summary>>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>> {
+    let targets: Arc<HashMap<String, CopyTarget>> = Arc::new(
+        plan.tables
+            .iter()
+            .map(|t| {
+                (
+                    t.name.clone(),
+                    CopyTarget {
+                        qualified: t.target.clone(),
+                        columns: t.target_columns.clone(),
+                    },
+                )
+            })
+            .collect(),
+    );
+    let chunks = Arc::new(tokio::sync::Mutex::new(chunks));
+    let url = settings.require_target()?.clone();
+    let mut handles = Vec::new();
+    for _ in 0..settings.writers {
+        let (chunks, failure, loaded, targets, url) =
+            (chunks.clone(), failure.clone(), loaded.clone(), targets.clone(), url.clone());
+        let plan_id = plan.plan_id.clone();
+        handles.push(tokio::spawn(async move {
+            let mut client = match sink::connect(&url).await {
+                Ok(c) => c,
+                Err(e) => return failure.fail(e),
+            };
+            loop {
+                let next = chunks.lock().await.recv().await;
+                let Some(chunk) = next else { break };
+                if failure.is_cancelled() {
+                    break;
+                }
+                let target = &targets[&chunk.table];
+                match sink::load_chunk(&mut client, &plan_id, target, &chunk).await {
+                    Ok(()) => {
+                        tracing::debug!(table = %chunk.table, chunk = chunk.chunk_id, rows = chunk.rows, "Chunk loaded.");
+                        loaded.lock().expect("summary lock").add(&chunk.table, chunk.rows, chunk.bytes);
+                    }
+                    Err(e) => {
+                        failure.fail(e);
+                        break;
+                    }
+                }
+            }
+        }));
+    }
+    Ok(handles)
+}
+
+fn manifest_entry(workdir: &Path, chunk: &FinishedChunk) -> ManifestEntry {
+    ManifestEntry {
+        table: chunk.table.clone(),
+        chunk: chunk.chunk_id,
+        rows: chunk.rows,
+        bytes: chunk.bytes,
+        checksum: format!("{:016x}", chunk.checksum),
+        file: chunk
+            .path
+            .strip_prefix(workdir)
+            .unwrap_or(&chunk.path)
+            .to_string_lossy()
+            .into_owned(),
+    }
+}
+
+/// Sequences and statistics of every loaded table.
+async fn finish_target(settings: &Settings, plan: &Plan) -> Result<usize> {
+    let client = sink::connect(settings.require_target()?).await?;
+    let mut moved = 0;
+    for table in &plan.tables {
+        moved += post::advance_sequences(&client, &table.target).await?;
+        client
+            .batch_execute(&format!("ANALYZE {}", table.target))
+            .await
+            .map_err(Error::target(format!("analyzing {}", table.target)))?;
+    }
+    Ok(moved)
+}
+
+/// `pgferry migrate`: export and load at once, then sequences.
+pub async fn migrate(settings: &Settings) -> Result<Summary> {
+    let started = Instant::now();
+    let workdir = settings.require_workdir()?.clone();
+    let mut prepared = prepare_or_refuse(settings).await?;
+    let plan = make_plan(settings, &mut prepared, &workdir).await?;
+    sink::ensure_ledger(&prepared.target).await?;
+    let tasks = chunk_tasks(&prepared.mapping.tables, &plan, &workdir);
+
+    let failure = Arc::new(Failure::default());
+    let loaded = Arc::new(Mutex::new(Summary::default()));
+    let manifest = Arc::new(Mutex::new(Vec::new()));
+    let (chunk_tx, chunk_rx) = tokio::sync::mpsc::channel::<FinishedChunk>(settings.writers * 2);
+    let loaders = spawn_loaders(settings, &plan, chunk_rx, failure.clone(), loaded.clone())?;
+    let finished: Arc<dyn Fn(FinishedChunk) -> bool + Send + Sync> = {
+        let (manifest, workdir) = (manifest.clone(), workdir.clone());
+        Arc::new(move |chunk: FinishedChunk| {
+            manifest.lock().expect("manifest lock").push(manifest_entry(&workdir, &chunk));
+            // Encoder threads are not tokio workers: blocking here is the back-pressure.
+            chunk_tx.blocking_send(chunk).is_ok()
+        })
+    };
+    let progress = spawn_progress(loaded.clone());
+    let exported = export(settings, &prepared.database, tasks, failure.clone(), finished).await;
+    if let Err(e) = exported {
+        failure.fail(e);
+    }
+    for loader in loaders {
+        loader.await.map_err(|e| Error::Environment(format!("a writer panicked: {e}")))?;
+    }
+    progress.abort();
+    failure.into_result()?;
+
+    write_manifest(&workdir, &plan, manifest)?;
+    let mut summary = Arc::try_unwrap(loaded).map(|m| m.into_inner().expect("summary lock")).unwrap_or_default();
+    summary.sequences = finish_target(settings, &plan).await?;
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+/// `pgferry export`: MySQL → chunk files and `manifest.json`.
+pub async fn export_only(settings: &Settings) -> Result<Summary> {
+    let started = Instant::now();
+    let workdir = settings.require_workdir()?.clone();
+    let (mut prepared, problems) = prepare(settings, false).await?;
+    if !problems.is_empty() {
+        return Err(Error::Check(problems));
+    }
+    let plan = make_plan(settings, &mut prepared, &workdir).await?;
+    let tasks = chunk_tasks(&prepared.mapping.tables, &plan, &workdir);
+    let failure = Arc::new(Failure::default());
+    let manifest = Arc::new(Mutex::new(Vec::new()));
+    let finished: Arc<dyn Fn(FinishedChunk) -> bool + Send + Sync> = {
+        let (manifest, workdir) = (manifest.clone(), workdir.clone());
+        Arc::new(move |chunk: FinishedChunk| {
+            manifest.lock().expect("manifest lock").push(manifest_entry(&workdir, &chunk));
+            true
+        })
+    };
+    if let Err(e) = export(settings, &prepared.database, tasks, failure.clone(), finished).await {
+        failure.fail(e);
+    }
+    failure.into_result()?;
+    let manifest = write_manifest(&workdir, &plan, manifest)?;
+    let mut summary = Summary::default();
+    for c in &manifest.chunks {
+        summary.add(&c.table, c.rows, c.bytes);
+    }
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+fn write_manifest(workdir: &Path, plan: &Plan, chunks: Arc<Mutex<Vec<ManifestEntry>>>) -> Result<Manifest> {
+    let mut chunks = std::mem::take(&mut *chunks.lock().expect("manifest lock"));
+    chunks.sort_by(|a, b| (&a.table, a.chunk).cmp(&(&b.table, b.chunk)));
+    let manifest = Manifest {
+        plan_id: plan.plan_id.clone(),
+        chunks,
+    };
+    workdir::write_json(&workdir.join(workdir::MANIFEST_FILE), &manifest)?;
+    Ok(manifest)
+}
+
+/// `pgferry import`: chunk files of an earlier `export` → Postgres.
+pub async fn import(settings: &Settings) -> Result<Summary> {
+    let started = Instant::now();
+    let workdir = settings.require_workdir()?.clone();
+    let plan: Plan = workdir::read_json(&workdir.join(workdir::PLAN_FILE))?;
+    let manifest: Manifest = workdir::read_json(&workdir.join(workdir::MANIFEST_FILE))?;
+    if manifest.plan_id != plan.plan_id {
+        return Err(Error::Data(format!(
+            "{}: manifest belongs to plan {}, not to plan {}",
+            workdir.display(),
+            manifest.plan_id,
+            plan.plan_id
+        )));
+    }
+    let target = sink::connect(settings.require_target()?).await?;
+    let tables: Vec<(String, String)> = plan.tables.iter().map(|t| (t.name.clone(), t.target.clone())).collect();
+    let problems = sink::non_empty_tables(&target, &tables).await?;
+    if !problems.is_empty() {
+        return Err(Error::Check(problems));
+    }
+    sink::ensure_ledger(&target).await?;
+
+    let failure = Arc::new(Failure::default());
+    let loaded = Arc::new(Mutex::new(Summary::default()));
+    let (chunk_tx, chunk_rx) = tokio::sync::mpsc::channel::<FinishedChunk>(settings.writers * 2);
+    let loaders = spawn_loaders(settings, &plan, chunk_rx, failure.clone(), loaded.clone())?;
+    let progress = spawn_progress(loaded.clone());
+    for entry in &manifest.chunks {
+        let chunk = FinishedChunk {
+            table: entry.table.clone(),
+            chunk_id: entry.chunk,
+            rows: entry.rows,
+            bytes: entry.bytes,
+            checksum: u64::from_str_radix(&entry.checksum, 16).unwrap_or(0),
+            path: workdir.join(&entry.file),
+        };
+        if chunk_tx.send(chunk).await.is_err() {
+            break; // every writer stopped: the failure says why
+        }
+    }
+    drop(chunk_tx);
+    for loader in loaders {
+        loader.await.map_err(|e| Error::Environment(format!("a writer panicked: {e}")))?;
+    }
+    progress.abort();
+    failure.into_result()?;
+    let mut summary = Arc::try_unwrap(loaded).map(|m| m.into_inner().expect("summary lock")).unwrap_or_default();
+    summary.sequences = finish_target(settings, &plan).await?;
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+/// A progress line every 10 seconds while chunks load.
+fn spawn_progress(loaded: Arc<Mutex<Summary>>) -> tokio::task::JoinHandle<()> {
+    let started = Instant::now();
+    let rows_before = AtomicU64::new(0);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let (rows, bytes) = {
+                let s = loaded.lock().expect("summary lock");
+                (s.total_rows(), s.total_bytes())
+            };
+            let last = rows_before.swap(rows, Ordering::Relaxed);
+            tracing::info!(
+                rows,
+                mib = bytes >> 20,
+                rows_per_s = (rows - last) / 10,
+                elapsed_s = started.elapsed().as_secs(),
+                "Loading."
+            );
+        }
+    })
+}

@@ -1,0 +1,246 @@
+//! Splits every table into chunks: key ranges `[lower, upper)` planned once and written to
+//! `workdir/plan.json`. The first chunk has no lower bound and the last no upper bound, so
+//! the ranges cover every key the table may hold, whatever was inserted after planning.
+//! Boundaries are MySQL key values and membership is decided by MySQL in the key column's
+//! own collation, so a case-insensitive collation can neither drop nor double a row.
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Value};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::my_ident;
+use crate::error::{Error, Result};
+use crate::mapping::TableMapping;
+
+/// A key value as stored in the plan; round-trips to the MySQL value it was read as.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "value", rename_all = "snake_case")]
+pub enum KeyValue {
+    Int(i64),
+    UInt(u64),
+    Text(String),
+    /// Hex, for key bytes that are not UTF-8 (binary keys).
+    Bytes(String),
+    Double(f64),
+    /// year, month, day, hour, minute, second, microsecond
+    Date(u16, u8, u8, u8, u8, u8, u32),
+    /// negative, days, hours, minutes, seconds, microseconds
+    Time(bool, u32, u8, u8, u8, u32),
+}
+
+impl KeyValue {
+    pub fn from_mysql(v: &Value) -> Option<KeyValue> {
+        Some(match v {
+            Value::NULL => return None,
+            Value::Int(n) => KeyValue::Int(*n),
+            Value::UInt(n) => KeyValue::UInt(*n),
+            Value::Bytes(b) => match std::str::from_utf8(b) {
+                Ok(s) => KeyValue::Text(s.to_string()),
+                Err(_) => KeyValue::Bytes(b.iter().map(|x| format!("{x:02x}")).collect()),
+            },
+            Value::Float(f) => KeyValue::Double(*f as f64),
+            Value::Double(f) => KeyValue::Double(*f),
+            Value::Date(y, m, d, hh, mm, ss, us) => KeyValue::Date(*y, *m, *d, *hh, *mm, *ss, *us),
+            Value::Time(n, d, hh, mm, ss, us) => KeyValue::Time(*n, *d, *hh, *mm, *ss, *us),
+        })
+    }
+
+    pub fn to_mysql(&self) -> Value {
+        match self {
+            KeyValue::Int(n) => Value::Int(*n),
+            KeyValue::UInt(n) => Value::UInt(*n),
+            KeyValue::Text(s) => Value::Bytes(s.clone().into_bytes()),
+            KeyValue::Bytes(hex) => Value::Bytes(
+                (0..hex.len() / 2)
+                    .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap_or(0))
+                    .collect(),
+            ),
+            KeyValue::Double(f) => Value::Double(*f),
+            KeyValue::Date(y, m, d, hh, mm, ss, us) => Value::Date(*y, *m, *d, *hh, *mm, *ss, *us),
+            KeyValue::Time(n, d, hh, mm, ss, us) => Value::Time(*n, *d, *hh, *mm, *ss, *us),
+        }
+    }
+}
+
+/// One unit of work: the rows of `table` whose key is in `[lower, upper)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Chunk {
+    pub id: u32,
+    /// Inclusive; `None` for the first chunk.
+    pub lower: Option<Vec<KeyValue>>,
+    /// Exclusive; `None` for the last chunk.
+    pub upper: Option<Vec<KeyValue>>,
+}
+
+/// Chunks from sorted boundaries: n boundaries make n + 1 chunks covering everything.
+pub fn chunks_from_boundaries(boundaries: Vec<Vec<KeyValue>>) -> Vec<Chunk> {
+    let mut chunks = Vec::with_capacity(boundaries.len() + 1);
+    let mut lower = None;
+    for (i, b) in boundaries.into_iter().enumerate() {
+        chunks.push(Chunk {
+            id: i as u32,
+            lower: lower.take(),
+            upper: Some(b.clone()),
+        });
+        lower = Some(b);
+    }
+    chunks.push(Chunk {
+        id: chunks.len() as u32,
+        lower,
+        upper: None,
+    });
+    chunks
+}
+
+/// Rows per chunk for a table: from the byte budget and MySQL's average row length,
+/// unless fixed by the configuration.
+pub fn rows_per_chunk(avg_row_length: u64, chunk_bytes: u64, fixed: Option<u64>) -> u64 {
+    fixed.unwrap_or_else(|| (chunk_bytes / avg_row_length.max(32)).clamp(1_000, 5_000_000))
+}
+
+/// Plans the chunks of one table.
+pub async fn plan_table(conn: &mut Conn, database: &str, table: &TableMapping, rows_per_chunk: u64) -> Result<Vec<Chunk>> {
+    let key = table.key_columns();
+    let estimated = table.source.estimated_rows;
+    if key.is_empty() || estimated <= rows_per_chunk {
+        return Ok(chunks_from_boundaries(Vec::new()));
+    }
+    let from = format!("{}.{}", my_ident(database), my_ident(table.name()));
+    let context = format!("planning chunks of `{}`", table.name());
+    let key_column = table.source.column(&key[0]);
+    let single_integer = key.len() == 1 && key_column.is_some_and(|c| c.ty.is_integer());
+
+    let boundaries = if single_integer {
+        let k = my_ident(&key[0]);
+        let row: Option<(Value, Value)> = conn
+            .query_first(format!("SELECT MIN({k}), MAX({k}) FROM {from}"))
+            .await
+            .map_err(Error::source(&context))?;
+        let (Some(min), Some(max)) = row
+            .map(|(a, b)| (as_i128(&a), as_i128(&b)))
+            .unwrap_or((None, None))
+        else {
+            return Ok(chunks_from_boundaries(Vec::new()));
+        };
+        integer_boundaries(min, max, estimated.div_ceil(rows_per_chunk))
+            .into_iter()
+            .map(|b| {
+                vec![if b > i64::MAX as i128 {
+                    KeyValue::UInt(b as u64)
+                } else {
+                    KeyValue::Int(b as i64)
+                }]
+            })
+            .collect()
+    } else {
+        // One ordered pass over the key, keeping every n-th key as a boundary.
+        let cols = key.iter().map(|k| my_ident(k)).collect::<Vec<_>>().join(", ");
+        let mut result = conn
+            .exec_iter(format!("SELECT {cols} FROM {from} ORDER BY {cols}"), ())
+            .await
+            .map_err(Error::source(&context))?;
+        let mut boundaries = Vec::new();
+        let mut seen = 0u64;
+        while let Some(row) = result.next().await.map_err(Error::source(&context))? {
+            if seen > 0 && seen % rows_per_chunk == 0 {
+                let values: Option<Vec<KeyValue>> = row.unwrap().iter().map(KeyValue::from_mysql).collect();
+                boundaries.extend(values);
+            }
+            seen += 1;
+        }
+        boundaries
+    };
+    Ok(chunks_from_boundaries(boundaries))
+}
+
+/// `parts - 1` evenly spaced boundaries strictly inside `(min, max]`.
+pub fn integer_boundaries(min: i128, max: i128, parts: u64) -> Vec<i128> {
+    let span = max - min + 1;
+    let parts = (parts as i128).clamp(1, span.max(1));
+    let width = (span + parts - 1) / parts;
+    (1..parts)
+        .map(|i| min + i * width)
+        .filter(|b| *b <= max)
+        .collect()
+}
+
+fn as_i128(v: &Value) -> Option<i128> {
+    match v {
+        Value::Int(n) => Some(*n as i128),
+        Value::UInt(n) => Some(*n as i128),
+        Value::Bytes(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
+/// The plan of one table as the workdir keeps it: enough to export or import again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlannedTable {
+    pub name: String,
+    /// `"schema"."table"` in the target.
+    pub target: String,
+    /// Target columns in COPY order.
+    pub target_columns: Vec<String>,
+    pub key: Vec<String>,
+    pub chunks: Vec<Chunk>,
+}
+
+/// `workdir/plan.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    pub plan_id: String,
+    pub source_database: String,
+    pub target_schema: String,
+    pub tables: Vec<PlannedTable>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boundaries_cover_everything_without_overlap() {
+        let chunks = chunks_from_boundaries(vec![vec![KeyValue::Int(10)], vec![KeyValue::Int(20)]]);
+        assert_eq!(chunks.len(), 3);
+        assert_eq!(chunks[0].lower, None);
+        assert_eq!(chunks[0].upper, Some(vec![KeyValue::Int(10)]));
+        assert_eq!(chunks[1].lower, Some(vec![KeyValue::Int(10)]));
+        assert_eq!(chunks[2].upper, None);
+        // Each boundary is the upper (exclusive) bound of one chunk and the lower
+        // (inclusive) bound of the next: the boundary row belongs to exactly one chunk.
+        for pair in chunks.windows(2) {
+            assert_eq!(pair[0].upper, pair[1].lower);
+        }
+    }
+
+    #[test]
+    fn no_boundaries_is_one_unbounded_chunk() {
+        let chunks = chunks_from_boundaries(Vec::new());
+        assert_eq!(chunks, vec![Chunk { id: 0, lower: None, upper: None }]);
+    }
+
+    #[test]
+    fn integer_boundaries_are_inside_the_range() {
+        assert_eq!(integer_boundaries(1, 100, 4), vec![26, 51, 76]);
+        assert_eq!(integer_boundaries(5, 5, 10), Vec::<i128>::new());
+        assert_eq!(integer_boundaries(1, 3, 10), vec![2, 3]);
+        let big = integer_boundaries(0, u64::MAX as i128, 2);
+        assert_eq!(big, vec![1i128 << 63]);
+    }
+
+    #[test]
+    fn key_values_round_trip_through_json_and_mysql() {
+        let values = vec![
+            KeyValue::Text("Ä-b".into()),
+            KeyValue::Bytes("00ff".into()),
+            KeyValue::UInt(u64::MAX),
+            KeyValue::Date(2020, 1, 2, 3, 4, 5, 6),
+        ];
+        let json = serde_json::to_string(&values).unwrap();
+        let back: Vec<KeyValue> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, values);
+        for v in values {
+            assert_eq!(KeyValue::from_mysql(&v.to_mysql()), Some(v));
+        }
+    }
+}
