@@ -448,9 +448,36 @@ fn manifest_entry(workdir: &Path, chunk: &FinishedChunk) -> ManifestEntry {
     }
 }
 
-/// Sequences and statistics of every loaded table.
+/// Takes the foreign keys of the loaded tables off until [`finish_target`].
+async fn prepare_target(client: &mut tokio_postgres::Client, plan: &Plan) -> Result<()> {
+    sink::ensure_ledger(client).await?;
+    let tables: Vec<String> = plan.tables.iter().map(|t| t.target.clone()).collect();
+    let deferred = post::defer_foreign_keys(client, &plan.plan_id, &tables).await?;
+    tracing::info!(foreign_keys = deferred, "Foreign keys deferred until the data is in.");
+    Ok(())
+}
+
+/// After a failed load the foreign keys go back if the partial data allows it; if not they
+/// stay recorded in the ledger, and the operator hears of it.
+async fn restore_after_failure(settings: &Settings, plan: &Plan) {
+    let outcome = async {
+        let mut client = sink::connect(settings.require_target()?).await?;
+        post::restore_constraints(&mut client, &plan.plan_id).await
+    }
+    .await;
+    if let Err(e) = outcome {
+        tracing::error!(
+            plan_id = %plan.plan_id,
+            "Foreign keys could not be restored after the failure ({e}); their definitions are kept in pgferry.deferred_constraints."
+        );
+    }
+}
+
+/// Foreign keys back (validated), sequences and statistics of every loaded table.
 async fn finish_target(settings: &Settings, plan: &Plan) -> Result<usize> {
-    let client = sink::connect(settings.require_target()?).await?;
+    let mut client = sink::connect(settings.require_target()?).await?;
+    let restored = post::restore_constraints(&mut client, &plan.plan_id).await?;
+    tracing::info!(foreign_keys = restored, "Foreign keys restored and validated.");
     let mut moved = 0;
     for table in &plan.tables {
         moved += post::advance_sequences(&client, &table.target).await?;
@@ -468,7 +495,7 @@ pub async fn migrate(settings: &Settings) -> Result<Summary> {
     let workdir = settings.require_workdir()?.clone();
     let mut prepared = prepare_or_refuse(settings).await?;
     let plan = make_plan(settings, &mut prepared, &workdir).await?;
-    sink::ensure_ledger(&prepared.target).await?;
+    prepare_target(&mut prepared.target, &plan).await?;
     let tasks = chunk_tasks(&prepared.mapping.tables, &plan, &workdir);
 
     let failure = Arc::new(Failure::default());
@@ -493,7 +520,10 @@ pub async fn migrate(settings: &Settings) -> Result<Summary> {
         loader.await.map_err(|e| Error::Environment(format!("a writer panicked: {e}")))?;
     }
     progress.abort();
-    failure.into_result()?;
+    if let Err(e) = failure.into_result() {
+        restore_after_failure(settings, &plan).await;
+        return Err(e);
+    }
 
     write_manifest(&workdir, &plan, manifest)?;
     let mut summary = Arc::try_unwrap(loaded).map(|m| m.into_inner().expect("summary lock")).unwrap_or_default();
@@ -559,13 +589,13 @@ pub async fn import(settings: &Settings) -> Result<Summary> {
             plan.plan_id
         )));
     }
-    let target = sink::connect(settings.require_target()?).await?;
+    let mut target = sink::connect(settings.require_target()?).await?;
     let tables: Vec<(String, String)> = plan.tables.iter().map(|t| (t.name.clone(), t.target.clone())).collect();
     let problems = sink::non_empty_tables(&target, &tables).await?;
     if !problems.is_empty() {
         return Err(Error::Check(problems));
     }
-    sink::ensure_ledger(&target).await?;
+    prepare_target(&mut target, &plan).await?;
 
     let failure = Arc::new(Failure::default());
     let loaded = Arc::new(Mutex::new(Summary::default()));
@@ -590,7 +620,10 @@ pub async fn import(settings: &Settings) -> Result<Summary> {
         loader.await.map_err(|e| Error::Environment(format!("a writer panicked: {e}")))?;
     }
     progress.abort();
-    failure.into_result()?;
+    if let Err(e) = failure.into_result() {
+        restore_after_failure(settings, &plan).await;
+        return Err(e);
+    }
     let mut summary = Arc::try_unwrap(loaded).map(|m| m.into_inner().expect("summary lock")).unwrap_or_default();
     summary.sequences = finish_target(settings, &plan).await?;
     summary.elapsed = started.elapsed();

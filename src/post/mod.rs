@@ -38,3 +38,85 @@ pub async fn advance_sequences(client: &Client, qualified: &str) -> Result<usize
     }
     Ok(moved)
 }
+
+/// A foreign key taken off for the load, as the ledger records it.
+#[derive(Debug, Clone)]
+pub struct DeferredConstraint {
+    pub table: String,
+    pub name: String,
+    pub definition: String,
+}
+
+/// Records, then drops, every foreign key from or to `tables` (qualified names), so chunks
+/// can load in any order. Recorded first and in the same transaction: a crash can never
+/// lose a definition. [`restore_constraints`] puts them back.
+pub async fn defer_foreign_keys(client: &mut Client, plan_id: &str, tables: &[String]) -> Result<usize> {
+    let context = "deferring foreign keys";
+    let tx = client.transaction().await.map_err(Error::target(context))?;
+    let rows = tx
+        .query(
+            "SELECT format('%I.%I', n.nspname, c.relname), con.conname::text, pg_get_constraintdef(con.oid)
+             FROM pg_constraint con
+             JOIN pg_class c ON c.oid = con.conrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE con.contype = 'f'
+               AND (con.conrelid = ANY($1::text[]::regclass[]) OR con.confrelid = ANY($1::text[]::regclass[]))
+             ORDER BY 1, 2",
+            &[&tables],
+        )
+        .await
+        .map_err(Error::target(context))?;
+    for row in &rows {
+        let (table, name, definition): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+        tx.execute(
+            "INSERT INTO pgferry.deferred_constraints (plan_id, table_name, constraint_name, definition)
+             VALUES ($1, $2, $3, $4)",
+            &[&plan_id, &table, &name, &definition],
+        )
+        .await
+        .map_err(Error::target(context))?;
+        tx.batch_execute(&format!("ALTER TABLE {table} DROP CONSTRAINT {}", pg_ident(&name)))
+            .await
+            .map_err(Error::target(context))?;
+    }
+    tx.commit().await.map_err(Error::target(context))?;
+    Ok(rows.len())
+}
+
+/// Re-creates every deferred foreign key of `plan_id` (Postgres validates the loaded rows
+/// as it does) and clears it from the ledger. Returns how many were restored.
+pub async fn restore_constraints(client: &mut Client, plan_id: &str) -> Result<usize> {
+    let rows = client
+        .query(
+            "SELECT table_name, constraint_name, definition FROM pgferry.deferred_constraints
+             WHERE plan_id = $1 ORDER BY table_name, constraint_name",
+            &[&plan_id],
+        )
+        .await
+        .map_err(Error::target("reading deferred foreign keys"))?;
+    for row in &rows {
+        let c = DeferredConstraint {
+            table: row.get(0),
+            name: row.get(1),
+            definition: row.get(2),
+        };
+        let context = format!("restoring foreign key {} on {}", c.name, c.table);
+        let tx = client.transaction().await.map_err(Error::target(&context))?;
+        tx.batch_execute(&format!(
+            "ALTER TABLE {} ADD CONSTRAINT {} {}",
+            c.table,
+            pg_ident(&c.name),
+            c.definition
+        ))
+        .await
+        .map_err(Error::target(&context))?;
+        tx.execute(
+            "DELETE FROM pgferry.deferred_constraints WHERE plan_id = $1 AND table_name = $2 AND constraint_name = $3",
+            &[&plan_id, &c.table, &c.name],
+        )
+        .await
+        .map_err(Error::target(&context))?;
+        tx.commit().await.map_err(Error::target(&context))?;
+    }
+    Ok(rows.len())
+}

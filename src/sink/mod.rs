@@ -48,7 +48,8 @@ pub async fn connect(url: &DbUrl) -> Result<Client> {
     Ok(client)
 }
 
-/// The ledger: one row per loaded chunk, keyed so that no chunk of a plan loads twice.
+/// The ledger: one row per loaded chunk, keyed so that no chunk of a plan loads twice,
+/// and the definition of every constraint taken off for the load.
 pub async fn ensure_ledger(client: &Client) -> Result<()> {
     client
         .batch_execute(
@@ -61,6 +62,13 @@ pub async fn ensure_ledger(client: &Client) -> Result<()> {
                  checksum   text        NOT NULL,
                  loaded_at  timestamptz NOT NULL DEFAULT now(),
                  PRIMARY KEY (plan_id, table_name, chunk_id)
+             );
+             CREATE TABLE IF NOT EXISTS pgferry.deferred_constraints (
+                 plan_id         text NOT NULL,
+                 table_name      text NOT NULL,
+                 constraint_name text NOT NULL,
+                 definition      text NOT NULL,
+                 PRIMARY KEY (plan_id, table_name, constraint_name)
              );",
         )
         .await
