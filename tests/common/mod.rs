@@ -1,0 +1,198 @@
+//! Helpers for tests against the real MariaDB and Postgres servers that `tools/test`
+//! starts. A missing server fails the test: nothing here skips.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use mysql_async::prelude::Queryable;
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests through `tools/test`, which starts MariaDB and Postgres")
+    })
+}
+
+/// `mysql://user:pass@127.0.0.1:port` of the test MariaDB (no database).
+pub fn mysql_base() -> String {
+    var("PGFERRY_TEST_MYSQL")
+}
+
+/// `postgres://user:pass@127.0.0.1:port` of the test Postgres (no database).
+pub fn postgres_base() -> String {
+    var("PGFERRY_TEST_POSTGRES")
+}
+
+pub fn mysql_url(db: &str) -> String {
+    format!("{}/{db}", mysql_base())
+}
+
+pub fn postgres_url(db: &str) -> String {
+    format!("{}/{db}", postgres_base())
+}
+
+/// A database name no other test (or test run) uses.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!("{prefix}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+fn mysql_cli_args() -> Vec<String> {
+    let base = mysql_base();
+    let rest = base.strip_prefix("mysql://").expect("mysql:// URL");
+    let (userinfo, hostport) = rest.split_once('@').expect("user@host");
+    let (user, pass) = userinfo.split_once(':').expect("user:pass");
+    let (host, port) = hostport.split_once(':').expect("host:port");
+    vec![
+        "--no-defaults".into(),
+        format!("-h{host}"),
+        format!("-P{port}"),
+        format!("-u{user}"),
+        format!("-p{pass}"),
+        "--default-character-set=utf8mb4".into(),
+    ]
+}
+
+/// Runs SQL through the `mariadb` client (which understands dump files).
+pub fn mysql_exec(db: Option<&str>, sql: &[u8]) {
+    let mut cmd = Command::new("mariadb");
+    cmd.args(mysql_cli_args());
+    if let Some(db) = db {
+        cmd.arg(db);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mariadb client");
+    child.stdin.take().unwrap().write_all(sql).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "mariadb: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+pub fn create_mysql_db(name: &str) {
+    mysql_exec(
+        None,
+        format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci").as_bytes(),
+    );
+}
+
+/// Runs SQL through `psql`, stopping at the first error.
+pub fn psql(db: &str, sql: &[u8]) {
+    let mut child = Command::new("psql")
+        .args(["-q", "-v", "ON_ERROR_STOP=1", &postgres_url(db)])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("psql");
+    child.stdin.take().unwrap().write_all(sql).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+pub fn create_pg_db(name: &str) {
+    psql("postgres", format!("CREATE DATABASE \"{name}\"").as_bytes());
+}
+
+pub fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Runs the pgferry binary.
+pub fn pgferry(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pgferry"))
+        .args(args)
+        .env("PGFERRY_LOG", "warn")
+        .output()
+        .expect("pgferry binary")
+}
+
+/// Runs pgferry and fails the test, with its output, unless it succeeds.
+pub fn pgferry_ok(args: &[&str]) -> String {
+    let out = pgferry(args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "pgferry {args:?} failed ({:?})\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+pub fn workdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(unique(name));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// Rows of a Postgres query, every value as its text rendering (`col::text`).
+pub fn pg_query(db: &str, sql: &str) -> Vec<Vec<Option<String>>> {
+    block_on(async {
+        let (client, conn) = tokio_postgres::connect(&postgres_url(db), tokio_postgres::NoTls)
+            .await
+            .expect("connect to Postgres");
+        tokio::spawn(conn);
+        client.batch_execute("SET TimeZone = 'UTC'").await.unwrap();
+        let rows = client.simple_query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+        rows.into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => {
+                    Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+                }
+                _ => None,
+            })
+            .collect()
+    })
+}
+
+/// Rows of a MySQL query through the text protocol: what MySQL itself prints.
+pub fn mysql_query(db: &str, sql: &str) -> Vec<Vec<Option<Vec<u8>>>> {
+    block_on(async {
+        let opts = mysql_async::OptsBuilder::from_opts(mysql_async::Opts::from_url(&mysql_url(db)).unwrap())
+            .init(vec!["SET time_zone = '+00:00'", "SET NAMES utf8mb4"]);
+        let mut conn = mysql_async::Conn::new(opts).await.expect("connect to MariaDB");
+        let rows: Vec<mysql_async::Row> = conn.query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let out = rows
+            .into_iter()
+            .map(|r| {
+                r.unwrap()
+                    .into_iter()
+                    .map(|v| match v {
+                        mysql_async::Value::NULL => None,
+                        mysql_async::Value::Bytes(b) => Some(b),
+                        other => Some(other.as_sql(true).into_bytes()),
+                    })
+                    .collect()
+            })
+            .collect();
+        conn.disconnect().await.unwrap();
+        out
+    })
+}
+
+/// Every row of `table` as text, sorted: for comparing two Postgres databases.
+pub fn pg_table_text(db: &str, table: &str) -> Vec<String> {
+    let mut rows: Vec<String> = pg_query(db, &format!("SELECT t::text FROM public.\"{table}\" t"))
+        .into_iter()
+        .map(|r| r[0].clone().unwrap_or_default())
+        .collect();
+    rows.sort();
+    rows
+}
