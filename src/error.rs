@@ -112,7 +112,8 @@ fn pg_message(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => {
             let mut s = format!("{}: {}", db.code().code(), db.message());
-            if let Some(d) = db.detail() {
+            // "Failing row contains (...)" repeats a whole row of personal data: never shown.
+            if let Some(d) = db.detail().filter(|d| !d.starts_with("Failing row contains")) {
                 s.push_str(&format!(" ({d})"));
             }
             if let Some(w) = db.where_() {

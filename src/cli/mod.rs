@@ -115,12 +115,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
     match outcome {
         Ok(exit) => Ok(ExitCode::from(exit as u8)),
         Err(e) => {
+            // The message already carries what its causes say that is safe to show; the
+            // drivers' own messages may quote whole rows, so the chain is not printed.
             eprintln!("pgferry: error: {e}");
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                eprintln!("  caused by: {s}");
-                source = s.source();
-            }
             Ok(ExitCode::from(e.exit() as u8))
         }
     }

@@ -60,6 +60,10 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    pub fn null_into_not_null() -> Self {
+        Refusal::new("NULL into a NOT NULL target column")
+    }
+
     fn new(reason: impl Into<Cow<'static, str>>) -> Self {
         Refusal {
             reason: reason.into(),

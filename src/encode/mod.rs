@@ -26,6 +26,9 @@ pub struct TableCodec {
     pub table: String,
     pub columns: Vec<String>,
     pub conversions: Vec<Conversion>,
+    /// Target columns that are NOT NULL: a NULL there is refused here, with its key,
+    /// rather than by Postgres for the whole chunk.
+    pub not_null: Vec<bool>,
     pub key_columns: Vec<String>,
     pub key_positions: Vec<usize>,
 }
@@ -36,6 +39,11 @@ impl TableCodec {
             table: mapping.name().to_string(),
             columns: mapping.columns.iter().map(|c| c.source.clone()).collect(),
             conversions: mapping.columns.iter().map(|c| c.conversion.clone()).collect(),
+            not_null: mapping
+                .columns
+                .iter()
+                .map(|c| mapping.target.column(&c.target).is_some_and(|t| t.not_null))
+                .collect(),
             key_columns: mapping.key_columns().to_vec(),
             key_positions: mapping.key_positions.clone(),
         }
@@ -52,6 +60,9 @@ impl TableCodec {
                     out.push(b',');
                 }
                 let value = row.as_ref(i).unwrap_or(&Value::NULL);
+                if self.not_null[i] && matches!(value, Value::NULL) {
+                    return Err(self.value_error(row, i, value, Refusal::null_into_not_null()));
+                }
                 if let Err(refusal) = conversion.encode(value, out) {
                     return Err(self.value_error(row, i, value, refusal));
                 }

@@ -12,10 +12,10 @@ pub async fn advance_sequences(client: &Client, qualified: &str) -> Result<usize
     let context = format!("advancing the sequences of {qualified}");
     let owned = client
         .query(
-            "SELECT a.attname::text, pg_get_serial_sequence($1, a.attname)
+            "SELECT a.attname::text, pg_get_serial_sequence($1::text, a.attname)
              FROM pg_attribute a
-             WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
-               AND pg_get_serial_sequence($1, a.attname) IS NOT NULL",
+             WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped
+               AND pg_get_serial_sequence($1::text, a.attname) IS NOT NULL",
             &[&qualified],
         )
         .await
@@ -30,7 +30,7 @@ pub async fn advance_sequences(client: &Client, qualified: &str) -> Result<usize
             .map_err(Error::target(&context))?;
         if let Some(max) = max.get::<_, Option<i64>>(0) {
             client
-                .execute("SELECT setval($1::regclass, $2, true)", &[&sequence, &max])
+                .execute("SELECT setval($1::text::regclass, $2, true)", &[&sequence, &max])
                 .await
                 .map_err(Error::target(&context))?;
             moved += 1;
