@@ -1,1 +1,84 @@
-fn main(){}
+//! Hot paths without a database: one value converted and written as CSV, per column type,
+//! and the row checksum. Throughput is reported in values (or bytes) per second per core.
+
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use mysql_async::Value;
+use pgferry::encode::{row_checksum, Conversion};
+
+const VALUES: usize = 10_000;
+
+fn cases() -> Vec<(&'static str, Conversion, Vec<Value>)> {
+    let n = VALUES;
+    vec![
+        (
+            "int_to_int4",
+            Conversion::Integer { min: i32::MIN as i128, max: i32::MAX as i128 },
+            (0..n).map(|i| Value::Int(i as i64 * 7919)).collect(),
+        ),
+        ("tinyint_to_bool", Conversion::IntegerToBool, (0..n).map(|i| Value::Int((i % 2) as i64)).collect()),
+        (
+            "decimal_to_numeric",
+            Conversion::Decimal { max_integer_digits: Some(10) },
+            (0..n).map(|i| Value::Bytes(format!("{}.{:02}", i * 31, i % 100).into_bytes())).collect(),
+        ),
+        ("double_to_float8", Conversion::Float64, (0..n).map(|i| Value::Double(i as f64 / 7.0)).collect()),
+        (
+            "char36_to_uuid",
+            Conversion::TextToUuid,
+            (0..n).map(|i| Value::Bytes(format!("{:08x}-9e19-461f-a126-e3a08a814c33", i).into_bytes())).collect(),
+        ),
+        (
+            "varchar_to_varchar",
+            Conversion::Text { max_chars: Some(100) },
+            (0..n).map(|i| Value::Bytes(format!("Zoë \"{i}\" O'Brien, Jr.").into_bytes())).collect(),
+        ),
+        (
+            "text_plain",
+            Conversion::Text { max_chars: None },
+            (0..n).map(|i| Value::Bytes(format!("plain text payload number {i} without specials").into_bytes())).collect(),
+        ),
+        (
+            "longtext_to_jsonb",
+            Conversion::Json { jsonb: true },
+            (0..n)
+                .map(|i| Value::Bytes(format!(r#"{{"lang":"fr","tags":["a","b,c"],"n":{i}}}"#).into_bytes()))
+                .collect(),
+        ),
+        (
+            "datetime6_to_timestamp",
+            Conversion::Timestamp { tz: false },
+            (0..n).map(|i| Value::Date(2020, 1 + (i % 12) as u8, 1 + (i % 28) as u8, 10, 20, 30, i as u32)).collect(),
+        ),
+        ("blob_to_bytea", Conversion::Bytea, (0..n).map(|i| Value::Bytes(vec![(i % 256) as u8; 64])).collect()),
+    ]
+}
+
+fn conversions(c: &mut Criterion) {
+    let mut group = c.benchmark_group("convert");
+    for (name, conversion, values) in cases() {
+        group.throughput(Throughput::Elements(values.len() as u64));
+        let mut out = Vec::with_capacity(1 << 20);
+        group.bench_with_input(BenchmarkId::from_parameter(name), &values, |b, values| {
+            b.iter(|| {
+                out.clear();
+                for v in values {
+                    conversion.encode(black_box(v), &mut out).unwrap();
+                    out.push(b',');
+                }
+                black_box(out.len())
+            })
+        });
+    }
+    group.finish();
+}
+
+fn checksum(c: &mut Criterion) {
+    let line = b"0004d0b5-9e19-461f-a126-e3a08a814c33,user1970@example.org,\"Anne \"\"1970\"\" O'Brien, Jr.\",2020-01-01 00:32:50.60043,\"{\"\"lang\"\":\"\"nl\"\"}\",f,970\n";
+    let mut group = c.benchmark_group("checksum");
+    group.throughput(Throughput::Bytes(line.len() as u64));
+    group.bench_function("row_xxh3", |b| b.iter(|| row_checksum(black_box(line))));
+    group.finish();
+}
+
+criterion_group!(benches, conversions, checksum);
+criterion_main!(benches);
