@@ -137,6 +137,7 @@ async fn dispatch(command: Command) -> Result<Exit, Error> {
         }
         Command::Migrate(args) => {
             let settings = args.settings()?;
+            settings.require_source()?;
             settings.require_target()?;
             settings.require_workdir()?;
             let summary = pipeline::migrate(&settings).await?;
@@ -145,6 +146,8 @@ async fn dispatch(command: Command) -> Result<Exit, Error> {
         }
         Command::Export(args) => {
             let settings = args.settings()?;
+            settings.require_source()?;
+            settings.require_target()?;
             settings.require_workdir()?;
             let summary = pipeline::export_only(&settings).await?;
             print_summary("exported", &summary);
@@ -152,6 +155,7 @@ async fn dispatch(command: Command) -> Result<Exit, Error> {
         }
         Command::Import(args) => {
             let settings = args.settings()?;
+            settings.require_target()?;
             settings.require_workdir()?;
             let summary = pipeline::import(&settings).await?;
             print_summary("imported", &summary);

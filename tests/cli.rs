@@ -1,0 +1,104 @@
+//! The command line as an operator meets it: exit codes, configuration file, environment
+//! variables, and passwords that never show.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+fn run(args: &[&str], envs: &[(&str, &str)]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pgferry"))
+        .args(args)
+        .env_remove("PGFERRY_SOURCE")
+        .env_remove("PGFERRY_TARGET")
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+/// A one-table source and its empty target.
+fn tiny_pair() -> (String, String) {
+    let source = unique("cli");
+    create_mysql_db(&source);
+    mysql_exec(Some(&source), b"CREATE TABLE t (id int PRIMARY KEY, v varchar(10)); INSERT INTO t VALUES (1, 'a'), (2, NULL);");
+    let target = unique("cli");
+    create_pg_db(&target);
+    psql(&target, b"CREATE TABLE t (id int PRIMARY KEY, v varchar(10))");
+    (mysql_url(&source), postgres_url(&target))
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let (code, text) = run(&["migrate", "--workdir", "/tmp/x"], &[]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("no source"), "{text}");
+    let (code, text) = run(&["check", "--source", "postgres://x@h/db", "--target", "postgres://x@h/db"], &[]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("mysql://"), "{text}");
+    let (code, _) = run(&["migrate", "--no-such-flag"], &[]);
+    assert_eq!(code, Some(2));
+    let (code, text) = run(&["check", "--source", "mysql://u@h:1", "--target", "postgres://u@h/db"], &[]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("names no database"), "{text}");
+}
+
+#[test]
+fn unknown_configuration_keys_exit_2() {
+    let dir = workdir("cfg_bad");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("pgferry.toml");
+    std::fs::write(&config, "sourse = 'mysql://x@h/db'\n").unwrap();
+    let (code, text) = run(&["check", "--config", config.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("unknown field"), "{text}");
+}
+
+#[test]
+fn a_wrong_password_exits_3_without_showing_any_password() {
+    let (_, target) = tiny_pair();
+    let base = mysql_base();
+    let wrong = base.replace("pgferry-test", "Wr0ngSecret");
+    let source = format!("{wrong}/mysql");
+    let (code, text) = run(&["check", "--source", &source, "--target", &target], &[]);
+    assert_eq!(code, Some(3), "{text}");
+    assert!(text.contains("source") && text.contains("pgferry:***@"), "{text}");
+    assert!(!text.contains("Wr0ngSecret") && !text.contains("pgferry-test"), "{text}");
+    // Nothing listens on port 1.
+    let (code, text) = run(
+        &["check", "--source", &source, "--target", "postgres://pgferry:Wr0ngSecret@127.0.0.1:1/db"],
+        &[],
+    );
+    assert_eq!(code, Some(3), "{text}");
+    assert!(!text.contains("Wr0ngSecret"), "{text}");
+}
+
+#[test]
+fn environment_variables_and_config_file_supply_the_settings() {
+    let (source, target) = tiny_pair();
+    let (code, text) = run(&["check"], &[("PGFERRY_SOURCE", &source), ("PGFERRY_TARGET", &target)]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("1 tables, 2 columns paired"), "{text}");
+
+    let dir = workdir("cfg");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("pgferry.toml");
+    let wd = dir.join("work");
+    std::fs::write(
+        &config,
+        format!("source = '{source}'\ntarget = '{target}'\nworkdir = '{}'\nreaders = 1\nwriters = 1\n", wd.display()),
+    )
+    .unwrap();
+    // Flags in any order, the rest from the file.
+    let (code, text) = run(&["migrate", "--chunk-rows", "1", "--config", config.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("pgferry migrated 2 rows"), "{text}");
+    assert!(wd.join("plan.json").exists() && wd.join("manifest.json").exists());
+    assert!(!std::fs::read_to_string(wd.join("plan.json")).unwrap().contains("pgferry-test"));
+}
