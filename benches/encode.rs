@@ -12,44 +12,95 @@ fn cases() -> Vec<(&'static str, Conversion, Vec<Value>)> {
     vec![
         (
             "int_to_int4",
-            Conversion::Integer { min: i32::MIN as i128, max: i32::MAX as i128 },
+            Conversion::Integer {
+                min: i32::MIN as i128,
+                max: i32::MAX as i128,
+            },
             (0..n).map(|i| Value::Int(i as i64 * 7919)).collect(),
         ),
-        ("tinyint_to_bool", Conversion::IntegerToBool, (0..n).map(|i| Value::Int((i % 2) as i64)).collect()),
+        (
+            "tinyint_to_bool",
+            Conversion::IntegerToBool,
+            (0..n).map(|i| Value::Int((i % 2) as i64)).collect(),
+        ),
         (
             "decimal_to_numeric",
-            Conversion::Decimal { max_integer_digits: Some(10) },
-            (0..n).map(|i| Value::Bytes(format!("{}.{:02}", i * 31, i % 100).into_bytes())).collect(),
+            Conversion::Decimal {
+                max_integer_digits: Some(10),
+            },
+            (0..n)
+                .map(|i| Value::Bytes(format!("{}.{:02}", i * 31, i % 100).into_bytes()))
+                .collect(),
         ),
-        ("double_to_float8", Conversion::Float64, (0..n).map(|i| Value::Double(i as f64 / 7.0)).collect()),
+        (
+            "double_to_float8",
+            Conversion::Float64,
+            (0..n).map(|i| Value::Double(i as f64 / 7.0)).collect(),
+        ),
         (
             "char36_to_uuid",
             Conversion::TextToUuid,
-            (0..n).map(|i| Value::Bytes(format!("{:08x}-9e19-461f-a126-e3a08a814c33", i).into_bytes())).collect(),
+            (0..n)
+                .map(|i| {
+                    Value::Bytes(format!("{:08x}-9e19-461f-a126-e3a08a814c33", i).into_bytes())
+                })
+                .collect(),
         ),
         (
             "varchar_to_varchar",
-            Conversion::Text { max_chars: Some(100) },
-            (0..n).map(|i| Value::Bytes(format!("Zoë \"{i}\" O'Brien, Jr.").into_bytes())).collect(),
+            Conversion::Text {
+                max_chars: Some(100),
+            },
+            (0..n)
+                .map(|i| Value::Bytes(format!("Zoë \"{i}\" O'Brien, Jr.").into_bytes()))
+                .collect(),
         ),
         (
             "text_plain",
             Conversion::Text { max_chars: None },
-            (0..n).map(|i| Value::Bytes(format!("plain text payload number {i} without specials").into_bytes())).collect(),
+            (0..n)
+                .map(|i| {
+                    Value::Bytes(
+                        format!("plain text payload number {i} without specials").into_bytes(),
+                    )
+                })
+                .collect(),
         ),
         (
             "longtext_to_jsonb",
             Conversion::Json { jsonb: true },
             (0..n)
-                .map(|i| Value::Bytes(format!(r#"{{"lang":"fr","tags":["a","b,c"],"n":{i}}}"#).into_bytes()))
+                .map(|i| {
+                    Value::Bytes(
+                        format!(r#"{{"lang":"fr","tags":["a","b,c"],"n":{i}}}"#).into_bytes(),
+                    )
+                })
                 .collect(),
         ),
         (
             "datetime6_to_timestamp",
             Conversion::Timestamp { tz: false },
-            (0..n).map(|i| Value::Date(2020, 1 + (i % 12) as u8, 1 + (i % 28) as u8, 10, 20, 30, i as u32)).collect(),
+            (0..n)
+                .map(|i| {
+                    Value::Date(
+                        2020,
+                        1 + (i % 12) as u8,
+                        1 + (i % 28) as u8,
+                        10,
+                        20,
+                        30,
+                        i as u32,
+                    )
+                })
+                .collect(),
         ),
-        ("blob_to_bytea", Conversion::Bytea, (0..n).map(|i| Value::Bytes(vec![(i % 256) as u8; 64])).collect()),
+        (
+            "blob_to_bytea",
+            Conversion::Bytea,
+            (0..n)
+                .map(|i| Value::Bytes(vec![(i % 256) as u8; 64]))
+                .collect(),
+        ),
     ]
 }
 

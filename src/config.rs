@@ -179,13 +179,17 @@ impl Settings {
 
     pub fn require_source(&self) -> Result<&DbUrl> {
         self.source.as_ref().ok_or_else(|| {
-            Error::Usage("no source: give --source, PGFERRY_SOURCE or `source` in the config".into())
+            Error::Usage(
+                "no source: give --source, PGFERRY_SOURCE or `source` in the config".into(),
+            )
         })
     }
 
     pub fn require_target(&self) -> Result<&DbUrl> {
         self.target.as_ref().ok_or_else(|| {
-            Error::Usage("no target: give --target, PGFERRY_TARGET or `target` in the config".into())
+            Error::Usage(
+                "no target: give --target, PGFERRY_TARGET or `target` in the config".into(),
+            )
         })
     }
 
@@ -215,7 +219,10 @@ mod tests {
             DbUrl::new("postgres://app@host/db").redacted(),
             "postgres://app@host/db"
         );
-        assert_eq!(DbUrl::new("postgres://host/db").redacted(), "postgres://host/db");
+        assert_eq!(
+            DbUrl::new("postgres://host/db").redacted(),
+            "postgres://host/db"
+        );
     }
 
     #[test]

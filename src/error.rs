@@ -84,7 +84,7 @@ pub enum Error {
     },
 
     #[error(transparent)]
-    Value(#[from] ValueError),
+    Value(Box<ValueError>),
 
     #[error("the migration cannot run: {} problem(s)\n{}", .0.len(), render_problems(.0))]
     Check(Vec<Problem>),
@@ -113,7 +113,10 @@ fn pg_message(e: &tokio_postgres::Error) -> String {
         Some(db) => {
             let mut s = format!("{}: {}", db.code().code(), db.message());
             // "Failing row contains (...)" repeats a whole row of personal data: never shown.
-            if let Some(d) = db.detail().filter(|d| !d.starts_with("Failing row contains")) {
+            if let Some(d) = db
+                .detail()
+                .filter(|d| !d.starts_with("Failing row contains"))
+            {
                 s.push_str(&format!(" ({d})"));
             }
             if let Some(w) = db.where_() {
@@ -122,6 +125,12 @@ fn pg_message(e: &tokio_postgres::Error) -> String {
             s
         }
         None => e.to_string(),
+    }
+}
+
+impl From<ValueError> for Error {
+    fn from(e: ValueError) -> Self {
+        Error::Value(Box::new(e))
     }
 }
 

@@ -22,10 +22,10 @@ use crate::encode::{encoder_loop, ChunkWriter, EncodeJob, FinishedChunk, TableCo
 use crate::error::{Error, Problem, Result};
 use crate::mapping::{self, Mapping, TableMapping};
 use crate::plan::{self, Chunk, Plan, PlannedTable};
+use crate::post;
 use crate::sink::{self, CopyTarget};
 use crate::source::{self, KeyColumn};
 use crate::workdir::{self, Manifest, ManifestEntry};
-use crate::post;
 
 /// Rows per batch handed from a reader to the encoders, and the byte budget of one batch.
 const BATCH_ROWS: usize = 1024;
@@ -109,16 +109,22 @@ struct Prepared {
     mapping: Mapping,
 }
 
-async fn prepare(settings: &Settings, require_empty_target: bool) -> Result<(Prepared, Vec<Problem>)> {
+async fn prepare(
+    settings: &Settings,
+    require_empty_target: bool,
+) -> Result<(Prepared, Vec<Problem>)> {
     let source_url = settings.require_source()?;
     let target_url = settings.require_target()?;
     let database = source::database(source_url)?;
-    let (source, target) = tokio::try_join!(source::connect(source_url), sink::connect(target_url))?;
+    let (source, target) =
+        tokio::try_join!(source::connect(source_url), sink::connect(target_url))?;
     let mut source = source;
     let source_tables = catalog::mysql::read(&mut source, &database).await?;
     let target_tables = catalog::postgres::read(&target, &settings.target_schema).await?;
     if source_tables.is_empty() {
-        return Err(Error::Usage(format!("the source database `{database}` has no tables")));
+        return Err(Error::Usage(format!(
+            "the source database `{database}` has no tables"
+        )));
     }
     let mapping = mapping::build(&source_tables, &target_tables, &settings.tables);
     let mut problems = mapping.problems.clone();
@@ -146,7 +152,12 @@ pub async fn check(settings: &Settings) -> Result<CheckReport> {
     let (prepared, problems) = prepare(settings, true).await?;
     Ok(CheckReport {
         tables: prepared.mapping.tables.len(),
-        columns: prepared.mapping.tables.iter().map(|t| t.columns.len()).sum(),
+        columns: prepared
+            .mapping
+            .tables
+            .iter()
+            .map(|t| t.columns.len())
+            .sum(),
         problems,
         warnings: prepared.mapping.warnings,
     })
@@ -182,8 +193,13 @@ async fn make_plan(settings: &Settings, prepared: &mut Prepared, workdir: &Path)
     workdir::create_private_dir(workdir)?;
     let mut tables = Vec::new();
     for table in &prepared.mapping.tables {
-        let rows = plan::rows_per_chunk(table.source.avg_row_length, settings.chunk_bytes, settings.chunk_rows);
-        let chunks = plan::plan_table(&mut prepared.source, &prepared.database, table, rows).await?;
+        let rows = plan::rows_per_chunk(
+            table.source.avg_row_length,
+            settings.chunk_bytes,
+            settings.chunk_rows,
+        );
+        let chunks =
+            plan::plan_table(&mut prepared.source, &prepared.database, table, rows).await?;
         tracing::info!(table = %table.name(), chunks = chunks.len(), rows_per_chunk = rows, "Table planned.");
         workdir::create_private_dir(&workdir::table_dir(workdir, table.name()))?;
         tables.push(PlannedTable {
@@ -280,7 +296,12 @@ async fn export(
                     let failure = failure.clone();
                     let finished = finished.clone();
                     scope.spawn(move |_| {
-                        encoder_loop(jobs, &|| failure.is_cancelled(), &|e| failure.fail(e), &*finished)
+                        encoder_loop(
+                            jobs,
+                            &|| failure.is_cancelled(),
+                            &|e| failure.fail(e),
+                            &*finished,
+                        )
                     });
                 }
             })
@@ -294,11 +315,15 @@ async fn export(
         let jobs = job_tx.clone();
         let failure = failure.clone();
         let database = database.to_string();
-        readers.push(tokio::spawn(reader_loop(conn, database, queue, jobs, failure)));
+        readers.push(tokio::spawn(reader_loop(
+            conn, database, queue, jobs, failure,
+        )));
     }
     drop(job_tx);
     for reader in readers {
-        reader.await.map_err(|e| Error::Environment(format!("a reader panicked: {e}")))?;
+        reader
+            .await
+            .map_err(|e| Error::Environment(format!("a reader panicked: {e}")))?;
     }
     encoders
         .await
@@ -336,8 +361,17 @@ async fn read_chunk(
     let job = &task.job;
     let context = format!("reading chunk {} of `{}`", task.chunk.id, job.codec.table);
     let writer = ChunkWriter::new(job.codec.clone(), task.chunk.id, task.path.clone());
-    let (sql, params) = source::chunk_query(database, &job.codec.table, &job.select, &job.key, &task.chunk);
-    let mut result = conn.exec_iter(sql, params).await.map_err(Error::source(&context))?;
+    let (sql, params) = source::chunk_query(
+        database,
+        &job.codec.table,
+        &job.select,
+        &job.key,
+        &task.chunk,
+    );
+    let mut result = conn
+        .exec_iter(sql, params)
+        .await
+        .map_err(Error::source(&context))?;
     let mut batch: Vec<Row> = Vec::with_capacity(BATCH_ROWS);
     let mut batch_bytes = 0;
     while let Some(row) = result.next().await.map_err(Error::source(&context))? {
@@ -348,7 +382,10 @@ async fn read_chunk(
                 return Err(Error::Cancelled);
             }
             writer.batch_sent();
-            hand_over(jobs, EncodeJob::Rows(writer.clone(), std::mem::take(&mut batch)))?;
+            hand_over(
+                jobs,
+                EncodeJob::Rows(writer.clone(), std::mem::take(&mut batch)),
+            )?;
             batch.reserve(BATCH_ROWS);
             batch_bytes = 0;
         }
@@ -401,8 +438,13 @@ fn spawn_loaders(
     let url = settings.require_target()?.clone();
     let mut handles = Vec::new();
     for _ in 0..settings.writers {
-        let (chunks, failure, loaded, targets, url) =
-            (chunks.clone(), failure.clone(), loaded.clone(), targets.clone(), url.clone());
+        let (chunks, failure, loaded, targets, url) = (
+            chunks.clone(),
+            failure.clone(),
+            loaded.clone(),
+            targets.clone(),
+            url.clone(),
+        );
         let plan_id = plan.plan_id.clone();
         handles.push(tokio::spawn(async move {
             let mut client = match sink::connect(&url).await {
@@ -453,7 +495,10 @@ async fn prepare_target(client: &mut tokio_postgres::Client, plan: &Plan) -> Res
     sink::ensure_ledger(client).await?;
     let tables: Vec<String> = plan.tables.iter().map(|t| t.target.clone()).collect();
     let deferred = post::defer_foreign_keys(client, &plan.plan_id, &tables).await?;
-    tracing::info!(foreign_keys = deferred, "Foreign keys deferred until the data is in.");
+    tracing::info!(
+        foreign_keys = deferred,
+        "Foreign keys deferred until the data is in."
+    );
     Ok(())
 }
 
@@ -477,7 +522,10 @@ async fn restore_after_failure(settings: &Settings, plan: &Plan) {
 async fn finish_target(settings: &Settings, plan: &Plan) -> Result<usize> {
     let mut client = sink::connect(settings.require_target()?).await?;
     let restored = post::restore_constraints(&mut client, &plan.plan_id).await?;
-    tracing::info!(foreign_keys = restored, "Foreign keys restored and validated.");
+    tracing::info!(
+        foreign_keys = restored,
+        "Foreign keys restored and validated."
+    );
     let mut moved = 0;
     for table in &plan.tables {
         moved += post::advance_sequences(&client, &table.target).await?;
@@ -506,18 +554,30 @@ pub async fn migrate(settings: &Settings) -> Result<Summary> {
     let finished: Arc<dyn Fn(FinishedChunk) -> bool + Send + Sync> = {
         let (manifest, workdir) = (manifest.clone(), workdir.clone());
         Arc::new(move |chunk: FinishedChunk| {
-            manifest.lock().expect("manifest lock").push(manifest_entry(&workdir, &chunk));
+            manifest
+                .lock()
+                .expect("manifest lock")
+                .push(manifest_entry(&workdir, &chunk));
             // Encoder threads are not tokio workers: blocking here is the back-pressure.
             chunk_tx.blocking_send(chunk).is_ok()
         })
     };
     let progress = spawn_progress(loaded.clone());
-    let exported = export(settings, &prepared.database, tasks, failure.clone(), finished).await;
+    let exported = export(
+        settings,
+        &prepared.database,
+        tasks,
+        failure.clone(),
+        finished,
+    )
+    .await;
     if let Err(e) = exported {
         failure.fail(e);
     }
     for loader in loaders {
-        loader.await.map_err(|e| Error::Environment(format!("a writer panicked: {e}")))?;
+        loader
+            .await
+            .map_err(|e| Error::Environment(format!("a writer panicked: {e}")))?;
     }
     progress.abort();
     if let Err(e) = failure.into_result() {
@@ -526,7 +586,9 @@ pub async fn migrate(settings: &Settings) -> Result<Summary> {
     }
 
     write_manifest(&workdir, &plan, manifest)?;
-    let mut summary = Arc::try_unwrap(loaded).map(|m| m.into_inner().expect("summary lock")).unwrap_or_default();
+    let mut summary = Arc::try_unwrap(loaded)
+        .map(|m| m.into_inner().expect("summary lock"))
+        .unwrap_or_default();
     summary.sequences = finish_target(settings, &plan).await?;
     summary.elapsed = started.elapsed();
     Ok(summary)
@@ -547,11 +609,22 @@ pub async fn export_only(settings: &Settings) -> Result<Summary> {
     let finished: Arc<dyn Fn(FinishedChunk) -> bool + Send + Sync> = {
         let (manifest, workdir) = (manifest.clone(), workdir.clone());
         Arc::new(move |chunk: FinishedChunk| {
-            manifest.lock().expect("manifest lock").push(manifest_entry(&workdir, &chunk));
+            manifest
+                .lock()
+                .expect("manifest lock")
+                .push(manifest_entry(&workdir, &chunk));
             true
         })
     };
-    if let Err(e) = export(settings, &prepared.database, tasks, failure.clone(), finished).await {
+    if let Err(e) = export(
+        settings,
+        &prepared.database,
+        tasks,
+        failure.clone(),
+        finished,
+    )
+    .await
+    {
         failure.fail(e);
     }
     failure.into_result()?;
@@ -564,7 +637,11 @@ pub async fn export_only(settings: &Settings) -> Result<Summary> {
     Ok(summary)
 }
 
-fn write_manifest(workdir: &Path, plan: &Plan, chunks: Arc<Mutex<Vec<ManifestEntry>>>) -> Result<Manifest> {
+fn write_manifest(
+    workdir: &Path,
+    plan: &Plan,
+    chunks: Arc<Mutex<Vec<ManifestEntry>>>,
+) -> Result<Manifest> {
     let mut chunks = std::mem::take(&mut *chunks.lock().expect("manifest lock"));
     chunks.sort_by(|a, b| (&a.table, a.chunk).cmp(&(&b.table, b.chunk)));
     let manifest = Manifest {
@@ -590,7 +667,11 @@ pub async fn import(settings: &Settings) -> Result<Summary> {
         )));
     }
     let mut target = sink::connect(settings.require_target()?).await?;
-    let tables: Vec<(String, String)> = plan.tables.iter().map(|t| (t.name.clone(), t.target.clone())).collect();
+    let tables: Vec<(String, String)> = plan
+        .tables
+        .iter()
+        .map(|t| (t.name.clone(), t.target.clone()))
+        .collect();
     let problems = sink::non_empty_tables(&target, &tables).await?;
     if !problems.is_empty() {
         return Err(Error::Check(problems));
@@ -617,14 +698,18 @@ pub async fn import(settings: &Settings) -> Result<Summary> {
     }
     drop(chunk_tx);
     for loader in loaders {
-        loader.await.map_err(|e| Error::Environment(format!("a writer panicked: {e}")))?;
+        loader
+            .await
+            .map_err(|e| Error::Environment(format!("a writer panicked: {e}")))?;
     }
     progress.abort();
     if let Err(e) = failure.into_result() {
         restore_after_failure(settings, &plan).await;
         return Err(e);
     }
-    let mut summary = Arc::try_unwrap(loaded).map(|m| m.into_inner().expect("summary lock")).unwrap_or_default();
+    let mut summary = Arc::try_unwrap(loaded)
+        .map(|m| m.into_inner().expect("summary lock"))
+        .unwrap_or_default();
     summary.sequences = finish_target(settings, &plan).await?;
     summary.elapsed = started.elapsed();
     Ok(summary)

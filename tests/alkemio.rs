@@ -50,9 +50,10 @@ struct Schema {
 
 fn read_schema(mysql_db: &str, pg_db: &str) -> Schema {
     block_on(async {
-        let mut conn = mysql_async::Conn::new(mysql_async::Opts::from_url(&mysql_url(mysql_db)).unwrap())
-            .await
-            .unwrap();
+        let mut conn =
+            mysql_async::Conn::new(mysql_async::Opts::from_url(&mysql_url(mysql_db)).unwrap())
+                .await
+                .unwrap();
         let source = catalog::mysql::read(&mut conn, mysql_db).await.unwrap();
         let fk_rows: Vec<(String, String, String, String)> = conn
             .exec(
@@ -84,7 +85,10 @@ fn read_schema(mysql_db: &str, pg_db: &str) -> Schema {
         Schema {
             source,
             target,
-            foreign: fk_rows.into_iter().map(|(t, c, rt, rc)| ((t, c), (rt, rc))).collect(),
+            foreign: fk_rows
+                .into_iter()
+                .map(|(t, c, rt, rc)| ((t, c), (rt, rc)))
+                .collect(),
             unique: unique_rows.into_iter().collect(),
         }
     })
@@ -93,7 +97,14 @@ fn read_schema(mysql_db: &str, pg_db: &str) -> Schema {
 fn uuid(table: &str, column: &str, i: usize) -> String {
     let h = xxhash_rust::xxh3::xxh3_128(format!("{table}.{column}.{i}").as_bytes());
     let hex = format!("{h:032x}");
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 /// The generated value of row `i` of `table.column`: deterministic, so a foreign key can
@@ -106,7 +117,10 @@ fn value(schema: &Schema, table: &str, column: &str, i: usize) -> Value {
     let sc = src.column(column).unwrap();
     let tc = schema.target.get(table).and_then(|t| t.column(column));
     let is_key = src.key.iter().any(|k| k == column);
-    let unique = is_key || schema.unique.contains(&(table.to_string(), column.to_string()));
+    let unique = is_key
+        || schema
+            .unique
+            .contains(&(table.to_string(), column.to_string()));
     if sc.nullable && !tc.is_some_and(|c| c.not_null) && !unique && i % 7 == 3 {
         return Value::NULL;
     }
@@ -116,27 +130,65 @@ fn value(schema: &Schema, table: &str, column: &str, i: usize) -> Value {
         (_, PgType::Uuid) => {
             let u = uuid(table, column, i);
             // Upper case where it is no key: the target must lower-case it.
-            bytes(if unique || i % 2 == 0 { u } else { u.to_uppercase() })
+            bytes(if unique || i.is_multiple_of(2) {
+                u
+            } else {
+                u.to_uppercase()
+            })
         }
         (_, PgType::Json | PgType::Jsonb) => bytes(JSON[i % JSON.len()].to_string()),
         (_, PgType::Bool) => Value::Int((i % 2) as i64),
         (_, PgType::Enum { labels, .. }) => bytes(labels[i % labels.len()].clone()),
-        (_, PgType::Bytea) => Value::Bytes((0..(i * 37 % 300)).map(|k| ((i * 7 + k) % 256) as u8).collect()),
-        (MyType::Int { bytes: 8, .. }, _) => Value::Int(if unique { i as i64 + 1 } else { i as i64 * 1_000_000_007 - 5 }),
-        (MyType::Int { .. }, _) => Value::Int(if unique { i as i64 + 1 } else { i as i64 * 13 - 100 }),
+        (_, PgType::Bytea) => Value::Bytes(
+            (0..(i * 37 % 300))
+                .map(|k| ((i * 7 + k) % 256) as u8)
+                .collect(),
+        ),
+        (MyType::Int { bytes: 8, .. }, _) => Value::Int(if unique {
+            i as i64 + 1
+        } else {
+            i as i64 * 1_000_000_007 - 5
+        }),
+        (MyType::Int { .. }, _) => Value::Int(if unique {
+            i as i64 + 1
+        } else {
+            i as i64 * 13 - 100
+        }),
         (MyType::Decimal { precision, scale }, _) => {
             let int_digits = (precision - scale) as usize;
             let int_part = (i * 7919) % 10usize.pow(int_digits.min(9) as u32);
             let frac = (i * 31) % 10usize.pow(*scale);
-            let sign = if i % 3 == 0 { "-" } else { "" };
-            bytes(format!("{sign}{int_part}.{frac:0width$}", width = *scale as usize))
+            let sign = if i.is_multiple_of(3) { "-" } else { "" };
+            bytes(format!(
+                "{sign}{int_part}.{frac:0width$}",
+                width = *scale as usize
+            ))
         }
         (MyType::DateTime(p) | MyType::Timestamp(p), _) => {
-            let us = if *p == 6 && i % 4 != 0 { (i * 123457) % 1_000_000 } else { 0 } as u32;
-            Value::Date(2000 + (i % 30) as u16, 1 + (i % 12) as u8, 1 + (i % 28) as u8, (i % 24) as u8, (i * 7 % 60) as u8, (i * 13 % 60) as u8, us)
+            let us = if *p == 6 && !i.is_multiple_of(4) {
+                (i * 123457) % 1_000_000
+            } else {
+                0
+            } as u32;
+            Value::Date(
+                2000 + (i % 30) as u16,
+                1 + (i % 12) as u8,
+                1 + (i % 28) as u8,
+                (i % 24) as u8,
+                (i * 7 % 60) as u8,
+                (i * 13 % 60) as u8,
+                us,
+            )
         }
         (MyType::Date, _) => Value::Date(1990 + i as u16, 2, 28, 0, 0, 0, 0),
-        (MyType::Char { max_chars, .. }, _) | (MyType::Binary { max_bytes: max_chars, .. }, _) => {
+        (MyType::Char { max_chars, .. }, _)
+        | (
+            MyType::Binary {
+                max_bytes: max_chars,
+                ..
+            },
+            _,
+        ) => {
             let limit = match target {
                 PgType::Varchar(Some(n)) | PgType::Char(n) => n as usize,
                 _ => max_chars.unwrap_or(255) as usize,
@@ -150,25 +202,49 @@ fn value(schema: &Schema, table: &str, column: &str, i: usize) -> Value {
 
 fn awkward(i: usize, unique: bool, limit: usize) -> String {
     let base = AWKWARD[i % AWKWARD.len()];
-    let text = if unique { format!("{i}-{base}") } else { base.to_string() };
+    let text = if unique {
+        format!("{i}-{base}")
+    } else {
+        base.to_string()
+    };
     text.chars().take(limit).collect()
 }
 
 fn fill(mysql_db: &str, schema: &Schema) {
     block_on(async {
-        let opts = mysql_async::OptsBuilder::from_opts(mysql_async::Opts::from_url(&mysql_url(mysql_db)).unwrap())
-            .init(vec!["SET NAMES utf8mb4", "SET FOREIGN_KEY_CHECKS = 0", "SET time_zone = '+00:00'"]);
+        let opts = mysql_async::OptsBuilder::from_opts(
+            mysql_async::Opts::from_url(&mysql_url(mysql_db)).unwrap(),
+        )
+        .init(vec![
+            "SET NAMES utf8mb4",
+            "SET FOREIGN_KEY_CHECKS = 0",
+            "SET time_zone = '+00:00'",
+        ]);
         let mut conn = mysql_async::Conn::new(opts).await.unwrap();
         for table in &schema.source {
-            let columns: Vec<&str> = table.columns.iter().filter(|c| !c.generated).map(|c| c.name.as_str()).collect();
+            let columns: Vec<&str> = table
+                .columns
+                .iter()
+                .filter(|c| !c.generated)
+                .map(|c| c.name.as_str())
+                .collect();
             let sql = format!(
                 "INSERT INTO `{}` ({}) VALUES ({})",
                 table.name,
-                columns.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "),
+                columns
+                    .iter()
+                    .map(|c| format!("`{c}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 vec!["?"; columns.len()].join(", ")
             );
             let rows: Vec<Vec<Value>> = (0..ROWS_PER_TABLE)
-                .map(|i| columns.iter().map(|c| value(schema, &table.name, c, i)).collect())
+                .map(|i| {
+                    columns
+                        .iter()
+                        .map(|c| value(schema, &table.name, c, i))
+                        .collect()
+                })
                 .collect();
             conn.exec_batch(sql.as_str(), rows)
                 .await
@@ -192,11 +268,18 @@ fn expected_text(raw: &[u8], target: &PgType) -> String {
         PgType::Timestamp(_) => match text.split_once('.') {
             Some((whole, frac)) => {
                 let frac = frac.trim_end_matches('0');
-                if frac.is_empty() { whole.to_string() } else { format!("{whole}.{frac}") }
+                if frac.is_empty() {
+                    whole.to_string()
+                } else {
+                    format!("{whole}.{frac}")
+                }
             }
             None => text,
         },
-        PgType::Bytea => format!("\\x{}", raw.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+        PgType::Bytea => format!(
+            "\\x{}",
+            raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ),
         _ => text,
     }
 }
@@ -205,10 +288,16 @@ fn expected_text(raw: &[u8], target: &PgType) -> String {
 fn alkemio_generated_rows_arrive_value_by_value() {
     let source = unique("alkemio");
     create_mysql_db(&source);
-    mysql_exec(Some(&source), &read(&fixtures().join("alkemio/mysql-schema.sql")));
+    mysql_exec(
+        Some(&source),
+        &read(&fixtures().join("alkemio/mysql-schema.sql")),
+    );
     let target = unique("alkemio");
     create_pg_db(&target);
-    psql(&target, &read(&fixtures().join("alkemio/postgres-schema.sql")));
+    psql(
+        &target,
+        &read(&fixtures().join("alkemio/postgres-schema.sql")),
+    );
 
     let schema = read_schema(&source, &target);
     assert!(schema.source.len() >= 70, "{} tables", schema.source.len());
@@ -230,12 +319,19 @@ fn alkemio_generated_rows_arrive_value_by_value() {
     ]);
     let migrated_tables = schema.source.len() - 1;
     assert!(
-        out.contains(&format!("pgferry migrated {} rows", migrated_tables * ROWS_PER_TABLE)),
+        out.contains(&format!(
+            "pgferry migrated {} rows",
+            migrated_tables * ROWS_PER_TABLE
+        )),
         "{out}"
     );
 
     let mut values_compared = 0;
-    for table in schema.source.iter().filter(|t| t.name != "migrations_typeorm") {
+    for table in schema
+        .source
+        .iter()
+        .filter(|t| t.name != "migrations_typeorm")
+    {
         let pg_table = &schema.target[&table.name];
         let columns: Vec<(&str, &PgType)> = table
             .columns
@@ -249,7 +345,11 @@ fn alkemio_generated_rows_arrive_value_by_value() {
             &source,
             &format!(
                 "SELECT {} FROM `{}`",
-                columns.iter().map(|(c, _)| format!("`{c}`")).collect::<Vec<_>>().join(", "),
+                columns
+                    .iter()
+                    .map(|(c, _)| format!("`{c}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 table.name
             ),
         );
@@ -257,13 +357,19 @@ fn alkemio_generated_rows_arrive_value_by_value() {
             &target,
             &format!(
                 "SELECT {} FROM public.\"{}\"",
-                columns.iter().map(|(c, _)| format!("\"{c}\"::text")).collect::<Vec<_>>().join(", "),
+                columns
+                    .iter()
+                    .map(|(c, _)| format!("\"{c}\"::text"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 table.name
             ),
         );
         assert_eq!(my_rows.len(), pg_rows.len(), "row count of {}", table.name);
-        let pg_by_key: HashMap<String, &Vec<Option<String>>> =
-            pg_rows.iter().map(|r| (r[key_index].clone().unwrap(), r)).collect();
+        let pg_by_key: HashMap<String, &Vec<Option<String>>> = pg_rows
+            .iter()
+            .map(|r| (r[key_index].clone().unwrap(), r))
+            .collect();
         for my_row in &my_rows {
             let key_text = expected_text(my_row[key_index].as_ref().unwrap(), columns[key_index].1);
             let pg_row = pg_by_key
@@ -280,9 +386,18 @@ fn alkemio_generated_rows_arrive_value_by_value() {
             }
         }
     }
-    assert!(values_compared > 20_000, "{values_compared} values compared");
+    assert!(
+        values_compared > 20_000,
+        "{values_compared} values compared"
+    );
 
     // Sequences moved past the copied ids.
-    let last = pg_query(&target, "SELECT last_value FROM public.\"activity_rowId_seq\"");
-    assert_eq!(last[0][0].as_deref(), Some(ROWS_PER_TABLE.to_string().as_str()));
+    let last = pg_query(
+        &target,
+        "SELECT last_value FROM public.\"activity_rowId_seq\"",
+    );
+    assert_eq!(
+        last[0][0].as_deref(),
+        Some(ROWS_PER_TABLE.to_string().as_str())
+    );
 }

@@ -7,10 +7,19 @@ use common::*;
 
 /// Creates the table on both sides, fills the source, migrates in chunks of `chunk_rows`,
 /// and returns (source rows, target rows, chunks loaded), rows rendered by `columns`.
-fn migrate_table(my_ddl: &str, pg_ddl: &str, inserts: &str, columns: &str, chunk_rows: u64) -> (Vec<String>, Vec<String>, usize) {
+fn migrate_table(
+    my_ddl: &str,
+    pg_ddl: &str,
+    inserts: &str,
+    columns: &str,
+    chunk_rows: u64,
+) -> (Vec<String>, Vec<String>, usize) {
     let source = unique("chunks");
     create_mysql_db(&source);
-    mysql_exec(Some(&source), format!("{my_ddl}; {inserts}; ANALYZE TABLE t;").as_bytes());
+    mysql_exec(
+        Some(&source),
+        format!("{my_ddl}; {inserts}; ANALYZE TABLE t;").as_bytes(),
+    );
     let target = unique("chunks");
     create_pg_db(&target);
     psql(&target, pg_ddl.as_bytes());
@@ -26,14 +35,16 @@ fn migrate_table(my_ddl: &str, pg_ddl: &str, inserts: &str, columns: &str, chunk
         "--chunk-rows",
         &chunk_rows.to_string(),
     ]);
-    let mut src: Vec<String> = mysql_query(&source, &format!("SELECT CONCAT_WS('|', {columns}) FROM t"))
-        .into_iter()
-        .map(|r| String::from_utf8(r[0].clone().unwrap()).unwrap())
-        .collect();
-    let mut dst: Vec<String> = pg_query(&target, &format!("SELECT CONCAT_WS('|', {columns}) FROM t"))
-        .into_iter()
-        .map(|r| r[0].clone().unwrap())
-        .collect();
+    let mut src: Vec<String> =
+        mysql_query(&source, &format!("SELECT CONCAT_WS('|', {columns}) FROM t"))
+            .into_iter()
+            .map(|r| String::from_utf8(r[0].clone().unwrap()).unwrap())
+            .collect();
+    let mut dst: Vec<String> =
+        pg_query(&target, &format!("SELECT CONCAT_WS('|', {columns}) FROM t"))
+            .into_iter()
+            .map(|r| r[0].clone().unwrap())
+            .collect();
     src.sort();
     dst.sort();
     let chunks = pg_query(&target, "SELECT count(*) FROM pgferry.chunks")[0][0]
@@ -45,16 +56,24 @@ fn migrate_table(my_ddl: &str, pg_ddl: &str, inserts: &str, columns: &str, chunk
 }
 
 fn values(rows: impl IntoIterator<Item = String>) -> String {
-    format!("INSERT IGNORE INTO t VALUES {}", rows.into_iter().collect::<Vec<_>>().join(", "))
+    format!(
+        "INSERT IGNORE INTO t VALUES {}",
+        rows.into_iter().collect::<Vec<_>>().join(", ")
+    )
 }
 
 #[test]
 fn string_keys_under_a_case_insensitive_collation_land_exactly_once() {
     // Keys that the collation orders differently from bytes: case, accents, ß, spaces.
     let keys = [
-        "a", "B", "c", "D", "é", "E", "f", "ß", "st", "Z", "zz", "Ä", "b ", "0", "_", "~", "Ω", "ω1", "M", "n",
+        "a", "B", "c", "D", "é", "E", "f", "ß", "st", "Z", "zz", "Ä", "b ", "0", "_", "~", "Ω",
+        "ω1", "M", "n",
     ];
-    let mut rows: Vec<String> = keys.iter().enumerate().map(|(i, k)| format!("('{k}', {i})")).collect();
+    let mut rows: Vec<String> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("('{k}', {i})"))
+        .collect();
     rows.extend((0..60).map(|i| format!("('k{i:03}', {i})")));
     let (src, dst, chunks) = migrate_table(
         "CREATE TABLE t (id varchar(20) COLLATE utf8mb4_general_ci PRIMARY KEY, v int)",
@@ -102,7 +121,9 @@ fn composite_keys_land_exactly_once() {
 
 #[test]
 fn integer_keys_with_gaps_and_extremes_land_exactly_once() {
-    let mut rows: Vec<String> = (0..50).map(|i| format!("({}, 'r{i}')", i * i * 1000)).collect();
+    let mut rows: Vec<String> = (0..50)
+        .map(|i| format!("({}, 'r{i}')", i * i * 1000))
+        .collect();
     rows.push("(18446744073709551615, 'max')".into());
     rows.push("(9223372036854775808, 'past i64')".into());
     let (src, dst, chunks) = migrate_table(
@@ -166,7 +187,10 @@ fn a_null_into_a_not_null_column_stops_the_run_naming_table_key_and_column() {
     );
     let target = unique("nulls");
     create_pg_db(&target);
-    psql(&target, b"CREATE TABLE people (id int PRIMARY KEY, email text NOT NULL, secret text)");
+    psql(
+        &target,
+        b"CREATE TABLE people (id int PRIMARY KEY, email text NOT NULL, secret text)",
+    );
     let wd = workdir("nulls");
     let out = pgferry(&[
         "migrate",
@@ -180,10 +204,19 @@ fn a_null_into_a_not_null_column_stops_the_run_naming_table_key_and_column() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("table `people`, key id=2, column `email`: NULL into a NOT NULL target column"),
+        stderr.contains(
+            "table `people`, key id=2, column `email`: NULL into a NOT NULL target column"
+        ),
         "{stderr}"
     );
-    assert!(!stderr.contains("hash-2"), "no row data in errors: {stderr}");
+    assert!(
+        !stderr.contains("hash-2"),
+        "no row data in errors: {stderr}"
+    );
     let rows = pg_query(&target, "SELECT count(*) FROM people");
-    assert_eq!(rows[0][0].as_deref(), Some("0"), "nothing of the chunk committed");
+    assert_eq!(
+        rows[0][0].as_deref(),
+        Some("0"),
+        "nothing of the chunk committed"
+    );
 }

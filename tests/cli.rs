@@ -30,7 +30,10 @@ fn tiny_pair() -> (String, String) {
     mysql_exec(Some(&source), b"CREATE TABLE t (id int PRIMARY KEY, v varchar(10)); INSERT INTO t VALUES (1, 'a'), (2, NULL);");
     let target = unique("cli");
     create_pg_db(&target);
-    psql(&target, b"CREATE TABLE t (id int PRIMARY KEY, v varchar(10))");
+    psql(
+        &target,
+        b"CREATE TABLE t (id int PRIMARY KEY, v varchar(10))",
+    );
     (mysql_url(&source), postgres_url(&target))
 }
 
@@ -39,12 +42,30 @@ fn usage_errors_exit_2() {
     let (code, text) = run(&["migrate", "--workdir", "/tmp/x"], &[]);
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("no source"), "{text}");
-    let (code, text) = run(&["check", "--source", "postgres://x@h/db", "--target", "postgres://x@h/db"], &[]);
+    let (code, text) = run(
+        &[
+            "check",
+            "--source",
+            "postgres://x@h/db",
+            "--target",
+            "postgres://x@h/db",
+        ],
+        &[],
+    );
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("mysql://"), "{text}");
     let (code, _) = run(&["migrate", "--no-such-flag"], &[]);
     assert_eq!(code, Some(2));
-    let (code, text) = run(&["check", "--source", "mysql://u@h:1", "--target", "postgres://u@h/db"], &[]);
+    let (code, text) = run(
+        &[
+            "check",
+            "--source",
+            "mysql://u@h:1",
+            "--target",
+            "postgres://u@h/db",
+        ],
+        &[],
+    );
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("names no database"), "{text}");
 }
@@ -68,11 +89,23 @@ fn a_wrong_password_exits_3_without_showing_any_password() {
     let source = format!("{wrong}/mysql");
     let (code, text) = run(&["check", "--source", &source, "--target", &target], &[]);
     assert_eq!(code, Some(3), "{text}");
-    assert!(text.contains("source") && text.contains("pgferry:***@"), "{text}");
-    assert!(!text.contains("Wr0ngSecret") && !text.contains("pgferry-test"), "{text}");
+    assert!(
+        text.contains("source") && text.contains("pgferry:***@"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("Wr0ngSecret") && !text.contains("pgferry-test"),
+        "{text}"
+    );
     // Nothing listens on port 1.
     let (code, text) = run(
-        &["check", "--source", &source, "--target", "postgres://pgferry:Wr0ngSecret@127.0.0.1:1/db"],
+        &[
+            "check",
+            "--source",
+            &source,
+            "--target",
+            "postgres://pgferry:Wr0ngSecret@127.0.0.1:1/db",
+        ],
         &[],
     );
     assert_eq!(code, Some(3), "{text}");
@@ -82,7 +115,10 @@ fn a_wrong_password_exits_3_without_showing_any_password() {
 #[test]
 fn environment_variables_and_config_file_supply_the_settings() {
     let (source, target) = tiny_pair();
-    let (code, text) = run(&["check"], &[("PGFERRY_SOURCE", &source), ("PGFERRY_TARGET", &target)]);
+    let (code, text) = run(
+        &["check"],
+        &[("PGFERRY_SOURCE", &source), ("PGFERRY_TARGET", &target)],
+    );
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("1 tables, 2 columns paired"), "{text}");
 
@@ -92,13 +128,27 @@ fn environment_variables_and_config_file_supply_the_settings() {
     let wd = dir.join("work");
     std::fs::write(
         &config,
-        format!("source = '{source}'\ntarget = '{target}'\nworkdir = '{}'\nreaders = 1\nwriters = 1\n", wd.display()),
+        format!(
+            "source = '{source}'\ntarget = '{target}'\nworkdir = '{}'\nreaders = 1\nwriters = 1\n",
+            wd.display()
+        ),
     )
     .unwrap();
     // Flags in any order, the rest from the file.
-    let (code, text) = run(&["migrate", "--chunk-rows", "1", "--config", config.to_str().unwrap()], &[]);
+    let (code, text) = run(
+        &[
+            "migrate",
+            "--chunk-rows",
+            "1",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &[],
+    );
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("pgferry migrated 2 rows"), "{text}");
     assert!(wd.join("plan.json").exists() && wd.join("manifest.json").exists());
-    assert!(!std::fs::read_to_string(wd.join("plan.json")).unwrap().contains("pgferry-test"));
+    assert!(!std::fs::read_to_string(wd.join("plan.json"))
+        .unwrap()
+        .contains("pgferry-test"));
 }

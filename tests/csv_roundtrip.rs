@@ -23,9 +23,14 @@ fn tricky_text() -> impl Strategy<Value = Option<String>> {
         Just(" ".to_string()),
         Just("".to_string()),
         "[a-zé😀\t]{0,3}",
-        any::<char>().prop_filter("no NUL", |c| *c != '\0').prop_map(String::from),
+        any::<char>()
+            .prop_filter("no NUL", |c| *c != '\0')
+            .prop_map(String::from),
     ];
-    proptest::option::weighted(0.85, proptest::collection::vec(piece, 0..8).prop_map(|p| p.concat()))
+    proptest::option::weighted(
+        0.85,
+        proptest::collection::vec(piece, 0..8).prop_map(|p| p.concat()),
+    )
 }
 
 fn encode(rows: &[(Option<String>, Option<Vec<u8>>)]) -> Vec<u8> {
@@ -34,7 +39,9 @@ fn encode(rows: &[(Option<String>, Option<Vec<u8>>)]) -> Vec<u8> {
     let mut out = Vec::new();
     for (i, (t, b)) in rows.iter().enumerate() {
         out.extend_from_slice(format!("{i},").as_bytes());
-        let v = t.as_ref().map_or(Value::NULL, |s| Value::Bytes(s.clone().into_bytes()));
+        let v = t
+            .as_ref()
+            .map_or(Value::NULL, |s| Value::Bytes(s.clone().into_bytes()));
         text.encode(&v, &mut out).unwrap();
         out.push(b',');
         let v = b.as_ref().map_or(Value::NULL, |b| Value::Bytes(b.clone()));
@@ -48,13 +55,20 @@ fn encode(rows: &[(Option<String>, Option<Vec<u8>>)]) -> Vec<u8> {
 fn any_text_and_bytes_survive_copy() {
     let db = common::unique("csvprop");
     common::create_pg_db(&db);
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let client = runtime.block_on(async {
-        let (client, conn) = tokio_postgres::connect(&common::postgres_url(&db), tokio_postgres::NoTls)
+        let (client, conn) =
+            tokio_postgres::connect(&common::postgres_url(&db), tokio_postgres::NoTls)
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        client
+            .batch_execute("CREATE TABLE t (i int, v text, b bytea)")
             .await
             .unwrap();
-        tokio::spawn(conn);
-        client.batch_execute("CREATE TABLE t (i int, v text, b bytea)").await.unwrap();
         client
     });
     let config = ProptestConfig {

@@ -18,7 +18,10 @@ fn kratos_databases() -> (String, String, String) {
     let target = unique("kratos");
     create_pg_db(&target);
     psql(&target, &read(&dir.join("postgres-schema.sql")));
-    psql(&target, &read(&dir.join("postgres-schema_migration-rows.sql")));
+    psql(
+        &target,
+        &read(&dir.join("postgres-schema_migration-rows.sql")),
+    );
 
     let expected = unique("kratos_expected");
     create_pg_db(&expected);
@@ -88,8 +91,14 @@ fn kratos_test_data_arrives_identical_to_kratos_own_postgres_dump() {
     // Chunk files are private.
     use std::os::unix::fs::PermissionsExt;
     let file = wd.join("data/identities/000000.csv");
-    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
-    assert_eq!(std::fs::metadata(&wd).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(&wd).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
 }
 
 #[test]
@@ -113,7 +122,10 @@ fn a_target_that_is_not_empty_is_refused_before_any_data_moves() {
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("`networks`") && stderr.contains("not empty"), "{stderr}");
+    assert!(
+        stderr.contains("`networks`") && stderr.contains("not empty"),
+        "{stderr}"
+    );
     // schema_migration holds rows too, but it is excluded and so not named.
     assert!(!stderr.contains("schema_migration"), "{stderr}");
     let identities = pg_query(&target, "SELECT count(*) FROM public.identities");
@@ -140,10 +152,24 @@ fn export_then_import_equals_migrate() {
     let export: Vec<String> = common("export");
     pgferry_ok(&export.iter().map(String::as_str).collect::<Vec<_>>());
     let identities = pg_query(&target, "SELECT count(*) FROM public.identities");
-    assert_eq!(identities[0][0].as_deref(), Some("0"), "export writes nothing to the target");
-    pgferry_ok(&["import", "--target", &postgres_url(&target), "--workdir", wd.to_str().unwrap()]);
+    assert_eq!(
+        identities[0][0].as_deref(),
+        Some("0"),
+        "export writes nothing to the target"
+    );
+    pgferry_ok(&[
+        "import",
+        "--target",
+        &postgres_url(&target),
+        "--workdir",
+        wd.to_str().unwrap(),
+    ]);
     for table in tables(&expected) {
-        assert_eq!(pg_table_text(&target, &table), pg_table_text(&expected, &table), "{table}");
+        assert_eq!(
+            pg_table_text(&target, &table),
+            pg_table_text(&expected, &table),
+            "{table}"
+        );
     }
 }
 
@@ -151,11 +177,23 @@ fn export_then_import_equals_migrate() {
 fn check_reports_every_problem_at_once() {
     let (source, target, _) = kratos_databases();
     // Without --exclude: schema_migration is not empty in the target.
-    psql(&target, b"ALTER TABLE public.sessions DROP COLUMN aal; CREATE TABLE public.unrelated (x int)");
-    let out = pgferry(&["check", "--source", &mysql_url(&source), "--target", &postgres_url(&target)]);
+    psql(
+        &target,
+        b"ALTER TABLE public.sessions DROP COLUMN aal; CREATE TABLE public.unrelated (x int)",
+    );
+    let out = pgferry(&[
+        "check",
+        "--source",
+        &mysql_url(&source),
+        "--target",
+        &postgres_url(&target),
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("`sessions`.`aal`"), "{stdout}");
-    assert!(stdout.contains("`schema_migration`") && stdout.contains("not empty"), "{stdout}");
+    assert!(
+        stdout.contains("`schema_migration`") && stdout.contains("not empty"),
+        "{stdout}"
+    );
     assert!(stdout.contains("2 problem(s)"), "{stdout}");
 }

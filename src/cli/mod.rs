@@ -11,7 +11,11 @@ use crate::error::{Error, Exit};
 use crate::pipeline::{self, CheckReport, Summary};
 
 #[derive(Parser, Debug)]
-#[command(name = "pgferry", version, about = "Moves a MySQL/MariaDB database into an existing Postgres schema.")]
+#[command(
+    name = "pgferry",
+    version,
+    about = "Moves a MySQL/MariaDB database into an existing Postgres schema."
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -35,10 +39,20 @@ struct RunArgs {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Source URL: mysql://user:pass@host:port/database
-    #[arg(long, env = "PGFERRY_SOURCE", hide_env_values = true, value_name = "URL")]
+    #[arg(
+        long,
+        env = "PGFERRY_SOURCE",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     source: Option<String>,
     /// Target URL: postgres://user:pass@host:port/database
-    #[arg(long, env = "PGFERRY_TARGET", hide_env_values = true, value_name = "URL")]
+    #[arg(
+        long,
+        env = "PGFERRY_TARGET",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     target: Option<String>,
     /// Postgres schema holding the target tables [default: public]
     #[arg(long, value_name = "SCHEMA")]
@@ -75,7 +89,9 @@ impl RunArgs {
             Some(path) => FileConfig::load(path)?,
             None => FileConfig::default(),
         };
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         let mut exclude = file.exclude;
         exclude.extend(self.exclude);
         let settings = Settings {
@@ -93,7 +109,11 @@ impl RunArgs {
             readers: self.readers.or(file.readers).unwrap_or(defaults::READERS),
             writers: self.writers.or(file.writers).unwrap_or(defaults::WRITERS),
             encoders: self.encoders.or(file.encoders).unwrap_or(cores),
-            chunk_bytes: self.chunk_mib.or(file.chunk_mib).unwrap_or(defaults::CHUNK_MIB) << 20,
+            chunk_bytes: self
+                .chunk_mib
+                .or(file.chunk_mib)
+                .unwrap_or(defaults::CHUNK_MIB)
+                << 20,
             chunk_rows: self.chunk_rows.or(file.chunk_rows),
         };
         settings.validate()?;
@@ -178,15 +198,30 @@ fn print_check(report: &CheckReport) {
     if report.problems.is_empty() {
         println!("no problems: `pgferry migrate` can run");
     } else {
-        println!("{} problem(s): `pgferry migrate` would refuse to run", report.problems.len());
+        println!(
+            "{} problem(s): `pgferry migrate` would refuse to run",
+            report.problems.len()
+        );
     }
 }
 
 fn print_summary(verb: &str, summary: &Summary) {
-    let width = summary.tables.keys().map(|k| k.len()).max().unwrap_or(5).max(5);
-    println!("{:<width$}  {:>7}  {:>12}  {:>12}", "table", "chunks", "rows", "bytes");
+    let width = summary
+        .tables
+        .keys()
+        .map(|k| k.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    println!(
+        "{:<width$}  {:>7}  {:>12}  {:>12}",
+        "table", "chunks", "rows", "bytes"
+    );
     for (name, t) in &summary.tables {
-        println!("{name:<width$}  {:>7}  {:>12}  {:>12}", t.chunks, t.rows, t.bytes);
+        println!(
+            "{name:<width$}  {:>7}  {:>12}  {:>12}",
+            t.chunks, t.rows, t.bytes
+        );
     }
     let secs = summary.elapsed.as_secs_f64().max(1e-3);
     println!(
@@ -206,7 +241,9 @@ fn init_tracing() {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("PGFERRY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if std::io::stderr().is_terminal() {
         builder.init();
     } else {

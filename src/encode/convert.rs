@@ -16,21 +16,32 @@ use super::csv::push_field;
 #[derive(Debug, Clone)]
 pub enum Conversion {
     /// Any integer into an integer or numeric column holding `min..=max`.
-    Integer { min: i128, max: i128 },
+    Integer {
+        min: i128,
+        max: i128,
+    },
     /// 0 → f, 1 → t; anything else is refused.
     IntegerToBool,
     /// bit(1) into boolean.
     BitToBool,
     /// bit(n) into bit(n)/varbit: the low `width` bits as `0`/`1` text.
-    Bits { width: u32 },
+    Bits {
+        width: u32,
+    },
     /// Exact decimal text; `max_integer_digits` from the target's precision − scale.
-    Decimal { max_integer_digits: Option<u32> },
+    Decimal {
+        max_integer_digits: Option<u32>,
+    },
     Float32,
     Float64,
     /// Text into text/varchar(n)/char(n): valid UTF-8, no NUL, at most `max_chars` characters.
-    Text { max_chars: Option<u32> },
+    Text {
+        max_chars: Option<u32>,
+    },
     /// An enum or text label that must be one of the target enum's labels.
-    EnumLabel { labels: Arc<HashSet<String>> },
+    EnumLabel {
+        labels: Arc<HashSet<String>>,
+    },
     /// Text holding a uuid, validated and lower-cased.
     TextToUuid,
     /// 16 raw bytes as a uuid.
@@ -38,12 +49,16 @@ pub enum Conversion {
     /// Bytes as `\x` hex.
     Bytea,
     /// Text that must be JSON; `jsonb` also refuses `\u0000`, which jsonb cannot store.
-    Json { jsonb: bool },
+    Json {
+        jsonb: bool,
+    },
     /// A MySQL set (`a,b`) into text[].
     SetToArray,
     Date,
     /// date/datetime/timestamp into timestamp (`tz` = false) or timestamptz, read as UTC.
-    Timestamp { tz: bool },
+    Timestamp {
+        tz: bool,
+    },
     /// time into time: only 00:00:00 to 24:00:00.
     Time,
     /// time into interval: MySQL's whole range, ±838:59:59.
@@ -329,7 +344,7 @@ fn date(value: &Value) -> Result<DateParts, Refusal> {
 
 fn days_in_month(y: u16, m: u8) -> u8 {
     match m {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 if (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400) => 29,
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -435,10 +450,7 @@ fn check_decimal(text: &[u8], max_integer_digits: Option<u32>) -> Outcome {
         return Err(Refusal::new("not a decimal number"));
     }
     if let Some(max) = max_integer_digits {
-        let significant = integer_part
-            .iter()
-            .skip_while(|&&b| b == b'0')
-            .count();
+        let significant = integer_part.iter().skip_while(|&&b| b == b'0').count();
         if significant > max as usize {
             return Err(Refusal::new(format!(
                 "{significant} integer digits do not fit the target's {max}"
@@ -491,7 +503,10 @@ mod tests {
         let c = Conversion::IntegerToBool;
         assert_eq!(enc(&c, Value::Int(1)).unwrap(), "t");
         assert_eq!(enc(&c, Value::Int(0)).unwrap(), "f");
-        assert!(enc(&c, Value::Int(2)).unwrap_err().reason.contains("only 0 and 1"));
+        assert!(enc(&c, Value::Int(2))
+            .unwrap_err()
+            .reason
+            .contains("only 0 and 1"));
     }
 
     #[test]
@@ -506,7 +521,10 @@ mod tests {
             min: 0,
             max: u64::MAX as i128,
         };
-        assert_eq!(enc(&c, Value::UInt(u64::MAX)).unwrap(), "18446744073709551615");
+        assert_eq!(
+            enc(&c, Value::UInt(u64::MAX)).unwrap(),
+            "18446744073709551615"
+        );
     }
 
     #[test]
@@ -536,7 +554,11 @@ mod tests {
     fn uuids_are_validated_and_lowercased() {
         let c = Conversion::TextToUuid;
         assert_eq!(
-            enc(&c, Value::Bytes(b"0149CE5F-76A8-4EFE-B2E3-431B8C6CCEB6".to_vec())).unwrap(),
+            enc(
+                &c,
+                Value::Bytes(b"0149CE5F-76A8-4EFE-B2E3-431B8C6CCEB6".to_vec())
+            )
+            .unwrap(),
             "0149ce5f-76a8-4efe-b2e3-431b8c6cceb6"
         );
         assert!(enc(&c, Value::Bytes(b"not-a-uuid".to_vec())).is_err());
@@ -606,7 +628,10 @@ mod tests {
         let c = Conversion::Decimal {
             max_integer_digits: Some(3),
         };
-        assert_eq!(enc(&c, Value::Bytes(b"-123.4500".to_vec())).unwrap(), "-123.4500");
+        assert_eq!(
+            enc(&c, Value::Bytes(b"-123.4500".to_vec())).unwrap(),
+            "-123.4500"
+        );
         assert!(enc(&c, Value::Bytes(b"1234.5".to_vec())).is_err());
     }
 

@@ -38,7 +38,11 @@ impl TableCodec {
         TableCodec {
             table: mapping.name().to_string(),
             columns: mapping.columns.iter().map(|c| c.source.clone()).collect(),
-            conversions: mapping.columns.iter().map(|c| c.conversion.clone()).collect(),
+            conversions: mapping
+                .columns
+                .iter()
+                .map(|c| c.conversion.clone())
+                .collect(),
             not_null: mapping
                 .columns
                 .iter()
@@ -51,7 +55,7 @@ impl TableCodec {
 
     /// Appends `rows` as CSV lines to `out`; returns the wrapping sum of the rows'
     /// checksums (order-independent, so batches may be written in any order).
-    pub fn encode_rows(&self, rows: &[Row], out: &mut Vec<u8>) -> Result<u64, ValueError> {
+    pub fn encode_rows(&self, rows: &[Row], out: &mut Vec<u8>) -> Result<u64, Box<ValueError>> {
         let mut sum = 0u64;
         for row in rows {
             let start = out.len();
@@ -74,15 +78,21 @@ impl TableCodec {
     }
 
     #[cold]
-    fn value_error(&self, row: &Row, column: usize, value: &Value, refusal: Refusal) -> ValueError {
-        ValueError {
+    fn value_error(
+        &self,
+        row: &Row,
+        column: usize,
+        value: &Value,
+        refusal: Refusal,
+    ) -> Box<ValueError> {
+        Box::new(ValueError {
             table: self.table.clone(),
             key: self.render_key(row),
             column: self.columns[column].clone(),
             excerpt: convert::excerpt(value),
             reason: refusal.reason.into_owned(),
             hint: refusal.hint,
-        }
+        })
     }
 
     fn render_key(&self, row: &Row) -> String {
@@ -92,7 +102,12 @@ impl TableCodec {
         self.key_columns
             .iter()
             .zip(&self.key_positions)
-            .map(|(name, &i)| format!("{name}={}", convert::excerpt(row.as_ref(i).unwrap_or(&Value::NULL))))
+            .map(|(name, &i)| {
+                format!(
+                    "{name}={}",
+                    convert::excerpt(row.as_ref(i).unwrap_or(&Value::NULL))
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -155,7 +170,7 @@ impl ChunkWriter {
     /// Encodes one batch and appends it to the file.
     pub fn write_batch(&self, rows: &[Row], buffer: &mut Vec<u8>) -> Result<()> {
         buffer.clear();
-        let checksum = self.codec.encode_rows(rows, buffer)?;
+        let checksum = self.codec.encode_rows(rows, buffer).map_err(Error::Value)?;
         let mut state = self.state.lock().expect("chunk state lock");
         if state.file.is_none() {
             state.file = Some(workdir::create_private_file(&self.tmp_path)?);

@@ -57,7 +57,11 @@ pub fn build(source: &[SourceTable], target: &[TargetTable], filter: &TableFilte
     if let Some(only) = &filter.only {
         for name in only {
             if !source.iter().any(|t| &t.name == name) {
-                mapping.problems.push(problem(name, None, "--tables names a table the source does not have"));
+                mapping.problems.push(problem(
+                    name,
+                    None,
+                    "--tables names a table the source does not have",
+                ));
             }
         }
     }
@@ -114,11 +118,16 @@ fn pair_table(src: &SourceTable, dst: &TargetTable, mapping: &mut Mapping) -> Op
                     conversion,
                 });
             }
-            Err(reason) => mapping.problems.push(problem(table, Some(&sc.name), reason)),
+            Err(reason) => mapping
+                .problems
+                .push(problem(table, Some(&sc.name), reason)),
         }
     }
     for tc in &dst.columns {
-        let copied = src.columns.iter().any(|c| c.name == tc.name && !c.generated);
+        let copied = src
+            .columns
+            .iter()
+            .any(|c| c.name == tc.name && !c.generated);
         if !copied && tc.not_null && !tc.has_default && !tc.generated {
             mapping.problems.push(problem(
                 table,
@@ -187,14 +196,23 @@ fn check_column(
             ));
         }
     }
-    if let (Conversion::Text { max_chars: Some(max) }, MyType::Char { max_chars: Some(n), .. }) =
-        (conversion, &sc.ty)
+    if let (
+        Conversion::Text {
+            max_chars: Some(max),
+        },
+        MyType::Char {
+            max_chars: Some(n), ..
+        },
+    ) = (conversion, &sc.ty)
     {
         if *n > *max as u64 {
             mapping.warnings.push(problem(
                 &src.name,
                 Some(&sc.name),
-                format!("{} into {}: every value's length is checked", sc.column_type, tc.type_name),
+                format!(
+                    "{} into {}: every value's length is checked",
+                    sc.column_type, tc.type_name
+                ),
             ));
         }
     }

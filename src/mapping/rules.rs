@@ -54,21 +54,25 @@ pub fn choose(src: &SourceColumn, dst: &TargetColumn) -> Result<Conversion, Stri
         (M::Char { .. } | M::Text | M::Enum(_) | M::Set(_) | M::Json, P::Varchar(n)) => {
             Conversion::Text { max_chars: *n }
         }
-        (M::Char { .. } | M::Text | M::Enum(_) | M::Set(_), P::Char(n)) => {
-            Conversion::Text { max_chars: Some(*n) }
-        }
+        (M::Char { .. } | M::Text | M::Enum(_) | M::Set(_), P::Char(n)) => Conversion::Text {
+            max_chars: Some(*n),
+        },
         (M::Char { .. } | M::Text, P::Uuid) => Conversion::TextToUuid,
         (M::Char { .. } | M::Text | M::Json, P::Json) => Conversion::Json { jsonb: false },
         (M::Char { .. } | M::Text | M::Json, P::Jsonb) => Conversion::Json { jsonb: true },
-        (M::Enum(_) | M::Char { .. } | M::Text, P::Enum { labels, .. }) => {
-            Conversion::EnumLabel {
-                labels: Arc::new(labels.iter().cloned().collect::<HashSet<_>>()),
-            }
-        }
+        (M::Enum(_) | M::Char { .. } | M::Text, P::Enum { labels, .. }) => Conversion::EnumLabel {
+            labels: Arc::new(labels.iter().cloned().collect::<HashSet<_>>()),
+        },
         (M::Set(_), P::TextArray) => Conversion::SetToArray,
         // Bytes.
         (M::Binary { .. }, P::Bytea) => Conversion::Bytea,
-        (M::Binary { fixed: true, max_bytes: Some(16) }, P::Uuid) => Conversion::BinaryToUuid,
+        (
+            M::Binary {
+                fixed: true,
+                max_bytes: Some(16),
+            },
+            P::Uuid,
+        ) => Conversion::BinaryToUuid,
         (M::Binary { .. }, P::Text | P::Varchar(_)) => Conversion::Text {
             max_chars: match dst.ty {
                 P::Varchar(n) => n,
@@ -156,7 +160,11 @@ mod tests {
             (("tinyint", "tinyint(1)"), ("bool", -1), "IntegerToBool"),
             (("mediumblob", "mediumblob"), ("bytea", -1), "Bytea"),
             (("blob", "blob"), ("bytea", -1), "Bytea"),
-            (("decimal", "decimal(10,2)"), ("numeric", ((10 << 16) | 2) + 4), "Decimal"),
+            (
+                ("decimal", "decimal(10,2)"),
+                ("numeric", ((10 << 16) | 2) + 4),
+                "Decimal",
+            ),
         ];
         for ((dt, ct), (pt, typmod), expected) in pairs {
             let c = choose(&src(dt, ct), &dst(pt, typmod))
@@ -186,7 +194,8 @@ mod tests {
 
     #[test]
     fn integer_range_follows_the_target() {
-        let Conversion::Integer { max, .. } = choose(&src("int", "int(11)"), &dst("int2", -1)).unwrap()
+        let Conversion::Integer { max, .. } =
+            choose(&src("int", "int(11)"), &dst("int2", -1)).unwrap()
         else {
             panic!()
         };

@@ -99,7 +99,12 @@ pub fn rows_per_chunk(avg_row_length: u64, chunk_bytes: u64, fixed: Option<u64>)
 }
 
 /// Plans the chunks of one table.
-pub async fn plan_table(conn: &mut Conn, database: &str, table: &TableMapping, rows_per_chunk: u64) -> Result<Vec<Chunk>> {
+pub async fn plan_table(
+    conn: &mut Conn,
+    database: &str,
+    table: &TableMapping,
+    rows_per_chunk: u64,
+) -> Result<Vec<Chunk>> {
     let key = table.key_columns();
     let estimated = table.source.estimated_rows;
     if key.is_empty() || estimated <= rows_per_chunk {
@@ -134,7 +139,11 @@ pub async fn plan_table(conn: &mut Conn, database: &str, table: &TableMapping, r
             .collect()
     } else {
         // One ordered pass over the key, keeping every n-th key as a boundary.
-        let cols = key.iter().map(|k| my_ident(k)).collect::<Vec<_>>().join(", ");
+        let cols = key
+            .iter()
+            .map(|k| my_ident(k))
+            .collect::<Vec<_>>()
+            .join(", ");
         let mut result = conn
             .exec_iter(format!("SELECT {cols} FROM {from} ORDER BY {cols}"), ())
             .await
@@ -142,8 +151,9 @@ pub async fn plan_table(conn: &mut Conn, database: &str, table: &TableMapping, r
         let mut boundaries = Vec::new();
         let mut seen = 0u64;
         while let Some(row) = result.next().await.map_err(Error::source(&context))? {
-            if seen > 0 && seen % rows_per_chunk == 0 {
-                let values: Option<Vec<KeyValue>> = row.unwrap().iter().map(KeyValue::from_mysql).collect();
+            if seen > 0 && seen.is_multiple_of(rows_per_chunk) {
+                let values: Option<Vec<KeyValue>> =
+                    row.unwrap().iter().map(KeyValue::from_mysql).collect();
                 boundaries.extend(values);
             }
             seen += 1;
@@ -216,7 +226,14 @@ mod tests {
     #[test]
     fn no_boundaries_is_one_unbounded_chunk() {
         let chunks = chunks_from_boundaries(Vec::new());
-        assert_eq!(chunks, vec![Chunk { id: 0, lower: None, upper: None }]);
+        assert_eq!(
+            chunks,
+            vec![Chunk {
+                id: 0,
+                lower: None,
+                upper: None
+            }]
+        );
     }
 
     #[test]

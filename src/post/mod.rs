@@ -25,12 +25,18 @@ pub async fn advance_sequences(client: &Client, qualified: &str) -> Result<usize
         let column: String = row.get(0);
         let sequence: String = row.get(1);
         let max = client
-            .query_one(&format!("SELECT max({})::bigint FROM {qualified}", pg_ident(&column)), &[])
+            .query_one(
+                &format!("SELECT max({})::bigint FROM {qualified}", pg_ident(&column)),
+                &[],
+            )
             .await
             .map_err(Error::target(&context))?;
         if let Some(max) = max.get::<_, Option<i64>>(0) {
             client
-                .execute("SELECT setval($1::text::regclass, $2, true)", &[&sequence, &max])
+                .execute(
+                    "SELECT setval($1::text::regclass, $2, true)",
+                    &[&sequence, &max],
+                )
                 .await
                 .map_err(Error::target(&context))?;
             moved += 1;
@@ -50,7 +56,11 @@ pub struct DeferredConstraint {
 /// Records, then drops, every foreign key from or to `tables` (qualified names), so chunks
 /// can load in any order. Recorded first and in the same transaction: a crash can never
 /// lose a definition. [`restore_constraints`] puts them back.
-pub async fn defer_foreign_keys(client: &mut Client, plan_id: &str, tables: &[String]) -> Result<usize> {
+pub async fn defer_foreign_keys(
+    client: &mut Client,
+    plan_id: &str,
+    tables: &[String],
+) -> Result<usize> {
     let context = "deferring foreign keys";
     let tx = client.transaction().await.map_err(Error::target(context))?;
     let rows = tx
@@ -67,7 +77,8 @@ pub async fn defer_foreign_keys(client: &mut Client, plan_id: &str, tables: &[St
         .await
         .map_err(Error::target(context))?;
     for row in &rows {
-        let (table, name, definition): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+        let (table, name, definition): (String, String, String) =
+            (row.get(0), row.get(1), row.get(2));
         tx.execute(
             "INSERT INTO pgferry.deferred_constraints (plan_id, table_name, constraint_name, definition)
              VALUES ($1, $2, $3, $4)",
@@ -75,9 +86,12 @@ pub async fn defer_foreign_keys(client: &mut Client, plan_id: &str, tables: &[St
         )
         .await
         .map_err(Error::target(context))?;
-        tx.batch_execute(&format!("ALTER TABLE {table} DROP CONSTRAINT {}", pg_ident(&name)))
-            .await
-            .map_err(Error::target(context))?;
+        tx.batch_execute(&format!(
+            "ALTER TABLE {table} DROP CONSTRAINT {}",
+            pg_ident(&name)
+        ))
+        .await
+        .map_err(Error::target(context))?;
     }
     tx.commit().await.map_err(Error::target(context))?;
     Ok(rows.len())
@@ -101,7 +115,10 @@ pub async fn restore_constraints(client: &mut Client, plan_id: &str) -> Result<u
             definition: row.get(2),
         };
         let context = format!("restoring foreign key {} on {}", c.name, c.table);
-        let tx = client.transaction().await.map_err(Error::target(&context))?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(Error::target(&context))?;
         tx.batch_execute(&format!(
             "ALTER TABLE {} ADD CONSTRAINT {} {}",
             c.table,

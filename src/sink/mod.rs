@@ -76,7 +76,10 @@ pub async fn ensure_ledger(client: &Client) -> Result<()> {
 }
 
 /// A problem for every target table that already holds rows.
-pub async fn non_empty_tables(client: &Client, tables: &[(String, String)]) -> Result<Vec<Problem>> {
+pub async fn non_empty_tables(
+    client: &Client,
+    tables: &[(String, String)],
+) -> Result<Vec<Problem>> {
     let mut problems = Vec::new();
     for (name, qualified) in tables {
         let row = client
@@ -105,15 +108,34 @@ pub struct CopyTarget {
 
 impl CopyTarget {
     pub fn copy_sql(&self) -> String {
-        let cols = self.columns.iter().map(|c| pg_ident(c)).collect::<Vec<_>>().join(", ");
-        format!("COPY {} ({cols}) FROM STDIN WITH (FORMAT csv)", self.qualified)
+        let cols = self
+            .columns
+            .iter()
+            .map(|c| pg_ident(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "COPY {} ({cols}) FROM STDIN WITH (FORMAT csv)",
+            self.qualified
+        )
     }
 }
 
 /// Loads one chunk file and records it in the ledger, in one transaction.
-pub async fn load_chunk(client: &mut Client, plan_id: &str, target: &CopyTarget, chunk: &FinishedChunk) -> Result<()> {
-    let context = format!("loading chunk {} of `{}` into {}", chunk.chunk_id, chunk.table, target.qualified);
-    let tx = client.transaction().await.map_err(Error::target(&context))?;
+pub async fn load_chunk(
+    client: &mut Client,
+    plan_id: &str,
+    target: &CopyTarget,
+    chunk: &FinishedChunk,
+) -> Result<()> {
+    let context = format!(
+        "loading chunk {} of `{}` into {}",
+        chunk.chunk_id, chunk.table, target.qualified
+    );
+    let tx = client
+        .transaction()
+        .await
+        .map_err(Error::target(&context))?;
     if chunk.rows > 0 {
         let sink = tx
             .copy_in::<_, bytes::Bytes>(&target.copy_sql())
@@ -121,7 +143,11 @@ pub async fn load_chunk(client: &mut Client, plan_id: &str, target: &CopyTarget,
             .map_err(Error::target(&context))?;
         futures_util::pin_mut!(sink);
         stream_file(&chunk.path, sink.as_mut(), &context).await?;
-        let loaded = sink.as_mut().finish().await.map_err(Error::target(&context))?;
+        let loaded = sink
+            .as_mut()
+            .finish()
+            .await
+            .map_err(Error::target(&context))?;
         if loaded != chunk.rows {
             return Err(Error::Data(format!(
                 "{context}: Postgres loaded {loaded} rows, the chunk file holds {}",
@@ -160,6 +186,8 @@ async fn stream_file(
         if buffer.is_empty() {
             return Ok(());
         }
-        sink.send(buffer.freeze()).await.map_err(Error::target(context))?;
+        sink.send(buffer.freeze())
+            .await
+            .map_err(Error::target(context))?;
     }
 }

@@ -123,7 +123,10 @@ pub async fn open_snapshot(url: &DbUrl, n: usize) -> Result<Snapshot> {
                 binlog: after,
             });
         }
-        tracing::info!(attempt, "The source was written while readers opened their snapshot; retrying.");
+        tracing::info!(
+            attempt,
+            "The source was written while readers opened their snapshot; retrying."
+        );
         for conn in readers.iter_mut() {
             conn.query_drop("ROLLBACK")
                 .await
@@ -164,7 +167,13 @@ pub fn range_predicate(key: &[KeyColumn], chunk: &Chunk) -> (String, Vec<Value>)
 }
 
 /// `(k1, k2) OP (v1, v2)` as `k1 STRICT v1 OR (k1 = v1 AND k2 LAST v2)`.
-fn tuple_compare(key: &[KeyColumn], values: &[KeyValue], strict: &str, last: &str, params: &mut Vec<Value>) -> String {
+fn tuple_compare(
+    key: &[KeyColumn],
+    values: &[KeyValue],
+    strict: &str,
+    last: &str,
+    params: &mut Vec<Value>,
+) -> String {
     let mut alternatives = Vec::new();
     for i in 0..key.len() {
         let mut terms = Vec::new();
@@ -176,7 +185,11 @@ fn tuple_compare(key: &[KeyColumn], values: &[KeyValue], strict: &str, last: &st
             } else {
                 strict
             };
-            terms.push(format!("{} {op} {}", my_ident(&column.name), placeholder(column)));
+            terms.push(format!(
+                "{} {op} {}",
+                my_ident(&column.name),
+                placeholder(column)
+            ));
             params.push(values[j].to_mysql());
         }
         alternatives.push(format!("({})", terms.join(" AND ")));
@@ -192,8 +205,18 @@ fn placeholder(column: &KeyColumn) -> String {
 }
 
 /// The statement that reads one chunk.
-pub fn chunk_query(database: &str, table: &str, select: &[String], key: &[KeyColumn], chunk: &Chunk) -> (String, Params) {
-    let cols = select.iter().map(|c| my_ident(c)).collect::<Vec<_>>().join(", ");
+pub fn chunk_query(
+    database: &str,
+    table: &str,
+    select: &[String],
+    key: &[KeyColumn],
+    chunk: &Chunk,
+) -> (String, Params) {
+    let cols = select
+        .iter()
+        .map(|c| my_ident(c))
+        .collect::<Vec<_>>()
+        .join(", ");
     let (predicate, params) = range_predicate(key, chunk);
     let sql = format!(
         "SELECT {cols} FROM {}.{} WHERE {predicate}",

@@ -40,7 +40,11 @@ pub fn postgres_url(db: &str) -> String {
 /// A database name no other test (or test run) uses.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
-    format!("{prefix}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn mysql_cli_args() -> Vec<String> {
@@ -74,13 +78,18 @@ pub fn mysql_exec(db: Option<&str>, sql: &[u8]) {
         .expect("mariadb client");
     child.stdin.take().unwrap().write_all(sql).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "mariadb: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "mariadb: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 pub fn create_mysql_db(name: &str) {
     mysql_exec(
         None,
-        format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci").as_bytes(),
+        format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
+            .as_bytes(),
     );
 }
 
@@ -95,7 +104,11 @@ pub fn psql(db: &str, sql: &[u8]) {
         .expect("psql");
     child.stdin.take().unwrap().write_all(sql).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 pub fn create_pg_db(name: &str) {
@@ -150,7 +163,10 @@ pub fn pg_query(db: &str, sql: &str) -> Vec<Vec<Option<String>>> {
             .expect("connect to Postgres");
         tokio::spawn(conn);
         client.batch_execute("SET TimeZone = 'UTC'").await.unwrap();
-        let rows = client.simple_query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+        let rows = client
+            .simple_query(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
         rows.into_iter()
             .filter_map(|m| match m {
                 tokio_postgres::SimpleQueryMessage::Row(r) => {
@@ -165,10 +181,17 @@ pub fn pg_query(db: &str, sql: &str) -> Vec<Vec<Option<String>>> {
 /// Rows of a MySQL query through the text protocol: what MySQL itself prints.
 pub fn mysql_query(db: &str, sql: &str) -> Vec<Vec<Option<Vec<u8>>>> {
     block_on(async {
-        let opts = mysql_async::OptsBuilder::from_opts(mysql_async::Opts::from_url(&mysql_url(db)).unwrap())
-            .init(vec!["SET time_zone = '+00:00'", "SET NAMES utf8mb4"]);
-        let mut conn = mysql_async::Conn::new(opts).await.expect("connect to MariaDB");
-        let rows: Vec<mysql_async::Row> = conn.query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let opts = mysql_async::OptsBuilder::from_opts(
+            mysql_async::Opts::from_url(&mysql_url(db)).unwrap(),
+        )
+        .init(vec!["SET time_zone = '+00:00'", "SET NAMES utf8mb4"]);
+        let mut conn = mysql_async::Conn::new(opts)
+            .await
+            .expect("connect to MariaDB");
+        let rows: Vec<mysql_async::Row> = conn
+            .query(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
         let out = rows
             .into_iter()
             .map(|r| {
