@@ -412,8 +412,50 @@ fn row_size(row: &Row) -> usize {
         .sum()
 }
 
-/// COPY writers: each takes finished chunks from `chunks` and loads them.
-fn spawn_loaders(
+/// The COPY writers of a run: each takes finished chunks from one channel and loads them.
+struct Loading {
+    writers: Vec<tokio::task::JoinHandle<()>>,
+    progress: tokio::task::JoinHandle<()>,
+    failure: Arc<Failure>,
+    loaded: Arc<Mutex<Summary>>,
+}
+
+impl Loading {
+    fn start(
+        settings: &Settings,
+        plan: &Plan,
+        chunks: tokio::sync::mpsc::Receiver<FinishedChunk>,
+        failure: Arc<Failure>,
+    ) -> Result<Loading> {
+        let loaded = Arc::new(Mutex::new(Summary::default()));
+        let writers = spawn_writers(settings, plan, chunks, failure.clone(), loaded.clone())?;
+        Ok(Loading {
+            writers,
+            progress: spawn_progress(loaded.clone()),
+            failure,
+            loaded,
+        })
+    }
+
+    /// Waits until every writer is done (the chunk channel closed, or a failure); after a
+    /// failure, puts the foreign keys back where the partial data allows it.
+    async fn wait(self, settings: &Settings, plan: &Plan) -> Result<Summary> {
+        for writer in self.writers {
+            writer
+                .await
+                .map_err(|e| Error::Environment(format!("a writer panicked: {e}")))?;
+        }
+        self.progress.abort();
+        if let Err(e) = self.failure.into_result() {
+            restore_after_failure(settings, plan).await;
+            return Err(e);
+        }
+        let summary = std::mem::take(&mut *self.loaded.lock().expect("summary lock"));
+        Ok(summary)
+    }
+}
+
+fn spawn_writers(
     settings: &Settings,
     plan: &Plan,
     chunks: tokio::sync::mpsc::Receiver<FinishedChunk>,
@@ -547,10 +589,9 @@ pub async fn migrate(settings: &Settings) -> Result<Summary> {
     let tasks = chunk_tasks(&prepared.mapping.tables, &plan, &workdir);
 
     let failure = Arc::new(Failure::default());
-    let loaded = Arc::new(Mutex::new(Summary::default()));
     let manifest = Arc::new(Mutex::new(Vec::new()));
     let (chunk_tx, chunk_rx) = tokio::sync::mpsc::channel::<FinishedChunk>(settings.writers * 2);
-    let loaders = spawn_loaders(settings, &plan, chunk_rx, failure.clone(), loaded.clone())?;
+    let loading = Loading::start(settings, &plan, chunk_rx, failure.clone())?;
     let finished: Arc<dyn Fn(FinishedChunk) -> bool + Send + Sync> = {
         let (manifest, workdir) = (manifest.clone(), workdir.clone());
         Arc::new(move |chunk: FinishedChunk| {
@@ -562,7 +603,6 @@ pub async fn migrate(settings: &Settings) -> Result<Summary> {
             chunk_tx.blocking_send(chunk).is_ok()
         })
     };
-    let progress = spawn_progress(loaded.clone());
     let exported = export(
         settings,
         &prepared.database,
@@ -574,24 +614,9 @@ pub async fn migrate(settings: &Settings) -> Result<Summary> {
     if let Err(e) = exported {
         failure.fail(e);
     }
-    for loader in loaders {
-        loader
-            .await
-            .map_err(|e| Error::Environment(format!("a writer panicked: {e}")))?;
-    }
-    progress.abort();
-    if let Err(e) = failure.into_result() {
-        restore_after_failure(settings, &plan).await;
-        return Err(e);
-    }
-
+    let summary = loading.wait(settings, &plan).await?;
     write_manifest(&workdir, &plan, manifest)?;
-    let mut summary = Arc::try_unwrap(loaded)
-        .map(|m| m.into_inner().expect("summary lock"))
-        .unwrap_or_default();
-    summary.sequences = finish_target(settings, &plan).await?;
-    summary.elapsed = started.elapsed();
-    Ok(summary)
+    complete(settings, &plan, summary, started).await
 }
 
 /// `pgferry export`: MySQL → chunk files and `manifest.json`.
@@ -679,10 +704,8 @@ pub async fn import(settings: &Settings) -> Result<Summary> {
     prepare_target(&mut target, &plan).await?;
 
     let failure = Arc::new(Failure::default());
-    let loaded = Arc::new(Mutex::new(Summary::default()));
     let (chunk_tx, chunk_rx) = tokio::sync::mpsc::channel::<FinishedChunk>(settings.writers * 2);
-    let loaders = spawn_loaders(settings, &plan, chunk_rx, failure.clone(), loaded.clone())?;
-    let progress = spawn_progress(loaded.clone());
+    let loading = Loading::start(settings, &plan, chunk_rx, failure.clone())?;
     for entry in &manifest.chunks {
         let chunk = FinishedChunk {
             table: entry.table.clone(),
@@ -697,20 +720,18 @@ pub async fn import(settings: &Settings) -> Result<Summary> {
         }
     }
     drop(chunk_tx);
-    for loader in loaders {
-        loader
-            .await
-            .map_err(|e| Error::Environment(format!("a writer panicked: {e}")))?;
-    }
-    progress.abort();
-    if let Err(e) = failure.into_result() {
-        restore_after_failure(settings, &plan).await;
-        return Err(e);
-    }
-    let mut summary = Arc::try_unwrap(loaded)
-        .map(|m| m.into_inner().expect("summary lock"))
-        .unwrap_or_default();
-    summary.sequences = finish_target(settings, &plan).await?;
+    let summary = loading.wait(settings, &plan).await?;
+    complete(settings, &plan, summary, started).await
+}
+
+/// The last steps of a successful load: foreign keys, sequences, statistics, timing.
+async fn complete(
+    settings: &Settings,
+    plan: &Plan,
+    mut summary: Summary,
+    started: Instant,
+) -> Result<Summary> {
+    summary.sequences = finish_target(settings, plan).await?;
     summary.elapsed = started.elapsed();
     Ok(summary)
 }

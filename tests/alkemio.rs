@@ -304,19 +304,12 @@ fn alkemio_generated_rows_arrive_value_by_value() {
     fill(&source, &schema);
 
     let wd = workdir("alkemio");
-    let out = pgferry_ok(&[
-        "migrate",
-        "--source",
-        &mysql_url(&source),
-        "--target",
-        &postgres_url(&target),
-        "--workdir",
-        wd.to_str().unwrap(),
-        "--exclude",
-        "migrations_typeorm",
-        "--chunk-rows",
-        "7",
-    ]);
+    let out = migrate_ok(
+        &source,
+        &target,
+        &wd,
+        &["--exclude", "migrations_typeorm", "--chunk-rows", "7"],
+    );
     let migrated_tables = schema.source.len() - 1;
     assert!(
         out.contains(&format!(

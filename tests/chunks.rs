@@ -24,17 +24,12 @@ fn migrate_table(
     create_pg_db(&target);
     psql(&target, pg_ddl.as_bytes());
     let wd = workdir("chunks");
-    pgferry_ok(&[
-        "migrate",
-        "--source",
-        &mysql_url(&source),
-        "--target",
-        &postgres_url(&target),
-        "--workdir",
-        wd.to_str().unwrap(),
-        "--chunk-rows",
-        &chunk_rows.to_string(),
-    ]);
+    migrate_ok(
+        &source,
+        &target,
+        &wd,
+        &["--chunk-rows", &chunk_rows.to_string()],
+    );
     let mut src: Vec<String> =
         mysql_query(&source, &format!("SELECT CONCAT_WS('|', {columns}) FROM t"))
             .into_iter()
@@ -192,15 +187,7 @@ fn a_null_into_a_not_null_column_stops_the_run_naming_table_key_and_column() {
         b"CREATE TABLE people (id int PRIMARY KEY, email text NOT NULL, secret text)",
     );
     let wd = workdir("nulls");
-    let out = pgferry(&[
-        "migrate",
-        "--source",
-        &mysql_url(&source),
-        "--target",
-        &postgres_url(&target),
-        "--workdir",
-        wd.to_str().unwrap(),
-    ]);
+    let out = migrate(&source, &target, &wd, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(

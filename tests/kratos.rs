@@ -44,19 +44,12 @@ fn kratos_test_data_arrives_identical_to_kratos_own_postgres_dump() {
     let (source, target, expected) = kratos_databases();
     let wd = workdir("kratos");
     // Three rows per chunk: every table of more than three rows is split on its uuid key.
-    let out = pgferry_ok(&[
-        "migrate",
-        "--source",
-        &mysql_url(&source),
-        "--target",
-        &postgres_url(&target),
-        "--workdir",
-        wd.to_str().unwrap(),
-        "--exclude",
-        "schema_migration",
-        "--chunk-rows",
-        "3",
-    ]);
+    let out = migrate_ok(
+        &source,
+        &target,
+        &wd,
+        &["--exclude", "schema_migration", "--chunk-rows", "3"],
+    );
     assert!(out.contains("pgferry migrated 115 rows"), "{out}");
 
     let tables = tables(&expected);
@@ -109,17 +102,7 @@ fn a_target_that_is_not_empty_is_refused_before_any_data_moves() {
         b"INSERT INTO public.networks (id, created_at, updated_at) VALUES (gen_random_uuid(), now(), now())",
     );
     let wd = workdir("kratos_nonempty");
-    let out = pgferry(&[
-        "migrate",
-        "--source",
-        &mysql_url(&source),
-        "--target",
-        &postgres_url(&target),
-        "--workdir",
-        wd.to_str().unwrap(),
-        "--exclude",
-        "schema_migration",
-    ]);
+    let out = migrate(&source, &target, &wd, &["--exclude", "schema_migration"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(

@@ -141,6 +141,32 @@ pub fn pgferry_ok(args: &[&str]) -> String {
     stdout
 }
 
+/// The arguments of `pgferry migrate` from MySQL database `source` into Postgres database
+/// `target`, then `extra`.
+fn migrate_args(source: &str, target: &str, workdir: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        "migrate".to_string(),
+        "--source".into(),
+        mysql_url(source),
+        "--target".into(),
+        postgres_url(target),
+        "--workdir".into(),
+        workdir.to_string_lossy().into_owned(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+pub fn migrate(source: &str, target: &str, workdir: &Path, extra: &[&str]) -> Output {
+    let args = migrate_args(source, target, workdir, extra);
+    pgferry(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+pub fn migrate_ok(source: &str, target: &str, workdir: &Path, extra: &[&str]) -> String {
+    let args = migrate_args(source, target, workdir, extra);
+    pgferry_ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
 pub fn workdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(unique(name));
     let _ = std::fs::remove_dir_all(&dir);
