@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::encode::ZeroDates;
 use crate::error::{Error, Result};
+use crate::mapping::MappingOptions;
 
 /// A database URL whose password never leaves this type: `Display` and `Debug` redact it.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -86,6 +88,14 @@ pub struct FileConfig {
     pub chunk_mib: Option<u64>,
     /// Fixed number of rows per chunk, overriding `chunk_mib` (mostly for tests).
     pub chunk_rows: Option<u64>,
+    /// What zero dates become: `error` (default) or `null`.
+    pub zero_dates: Option<ZeroDates>,
+    /// Time zone of `datetime` values going into `timestamptz` columns (default UTC), as
+    /// Postgres names it (`Europe/Amsterdam`).
+    pub source_timezone: Option<String>,
+    /// Source columns not to copy, as `table.column`.
+    #[serde(default)]
+    pub drop_columns: Vec<String>,
 }
 
 impl FileConfig {
@@ -136,6 +146,17 @@ pub struct Settings {
     pub encoders: usize,
     pub chunk_bytes: u64,
     pub chunk_rows: Option<u64>,
+    pub mapping: MappingOptions,
+}
+
+/// `table.column` into its two parts.
+pub fn parse_column_ref(text: &str) -> Result<(String, String)> {
+    match text.split_once('.') {
+        Some((t, c)) if !t.is_empty() && !c.is_empty() => Ok((t.to_string(), c.to_string())),
+        _ => Err(Error::Usage(format!(
+            "--drop-column takes table.column, got {text:?}"
+        ))),
+    }
 }
 
 impl Settings {
@@ -168,6 +189,14 @@ impl Settings {
         }
         if self.chunk_bytes == 0 || self.chunk_rows == Some(0) {
             return Err(Error::Usage("chunk size must be positive".into()));
+        }
+        if let Some(zone) = &self.mapping.source_timezone {
+            if zone.is_empty() || zone.contains(|c: char| c.is_whitespace() || c == ',' || c == '"')
+            {
+                return Err(Error::Usage(format!(
+                    "--source-timezone {zone:?} is not a time zone name"
+                )));
+            }
         }
         if let Some(only) = &self.tables.only {
             if only.is_empty() {

@@ -126,8 +126,39 @@ async fn prepare(
             "the source database `{database}` has no tables"
         )));
     }
-    let mapping = mapping::build(&source_tables, &target_tables, &settings.tables);
+    let mapping = mapping::build(
+        &source_tables,
+        &target_tables,
+        &settings.tables,
+        &settings.mapping,
+    );
     let mut problems = mapping.problems.clone();
+    for (table, column) in &settings.mapping.drop_columns {
+        if !source_tables
+            .iter()
+            .any(|t| &t.name == table && t.column(column).is_some())
+        {
+            problems.push(Problem {
+                table: table.clone(),
+                column: Some(column.clone()),
+                message: "--drop-column names a column the source does not have".into(),
+            });
+        }
+    }
+    if let Some(zone) = &settings.mapping.source_timezone {
+        let known = target
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)",
+                &[&zone.as_ref()],
+            )
+            .await
+            .map_err(Error::target("looking up the source time zone"))?;
+        if !known.get::<_, bool>(0) {
+            return Err(Error::Usage(format!(
+                "--source-timezone {zone:?} is not a time zone Postgres knows (see pg_timezone_names)"
+            )));
+        }
+    }
     if require_empty_target {
         let tables: Vec<(String, String)> = mapping
             .tables

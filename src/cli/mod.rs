@@ -6,8 +6,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{defaults, DbUrl, FileConfig, Settings, TableFilter};
+use crate::config::{defaults, parse_column_ref, DbUrl, FileConfig, Settings, TableFilter};
+use crate::encode::ZeroDates;
 use crate::error::{Error, Exit};
+use crate::mapping::MappingOptions;
 use crate::pipeline::{self, CheckReport, Summary};
 
 #[derive(Parser, Debug)]
@@ -81,6 +83,15 @@ struct RunArgs {
     /// Fixed rows per chunk (overrides --chunk-mib)
     #[arg(long, value_name = "ROWS")]
     chunk_rows: Option<u64>,
+    /// What zero dates (0000-00-00, month or day 0) become [default: error]
+    #[arg(long, value_enum, value_name = "error|null")]
+    zero_dates: Option<ZeroDates>,
+    /// Time zone of MySQL datetime values going into timestamptz columns [default: UTC]
+    #[arg(long, value_name = "ZONE")]
+    source_timezone: Option<String>,
+    /// Do not copy this source column (repeatable, or comma-separated): table.column
+    #[arg(long, value_name = "TABLE.COLUMN", value_delimiter = ',')]
+    drop_column: Vec<String>,
 }
 
 impl RunArgs {
@@ -94,6 +105,15 @@ impl RunArgs {
             .unwrap_or(2);
         let mut exclude = file.exclude;
         exclude.extend(self.exclude);
+        let mut drop_columns = std::collections::BTreeSet::new();
+        for text in file.drop_columns.iter().chain(&self.drop_column) {
+            drop_columns.insert(parse_column_ref(text)?);
+        }
+        // UTC needs no zone name: values are written with `+00`.
+        let source_timezone = self
+            .source_timezone
+            .or(file.source_timezone)
+            .filter(|z| !z.eq_ignore_ascii_case("utc"));
         let settings = Settings {
             source: self.source.map(DbUrl::new).or(file.source),
             target: self.target.map(DbUrl::new).or(file.target),
@@ -115,6 +135,11 @@ impl RunArgs {
                 .unwrap_or(defaults::CHUNK_MIB)
                 << 20,
             chunk_rows: self.chunk_rows.or(file.chunk_rows),
+            mapping: MappingOptions {
+                zero_dates: self.zero_dates.or(file.zero_dates).unwrap_or_default(),
+                source_timezone: source_timezone.map(Into::into),
+                drop_columns,
+            },
         };
         settings.validate()?;
         Ok(settings)

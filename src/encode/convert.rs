@@ -10,6 +10,31 @@ use std::sync::Arc;
 use mysql_async::Value;
 
 use super::csv::push_field;
+use super::json;
+
+/// What a zero date (`0000-00-00`, or month or day 0) becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ZeroDates {
+    /// Stop the run (the default: a zero date has no Postgres equivalent).
+    #[default]
+    Error,
+    /// Write NULL (refused still where the target column is NOT NULL).
+    Null,
+}
+
+/// How a MySQL date or time of day is placed on the time line for a Postgres column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Zone {
+    /// Into `timestamp`: the wall-clock value as it is.
+    Naive,
+    /// Into `timestamptz`, for values that are UTC (MySQL `timestamp`, read with the session
+    /// in UTC; `datetime` when the source time zone is UTC).
+    Utc,
+    /// Into `timestamptz`, for `datetime` values in this source time zone: Postgres applies
+    /// the zone's rules (daylight saving included) as it reads the value.
+    Named(Arc<str>),
+}
 
 /// How one column's values are rendered for its target column. Chosen once per column by
 /// [`crate::mapping::rules::choose`]; applied per value by [`Conversion::encode`].
@@ -54,13 +79,19 @@ pub enum Conversion {
     },
     /// A MySQL set (`a,b`) into text[].
     SetToArray,
-    Date,
-    /// date/datetime/timestamp into timestamp (`tz` = false) or timestamptz, read as UTC.
-    Timestamp {
-        tz: bool,
+    Date {
+        zero_dates: ZeroDates,
     },
-    /// time into time: only 00:00:00 to 24:00:00.
-    Time,
+    /// date/datetime/timestamp into timestamp or timestamptz of `precision` fractional digits.
+    Timestamp {
+        zone: Zone,
+        precision: u8,
+        zero_dates: ZeroDates,
+    },
+    /// time into time(precision): only 00:00:00 to 24:00:00.
+    Time {
+        precision: u8,
+    },
     /// time into interval: MySQL's whole range, ±838:59:59.
     Interval,
     /// year into an integer column.
@@ -186,14 +217,7 @@ impl Conversion {
             }
             Conversion::Json { jsonb } => {
                 let text = text(value)?;
-                if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
-                    return Err(Refusal::new(format!("not valid JSON: {e}")));
-                }
-                if *jsonb && text.contains("\\u0000") {
-                    return Err(Refusal::new(
-                        "JSON holds \\u0000, which Postgres jsonb cannot store",
-                    ));
-                }
+                json::validate(text.as_bytes(), *jsonb).map_err(Refusal::new)?;
                 push_field(out, text.as_bytes());
             }
             Conversion::SetToArray => {
@@ -218,8 +242,10 @@ impl Conversion {
                 array.push(b'}');
                 push_field(out, &array);
             }
-            Conversion::Date => {
-                let (y, m, d, hh, mm, ss, us) = date(value)?;
+            Conversion::Date { zero_dates } => {
+                let Some((y, m, d, hh, mm, ss, us)) = date(value, *zero_dates)? else {
+                    return Ok(()); // a zero date, written as NULL
+                };
                 if (hh, mm, ss, us) != (0, 0, 0, 0) {
                     return Err(Refusal::new(
                         "the time of day would be lost in a date column",
@@ -227,22 +253,35 @@ impl Conversion {
                 }
                 push_date(y, m, d, out);
             }
-            Conversion::Timestamp { tz } => {
-                let (y, m, d, hh, mm, ss, us) = date(value)?;
+            Conversion::Timestamp {
+                zone,
+                precision,
+                zero_dates,
+            } => {
+                let Some((y, m, d, hh, mm, ss, us)) = date(value, *zero_dates)? else {
+                    return Ok(());
+                };
+                check_precision(us, *precision)?;
                 push_date(y, m, d, out);
                 out.push(b' ');
                 push_time(hh as u32, mm, ss, us, out);
-                if *tz {
-                    out.extend_from_slice(b"+00");
+                match zone {
+                    Zone::Naive => {}
+                    Zone::Utc => out.extend_from_slice(b"+00"),
+                    Zone::Named(name) => {
+                        out.push(b' ');
+                        out.extend_from_slice(name.as_bytes());
+                    }
                 }
             }
-            Conversion::Time => {
+            Conversion::Time { precision } => {
                 let (negative, hours, mm, ss, us) = time(value)?;
                 if negative || hours > 24 || (hours == 24 && (mm, ss, us) != (0, 0, 0)) {
                     return Err(Refusal::new(
                         "time outside 00:00:00..24:00:00 fits only an interval column",
                     ));
                 }
+                check_precision(us, *precision)?;
                 push_time(hours, mm, ss, us, out);
             }
             Conversion::Interval => {
@@ -327,19 +366,35 @@ fn text(value: &Value) -> Result<&str, Refusal> {
 
 type DateParts = (u16, u8, u8, u8, u8, u8, u32);
 
-fn date(value: &Value) -> Result<DateParts, Refusal> {
+/// The parts of a date, or `None` for a zero date that is to become NULL.
+fn date(value: &Value, zero_dates: ZeroDates) -> Result<Option<DateParts>, Refusal> {
     let Value::Date(y, m, d, hh, mm, ss, us) = *value else {
         return Err(unexpected(value));
     };
     if y == 0 || m == 0 || d == 0 {
-        return Err(Refusal::new(
-            "zero date (year, month or day 0) has no Postgres equivalent",
-        ));
+        return match zero_dates {
+            ZeroDates::Null => Ok(None),
+            ZeroDates::Error => Err(Refusal {
+                reason: "zero date (year, month or day 0) has no Postgres equivalent".into(),
+                hint: Some("--zero-dates null writes NULL instead"),
+            }),
+        };
     }
     if m > 12 || d > days_in_month(y, m) {
         return Err(Refusal::new("not a calendar date"));
     }
-    Ok((y, m, d, hh, mm, ss, us))
+    Ok(Some((y, m, d, hh, mm, ss, us)))
+}
+
+/// Postgres would round fractional seconds beyond the column's precision: refused instead.
+fn check_precision(us: u32, precision: u8) -> Outcome {
+    let unit = 10u32.pow(6 - precision.min(6) as u32);
+    if !us.is_multiple_of(unit) {
+        return Err(Refusal::new(format!(
+            "fractional seconds beyond the target's precision of {precision} digits would be rounded"
+        )));
+    }
+    Ok(())
 }
 
 fn days_in_month(y: u16, m: u8) -> u8 {
@@ -573,19 +628,42 @@ mod tests {
     #[test]
     fn dates_and_timestamps_render_exactly() {
         let ts = Value::Date(2013, 10, 7, 8, 23, 19, 120);
+        let timestamp = |zone, precision| Conversion::Timestamp {
+            zone,
+            precision,
+            zero_dates: ZeroDates::Error,
+        };
         assert_eq!(
-            enc(&Conversion::Timestamp { tz: false }, ts.clone()).unwrap(),
+            enc(&timestamp(Zone::Naive, 6), ts.clone()).unwrap(),
             "2013-10-07 08:23:19.000120"
         );
         assert_eq!(
-            enc(&Conversion::Timestamp { tz: true }, ts).unwrap(),
+            enc(&timestamp(Zone::Utc, 6), ts.clone()).unwrap(),
             "2013-10-07 08:23:19.000120+00"
         );
-        assert!(enc(&Conversion::Date, Value::Date(0, 0, 0, 0, 0, 0, 0))
+        assert_eq!(
+            enc(
+                &timestamp(Zone::Named("Europe/Amsterdam".into()), 6),
+                ts.clone()
+            )
+            .unwrap(),
+            "2013-10-07 08:23:19.000120 Europe/Amsterdam"
+        );
+        assert!(enc(&timestamp(Zone::Naive, 3), ts)
             .unwrap_err()
             .reason
-            .contains("zero date"));
-        assert!(enc(&Conversion::Date, Value::Date(2021, 2, 29, 0, 0, 0, 0)).is_err());
+            .contains("precision"));
+        let date = Conversion::Date {
+            zero_dates: ZeroDates::Error,
+        };
+        let zero = enc(&date, Value::Date(0, 0, 0, 0, 0, 0, 0)).unwrap_err();
+        assert!(zero.reason.contains("zero date"));
+        assert_eq!(zero.hint, Some("--zero-dates null writes NULL instead"));
+        assert!(enc(&date, Value::Date(2021, 2, 29, 0, 0, 0, 0)).is_err());
+        let null = Conversion::Date {
+            zero_dates: ZeroDates::Null,
+        };
+        assert_eq!(enc(&null, Value::Date(2021, 0, 1, 0, 0, 0, 0)).unwrap(), "");
     }
 
     #[test]
@@ -607,7 +685,7 @@ mod tests {
     #[test]
     fn time_beyond_a_day_needs_an_interval() {
         let t = Value::Time(false, 1, 2, 3, 4, 0);
-        assert!(enc(&Conversion::Time, t.clone()).is_err());
+        assert!(enc(&Conversion::Time { precision: 6 }, t.clone()).is_err());
         assert_eq!(enc(&Conversion::Interval, t).unwrap(), "26:03:04");
     }
 

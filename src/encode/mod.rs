@@ -5,6 +5,7 @@
 
 pub mod convert;
 pub mod csv;
+pub mod json;
 
 use std::fs::File;
 use std::io::Write;
@@ -14,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use mysql_async::{Row, Value};
 
-pub use convert::{Conversion, Refusal};
+pub use convert::{Conversion, Refusal, ZeroDates, Zone};
 
 use crate::error::{Error, Result, ValueError};
 use crate::mapping::TableMapping;
@@ -64,11 +65,14 @@ impl TableCodec {
                     out.push(b',');
                 }
                 let value = row.as_ref(i).unwrap_or(&Value::NULL);
-                if self.not_null[i] && matches!(value, Value::NULL) {
-                    return Err(self.value_error(row, i, value, Refusal::null_into_not_null()));
-                }
+                let field_start = out.len();
                 if let Err(refusal) = conversion.encode(value, out) {
                     return Err(self.value_error(row, i, value, refusal));
+                }
+                // An empty field is NULL (the empty string is written `""`): a NULL from the
+                // source, or a zero date written as NULL.
+                if self.not_null[i] && out.len() == field_start {
+                    return Err(self.value_error(row, i, value, Refusal::null_into_not_null()));
                 }
             }
             out.push(b'\n');

@@ -3,12 +3,23 @@
 
 pub mod rules;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use crate::catalog::{MyType, PgType, SourceTable, TargetTable};
 use crate::config::TableFilter;
-use crate::encode::Conversion;
+use crate::encode::{Conversion, ZeroDates};
 use crate::error::Problem;
+
+/// The operator's choices that shape conversions.
+#[derive(Debug, Clone, Default)]
+pub struct MappingOptions {
+    pub zero_dates: ZeroDates,
+    /// The zone of `datetime` values going into `timestamptz` (UTC when `None`).
+    pub source_timezone: Option<Arc<str>>,
+    /// `(table, column)` source columns not to copy.
+    pub drop_columns: BTreeSet<(String, String)>,
+}
 
 /// One column copied from source to target.
 #[derive(Debug, Clone)]
@@ -49,7 +60,12 @@ pub struct Mapping {
     pub warnings: Vec<Problem>,
 }
 
-pub fn build(source: &[SourceTable], target: &[TargetTable], filter: &TableFilter) -> Mapping {
+pub fn build(
+    source: &[SourceTable],
+    target: &[TargetTable],
+    filter: &TableFilter,
+    options: &MappingOptions,
+) -> Mapping {
     let targets: BTreeMap<&str, &TargetTable> =
         target.iter().map(|t| (t.name.as_str(), t)).collect();
     let mut mapping = Mapping::default();
@@ -78,14 +94,19 @@ pub fn build(source: &[SourceTable], target: &[TargetTable], filter: &TableFilte
             ));
             continue;
         };
-        if let Some(table) = pair_table(src, dst, &mut mapping) {
+        if let Some(table) = pair_table(src, dst, options, &mut mapping) {
             mapping.tables.push(table);
         }
     }
     mapping
 }
 
-fn pair_table(src: &SourceTable, dst: &TargetTable, mapping: &mut Mapping) -> Option<TableMapping> {
+fn pair_table(
+    src: &SourceTable,
+    dst: &TargetTable,
+    options: &MappingOptions,
+    mapping: &mut Mapping,
+) -> Option<TableMapping> {
     let table = &src.name;
     let problems_before = mapping.problems.len();
     let mut columns = Vec::new();
@@ -93,11 +114,24 @@ fn pair_table(src: &SourceTable, dst: &TargetTable, mapping: &mut Mapping) -> Op
         if sc.generated {
             continue; // computed again by the target, or not wanted there
         }
+        if options
+            .drop_columns
+            .contains(&(table.clone(), sc.name.clone()))
+        {
+            mapping
+                .warnings
+                .push(problem(table, Some(&sc.name), "not copied (--drop-column)"));
+            continue;
+        }
         let Some(tc) = dst.column(&sc.name) else {
             mapping.problems.push(problem(
                 table,
                 Some(&sc.name),
-                format!("no column of that name in target table {}", dst.qualified()),
+                format!(
+                    "no column of that name in target table {} (leave it out with --drop-column {table}.{})",
+                    dst.qualified(),
+                    sc.name
+                ),
             ));
             continue;
         };
@@ -109,7 +143,7 @@ fn pair_table(src: &SourceTable, dst: &TargetTable, mapping: &mut Mapping) -> Op
             ));
             continue;
         }
-        match rules::choose(sc, tc) {
+        match rules::choose(sc, tc, options) {
             Ok(conversion) => {
                 check_column(src, sc, tc, &conversion, mapping);
                 columns.push(ColumnMapping {
@@ -124,10 +158,13 @@ fn pair_table(src: &SourceTable, dst: &TargetTable, mapping: &mut Mapping) -> Op
         }
     }
     for tc in &dst.columns {
-        let copied = src
-            .columns
-            .iter()
-            .any(|c| c.name == tc.name && !c.generated);
+        let copied = src.columns.iter().any(|c| {
+            c.name == tc.name
+                && !c.generated
+                && !options
+                    .drop_columns
+                    .contains(&(table.clone(), c.name.clone()))
+        });
         if !copied && tc.not_null && !tc.has_default && !tc.generated {
             mapping.problems.push(problem(
                 table,

@@ -4,11 +4,16 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use super::MappingOptions;
 use crate::catalog::{MyType, PgType, SourceColumn, TargetColumn};
-use crate::encode::Conversion;
+use crate::encode::{Conversion, Zone};
 
 /// The conversion for one column pair, or why there is none.
-pub fn choose(src: &SourceColumn, dst: &TargetColumn) -> Result<Conversion, String> {
+pub fn choose(
+    src: &SourceColumn,
+    dst: &TargetColumn,
+    options: &MappingOptions,
+) -> Result<Conversion, String> {
     use MyType as M;
     use PgType as P;
     let no_rule = || {
@@ -79,15 +84,30 @@ pub fn choose(src: &SourceColumn, dst: &TargetColumn) -> Result<Conversion, Stri
                 _ => None,
             },
         },
-        // Dates and times: MySQL timestamps are read in UTC (the session's time zone).
-        (M::Date | M::DateTime(_) | M::Timestamp(_), P::Date) => Conversion::Date,
-        (M::Date | M::DateTime(_) | M::Timestamp(_), P::Timestamp(_)) => {
-            Conversion::Timestamp { tz: false }
-        }
-        (M::Date | M::DateTime(_) | M::Timestamp(_), P::Timestamptz(_)) => {
-            Conversion::Timestamp { tz: true }
-        }
-        (M::Time(_), P::Time(_)) => Conversion::Time,
+        // Dates and times: MySQL timestamps are read in UTC (the session's time zone);
+        // datetimes are wall-clock values, placed in the source time zone for timestamptz.
+        (M::Date | M::DateTime(_) | M::Timestamp(_), P::Date) => Conversion::Date {
+            zero_dates: options.zero_dates,
+        },
+        (M::Date | M::DateTime(_) | M::Timestamp(_), P::Timestamp(p)) => Conversion::Timestamp {
+            zone: Zone::Naive,
+            precision: *p,
+            zero_dates: options.zero_dates,
+        },
+        (M::Timestamp(_), P::Timestamptz(p)) => Conversion::Timestamp {
+            zone: Zone::Utc,
+            precision: *p,
+            zero_dates: options.zero_dates,
+        },
+        (M::Date | M::DateTime(_), P::Timestamptz(p)) => Conversion::Timestamp {
+            zone: match &options.source_timezone {
+                Some(zone) => Zone::Named(zone.clone()),
+                None => Zone::Utc,
+            },
+            precision: *p,
+            zero_dates: options.zero_dates,
+        },
+        (M::Time(_), P::Time(p)) => Conversion::Time { precision: *p },
         (M::Time(_), P::Interval) => Conversion::Interval,
         _ => return no_rule(),
     };
@@ -167,7 +187,7 @@ mod tests {
             ),
         ];
         for ((dt, ct), (pt, typmod), expected) in pairs {
-            let c = choose(&src(dt, ct), &dst(pt, typmod))
+            let c = choose(&src(dt, ct), &dst(pt, typmod), &MappingOptions::default())
                 .unwrap_or_else(|e| panic!("{ct} -> {pt}: {e}"));
             assert!(
                 format!("{c:?}").starts_with(expected),
@@ -178,7 +198,12 @@ mod tests {
 
     #[test]
     fn pairs_without_rule_are_refused_with_both_types() {
-        let err = choose(&src("date", "date"), &dst("bool", -1)).unwrap_err();
+        let err = choose(
+            &src("date", "date"),
+            &dst("bool", -1),
+            &MappingOptions::default(),
+        )
+        .unwrap_err();
         assert!(err.contains("date") && err.contains("bool"), "{err}");
     }
 
@@ -189,14 +214,22 @@ mod tests {
             precision: 10,
             scale: 4,
         };
-        assert!(choose(&s, &dst("numeric", ((10 << 16) | 2) + 4)).is_err());
+        assert!(choose(
+            &s,
+            &dst("numeric", ((10 << 16) | 2) + 4),
+            &MappingOptions::default()
+        )
+        .is_err());
     }
 
     #[test]
     fn integer_range_follows_the_target() {
-        let Conversion::Integer { max, .. } =
-            choose(&src("int", "int(11)"), &dst("int2", -1)).unwrap()
-        else {
+        let Conversion::Integer { max, .. } = choose(
+            &src("int", "int(11)"),
+            &dst("int2", -1),
+            &MappingOptions::default(),
+        )
+        .unwrap() else {
             panic!()
         };
         assert_eq!(max, 32767);
