@@ -3,7 +3,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use mysql_async::Value;
-use pgferry::encode::{row_checksum, Conversion};
+use pgferry::encode::{row_checksum, Conversion, ZeroDates, Zone};
 
 const VALUES: usize = 10_000;
 
@@ -79,7 +79,11 @@ fn cases() -> Vec<(&'static str, Conversion, Vec<Value>)> {
         ),
         (
             "datetime6_to_timestamp",
-            Conversion::Timestamp { tz: false },
+            Conversion::Timestamp {
+                zone: Zone::Naive,
+                precision: 6,
+                zero_dates: ZeroDates::Error,
+            },
             (0..n)
                 .map(|i| {
                     Value::Date(
