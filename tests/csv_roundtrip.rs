@@ -98,3 +98,97 @@ fn any_text_and_bytes_survive_copy() {
         prop_assert_eq!(back, rows);
     });
 }
+
+/// Near-JSON built from the tokens where validators disagree: escapes, surrogates,
+/// numbers, nesting, stray punctuation.
+fn near_json() -> impl Strategy<Value = String> {
+    let token = prop_oneof![
+        Just("{".to_string()),
+        Just("}".to_string()),
+        Just("[".to_string()),
+        Just("]".to_string()),
+        Just(",".to_string()),
+        Just(":".to_string()),
+        Just("\"k\"".to_string()),
+        Just("\"".to_string()),
+        Just("\\u0000".to_string()),
+        Just("\\ud83d".to_string()),
+        Just("\\ude00".to_string()),
+        Just("\\n".to_string()),
+        Just("\\x".to_string()),
+        Just("0".to_string()),
+        Just("-".to_string()),
+        Just("1.5e-3".to_string()),
+        Just("01".to_string()),
+        Just("true".to_string()),
+        Just("nul".to_string()),
+        Just(" ".to_string()),
+        "[a-z\t]{0,2}",
+    ];
+    proptest::collection::vec(token, 1..12).prop_map(|t| t.concat())
+}
+
+/// Valid JSON documents whose strings carry every escape, surrogate pairs and `\u0000`.
+fn valid_json() -> impl Strategy<Value = String> {
+    let string = proptest::collection::vec(
+        prop_oneof![
+            Just("\\u0000".to_string()),
+            Just("\\ud83d\\ude00".to_string()),
+            Just("\\\"".to_string()),
+            Just("\\\\".to_string()),
+            Just("\\/\\b\\f\\n\\r\\t".to_string()),
+            Just("é😀".to_string()),
+            "[a-z ,:]{0,3}",
+        ],
+        0..4,
+    )
+    .prop_map(|p| format!("\"{}\"", p.concat()));
+    let leaf = prop_oneof![
+        string.clone(),
+        Just("null".to_string()),
+        Just("false".to_string()),
+        Just("-0.5E+300".to_string()),
+        Just("123456789012345678901234567890".to_string()),
+    ];
+    leaf.prop_recursive(8, 64, 4, move |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4)
+                .prop_map(|v| format!("[{}]", v.join(","))),
+            proptest::collection::vec((string.clone(), inner), 0..4).prop_map(|v| {
+                let members: Vec<String> =
+                    v.into_iter().map(|(k, v)| format!("{k} : {v}")).collect();
+                format!("{{ {} }}", members.join(", "))
+            }),
+        ]
+    })
+}
+
+#[test]
+fn json_validator_agrees_with_postgres() {
+    let db = common::unique("jsonprop");
+    common::create_pg_db(&db);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = runtime.block_on(async {
+        let (client, conn) =
+            tokio_postgres::connect(&common::postgres_url(&db), tokio_postgres::NoTls)
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        client
+    });
+    let config = ProptestConfig {
+        cases: 500,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(text in prop_oneof![near_json(), valid_json()], jsonb in any::<bool>())| {
+        let cast = if jsonb { "jsonb" } else { "json" };
+        let postgres_accepts = runtime
+            .block_on(client.query(&format!("SELECT $1::text::{cast}"), &[&text]))
+            .is_ok();
+        let ours = pgferry::encode::json::validate(text.as_bytes(), jsonb);
+        prop_assert_eq!(ours.is_ok(), postgres_accepts, "{} as {}: {:?}", text, cast, ours);
+    });
+}
