@@ -18,6 +18,7 @@ use mysql_async::{Conn, Row, Value};
 
 use crate::catalog;
 use crate::config::Settings;
+use crate::encode::budget::ByteBudget;
 use crate::encode::{encoder_loop, ChunkWriter, EncodeJob, FinishedChunk, TableCodec};
 use crate::error::{Error, Problem, Result};
 use crate::mapping::{self, Mapping, TableMapping};
@@ -30,6 +31,8 @@ use crate::workdir::{self, Manifest, ManifestEntry};
 /// Rows per batch handed from a reader to the encoders, and the byte budget of one batch.
 const BATCH_ROWS: usize = 1024;
 const BATCH_BYTES: usize = 1 << 20;
+/// Bytes of rows in flight between readers and encoders (at least one batch always passes).
+const IN_FLIGHT_BYTES: usize = 32 << 20;
 
 /// The first error of a run, and the flag that tells every stage to stop.
 #[derive(Default)]
@@ -311,6 +314,7 @@ async fn export(
         tracing::info!(binlog_file = %pos.file, binlog_position = pos.position, "Snapshot opened.");
     }
     let (job_tx, job_rx) = crossbeam_channel::bounded::<EncodeJob>(settings.encoders * 4);
+    let budget = Arc::new(ByteBudget::new(IN_FLIGHT_BYTES));
 
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(settings.encoders)
@@ -319,6 +323,7 @@ async fn export(
         .map_err(|e| Error::Environment(format!("cannot start encoder threads: {e}")))?;
     let encoders = {
         let failure = failure.clone();
+        let budget = budget.clone();
         let n = settings.encoders;
         tokio::task::spawn_blocking(move || {
             pool.scope(|scope| {
@@ -326,9 +331,11 @@ async fn export(
                     let jobs = job_rx.clone();
                     let failure = failure.clone();
                     let finished = finished.clone();
+                    let budget = budget.clone();
                     scope.spawn(move |_| {
                         encoder_loop(
                             jobs,
+                            &budget,
                             &|| failure.is_cancelled(),
                             &|e| failure.fail(e),
                             &*finished,
@@ -340,17 +347,23 @@ async fn export(
     };
 
     let queue = Arc::new(Mutex::new(VecDeque::from(tasks)));
+    let to_encoders = ToEncoders {
+        jobs: job_tx,
+        budget,
+        failure,
+    };
     let mut readers = Vec::new();
     for conn in snapshot.readers {
         let queue = queue.clone();
-        let jobs = job_tx.clone();
-        let failure = failure.clone();
         let database = database.to_string();
         readers.push(tokio::spawn(reader_loop(
-            conn, database, queue, jobs, failure,
+            conn,
+            database,
+            queue,
+            to_encoders.clone(),
         )));
     }
-    drop(job_tx);
+    drop(to_encoders);
     for reader in readers {
         reader
             .await
@@ -362,19 +375,47 @@ async fn export(
     Ok(())
 }
 
+/// The readers' end of the channel to the encoders.
+#[derive(Clone)]
+struct ToEncoders {
+    jobs: crossbeam_channel::Sender<EncodeJob>,
+    budget: Arc<ByteBudget>,
+    failure: Arc<Failure>,
+}
+
+impl ToEncoders {
+    fn rows(&self, writer: &Arc<ChunkWriter>, rows: Vec<Row>, bytes: usize) -> Result<()> {
+        if self.failure.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        writer.batch_sent();
+        // Readers run on tokio and block here when the encoders are behind:
+        // `block_in_place` lets the runtime move other tasks off this worker meanwhile.
+        tokio::task::block_in_place(|| {
+            self.budget.acquire(bytes, &|| self.failure.is_cancelled());
+            self.jobs.send(EncodeJob::Rows(writer.clone(), rows, bytes))
+        })
+        .map_err(|_| Error::Cancelled)
+    }
+
+    fn end(&self, writer: Arc<ChunkWriter>) -> Result<()> {
+        tokio::task::block_in_place(|| self.jobs.send(EncodeJob::End(writer)))
+            .map_err(|_| Error::Cancelled)
+    }
+}
+
 async fn reader_loop(
     mut conn: Conn,
     database: String,
     queue: Arc<Mutex<VecDeque<ChunkTask>>>,
-    jobs: crossbeam_channel::Sender<EncodeJob>,
-    failure: Arc<Failure>,
+    to_encoders: ToEncoders,
 ) {
-    while !failure.is_cancelled() {
+    while !to_encoders.failure.is_cancelled() {
         let Some(task) = queue.lock().expect("queue lock").pop_front() else {
             break;
         };
-        if let Err(e) = read_chunk(&mut conn, &database, &task, &jobs, &failure).await {
-            failure.fail(e);
+        if let Err(e) = read_chunk(&mut conn, &database, &task, &to_encoders).await {
+            to_encoders.failure.fail(e);
             break;
         }
     }
@@ -386,8 +427,7 @@ async fn read_chunk(
     conn: &mut Conn,
     database: &str,
     task: &ChunkTask,
-    jobs: &crossbeam_channel::Sender<EncodeJob>,
-    failure: &Failure,
+    to_encoders: &ToEncoders,
 ) -> Result<()> {
     let job = &task.job;
     let context = format!("reading chunk {} of `{}`", task.chunk.id, job.codec.table);
@@ -409,29 +449,15 @@ async fn read_chunk(
         batch_bytes += row_size(&row);
         batch.push(row);
         if batch.len() >= BATCH_ROWS || batch_bytes >= BATCH_BYTES {
-            if failure.is_cancelled() {
-                return Err(Error::Cancelled);
-            }
-            writer.batch_sent();
-            hand_over(
-                jobs,
-                EncodeJob::Rows(writer.clone(), std::mem::take(&mut batch)),
-            )?;
+            to_encoders.rows(&writer, std::mem::take(&mut batch), batch_bytes)?;
             batch.reserve(BATCH_ROWS);
             batch_bytes = 0;
         }
     }
     if !batch.is_empty() {
-        writer.batch_sent();
-        hand_over(jobs, EncodeJob::Rows(writer.clone(), batch))?;
+        to_encoders.rows(&writer, batch, batch_bytes)?;
     }
-    hand_over(jobs, EncodeJob::End(writer))
-}
-
-/// Readers run on tokio and the encoders' channel blocks when they are behind:
-/// `block_in_place` lets the runtime move other tasks off this worker meanwhile.
-fn hand_over(jobs: &crossbeam_channel::Sender<EncodeJob>, job: EncodeJob) -> Result<()> {
-    tokio::task::block_in_place(|| jobs.send(job)).map_err(|_| Error::Cancelled)
+    to_encoders.end(writer)
 }
 
 fn row_size(row: &Row) -> usize {

@@ -3,6 +3,7 @@
 //! the chunk's checksum and appended to the chunk's file, which is fsynced and renamed into
 //! place when the chunk's last batch is in.
 
+pub mod budget;
 pub mod convert;
 pub mod csv;
 pub mod json;
@@ -215,9 +216,10 @@ impl ChunkWriter {
     }
 }
 
-/// Work for the encoders: a batch of rows of one chunk, or the reader's end of a chunk.
+/// Work for the encoders: a batch of rows of one chunk (with its size, taken from the
+/// [`budget::ByteBudget`]), or the reader's end of a chunk.
 pub enum EncodeJob {
-    Rows(Arc<ChunkWriter>, Vec<Row>),
+    Rows(Arc<ChunkWriter>, Vec<Row>, usize),
     End(Arc<ChunkWriter>),
 }
 
@@ -225,6 +227,7 @@ pub enum EncodeJob {
 /// to `finished` (which returns false when nobody downstream listens any more).
 pub fn encoder_loop(
     jobs: crossbeam_channel::Receiver<EncodeJob>,
+    budget: &budget::ByteBudget,
     cancelled: &dyn Fn() -> bool,
     fail: &dyn Fn(Error),
     finished: &dyn Fn(FinishedChunk) -> bool,
@@ -232,11 +235,17 @@ pub fn encoder_loop(
     let mut buffer = Vec::with_capacity(1 << 20);
     for job in jobs {
         if cancelled() {
-            continue; // drain, so no reader stays blocked on a full channel
+            // Drain, so no reader stays blocked on a full channel or budget.
+            if let EncodeJob::Rows(_, _, bytes) = job {
+                budget.release(bytes);
+            }
+            continue;
         }
         let (writer, outcome) = match job {
-            EncodeJob::Rows(writer, rows) => {
+            EncodeJob::Rows(writer, rows, bytes) => {
                 let outcome = writer.write_batch(&rows, &mut buffer);
+                drop(rows);
+                budget.release(bytes);
                 (writer, outcome)
             }
             EncodeJob::End(writer) => (writer, Ok(())),
