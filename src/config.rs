@@ -147,6 +147,8 @@ pub struct Settings {
     pub chunk_bytes: u64,
     pub chunk_rows: Option<u64>,
     pub mapping: MappingOptions,
+    /// Discard the workdir's plan (and what it loaded) and start over.
+    pub restart: bool,
 }
 
 /// `table.column` into its two parts.

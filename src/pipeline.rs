@@ -7,7 +7,7 @@
 //! Every channel is bounded, so memory depends on channel and batch sizes, never on the
 //! size of a table. The first error cancels every stage and is the run's error.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,7 +26,7 @@ use crate::plan::{self, Chunk, Plan, PlannedTable};
 use crate::post;
 use crate::sink::{self, CopyTarget};
 use crate::source::{self, KeyColumn};
-use crate::workdir::{self, Manifest, ManifestEntry};
+use crate::workdir::{self, Manifest};
 
 /// Rows per batch handed from a reader to the encoders, and the byte budget of one batch.
 const BATCH_ROWS: usize = 1024;
@@ -93,6 +93,18 @@ impl Summary {
         t.chunks += 1;
         t.rows += rows;
         t.bytes += bytes;
+    }
+
+    /// The whole plan's totals, from its manifest.
+    pub fn from_manifest(manifest: &Manifest, elapsed: Duration) -> Self {
+        let mut summary = Summary {
+            elapsed,
+            ..Summary::default()
+        };
+        for c in &manifest.chunks {
+            summary.add(&c.table, c.rows, c.bytes);
+        }
+        summary
     }
 
     pub fn total_rows(&self) -> u64 {
@@ -216,14 +228,8 @@ fn new_plan_id() -> String {
     format!("{:x}-{:x}", nanos, std::process::id())
 }
 
-/// Plans every table and writes `plan.json` into a new workdir.
+/// Plans every table and writes `plan.json` into the workdir.
 async fn make_plan(settings: &Settings, prepared: &mut Prepared, workdir: &Path) -> Result<Plan> {
-    if workdir.join(workdir::PLAN_FILE).exists() {
-        return Err(Error::Usage(format!(
-            "{} already holds a plan: resuming is not supported yet, use a new --workdir",
-            workdir.display()
-        )));
-    }
     workdir::create_private_dir(workdir)?;
     let mut tables = Vec::new();
     for table in &prepared.mapping.tables {
@@ -246,6 +252,7 @@ async fn make_plan(settings: &Settings, prepared: &mut Prepared, workdir: &Path)
     }
     let plan = Plan {
         plan_id: new_plan_id(),
+        fingerprint: mapping::fingerprint(&prepared.mapping.tables),
         source_database: prepared.database.clone(),
         target_schema: settings.target_schema.clone(),
         tables,
@@ -267,9 +274,20 @@ struct ChunkTask {
     path: PathBuf,
 }
 
-fn chunk_tasks(mapping: &[TableMapping], plan: &Plan, workdir: &Path) -> Vec<ChunkTask> {
+/// The chunks still to export, and the complete chunk files of an earlier run still to load.
+fn chunk_tasks(
+    mapping: &[TableMapping],
+    plan: &Plan,
+    workdir: &Path,
+    loaded: &HashSet<(String, u32)>,
+) -> (Vec<ChunkTask>, Vec<FinishedChunk>) {
     let mut tasks = Vec::new();
-    for (table, planned) in mapping.iter().zip(&plan.tables) {
+    let mut ready = Vec::new();
+    for planned in &plan.tables {
+        let table = mapping
+            .iter()
+            .find(|t| t.name() == planned.name)
+            .expect("the fingerprint guarantees the plan's tables are mapped");
         let key = table
             .key_columns()
             .iter()
@@ -290,29 +308,40 @@ fn chunk_tasks(mapping: &[TableMapping], plan: &Plan, workdir: &Path) -> Vec<Chu
             select: table.select.clone(),
         });
         for chunk in &planned.chunks {
-            tasks.push(ChunkTask {
-                job: job.clone(),
-                chunk: chunk.clone(),
-                path: workdir::chunk_path(workdir, table.name(), chunk.id),
-            });
+            if loaded.contains(&(planned.name.clone(), chunk.id)) {
+                continue;
+            }
+            let path = workdir::chunk_path(workdir, table.name(), chunk.id);
+            match workdir::complete_chunk(&path) {
+                Some(entry) => ready.push(FinishedChunk::from_entry(workdir, &entry)),
+                None => tasks.push(ChunkTask {
+                    job: job.clone(),
+                    chunk: chunk.clone(),
+                    path,
+                }),
+            }
         }
     }
-    // Big tables first would be better still; interleaving tables spreads the load.
-    tasks
+    (tasks, ready)
 }
 
 /// Reads and encodes every chunk; `finished` receives each complete chunk file.
 async fn export(
     settings: &Settings,
     database: &str,
+    workdir: &Path,
     tasks: Vec<ChunkTask>,
     failure: Arc<Failure>,
     finished: Arc<dyn Fn(FinishedChunk) -> bool + Send + Sync>,
 ) -> Result<()> {
+    if tasks.is_empty() {
+        return Ok(());
+    }
     let snapshot = source::open_snapshot(settings.require_source()?, settings.readers).await?;
     if let Some(pos) = &snapshot.binlog {
         tracing::info!(binlog_file = %pos.file, binlog_position = pos.position, "Snapshot opened.");
     }
+    check_same_source(workdir, &snapshot.binlog)?;
     let (job_tx, job_rx) = crossbeam_channel::bounded::<EncodeJob>(settings.encoders * 4);
     let budget = Arc::new(ByteBudget::new(IN_FLIGHT_BYTES));
 
@@ -519,20 +548,7 @@ fn spawn_writers(
     failure: Arc<Failure>,
     loaded: Arc<Mutex<Summary>>,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>> {
-    let targets: Arc<HashMap<String, CopyTarget>> = Arc::new(
-        plan.tables
-            .iter()
-            .map(|t| {
-                (
-                    t.name.clone(),
-                    CopyTarget {
-                        qualified: t.target.clone(),
-                        columns: t.target_columns.clone(),
-                    },
-                )
-            })
-            .collect(),
-    );
+    let targets = Arc::new(copy_targets(plan));
     let chunks = Arc::new(tokio::sync::Mutex::new(chunks));
     let url = settings.require_target()?.clone();
     let mut handles = Vec::new();
@@ -558,9 +574,12 @@ fn spawn_writers(
                 }
                 let target = &targets[&chunk.table];
                 match sink::load_chunk(&mut client, &plan_id, target, &chunk).await {
-                    Ok(()) => {
+                    Ok(sink::Outcome::Loaded) => {
                         tracing::debug!(table = %chunk.table, chunk = chunk.chunk_id, rows = chunk.rows, "Chunk loaded.");
                         loaded.lock().expect("summary lock").add(&chunk.table, chunk.rows, chunk.bytes);
+                    }
+                    Ok(sink::Outcome::Skipped) => {
+                        tracing::info!(table = %chunk.table, chunk = chunk.chunk_id, "Chunk loaded by another process; skipped.");
                     }
                     Err(e) => {
                         failure.fail(e);
@@ -573,36 +592,63 @@ fn spawn_writers(
     Ok(handles)
 }
 
-fn manifest_entry(workdir: &Path, chunk: &FinishedChunk) -> ManifestEntry {
-    ManifestEntry {
-        table: chunk.table.clone(),
-        chunk: chunk.chunk_id,
-        rows: chunk.rows,
-        bytes: chunk.bytes,
-        checksum: format!("{:016x}", chunk.checksum),
-        file: chunk
-            .path
-            .strip_prefix(workdir)
-            .unwrap_or(&chunk.path)
-            .to_string_lossy()
-            .into_owned(),
+/// Chunks exported in an earlier run came from an earlier snapshot: they only fit with the
+/// ones exported now if the source has not been written since. The first export records
+/// the binlog position; every later one must find it unchanged.
+fn check_same_source(workdir: &Path, now: &Option<source::BinlogPosition>) -> Result<()> {
+    let record = workdir.join(workdir::SNAPSHOT_FILE);
+    if !record.exists() {
+        return workdir::write_json(&record, now);
+    }
+    let first: Option<source::BinlogPosition> = workdir::read_json(&record)?;
+    match (&first, now) {
+        (Some(first), Some(now)) if first != now => Err(Error::Data(format!(
+            "the source was written since this plan's first export (binlog {}:{} then, {}:{} now): \
+             chunks already exported would not match the rest; stop the application and run again with --restart",
+            first.file, first.position, now.file, now.position
+        ))),
+        (Some(_), None) | (None, Some(_)) => Err(Error::Data(
+            "the source's binary log changed state since this plan's first export: run again with --restart".into(),
+        )),
+        _ => Ok(()),
     }
 }
 
-/// Takes the foreign keys of the loaded tables off until [`finish_target`].
+/// Records a new plan in the ledger and takes the foreign keys of its tables off until
+/// [`finish_target`]. Several processes may start at once: an advisory lock lets one do it.
 async fn prepare_target(client: &mut tokio_postgres::Client, plan: &Plan) -> Result<()> {
-    sink::ensure_ledger(client).await?;
-    let tables: Vec<String> = plan.tables.iter().map(|t| t.target.clone()).collect();
-    let deferred = post::defer_foreign_keys(client, &plan.plan_id, &tables).await?;
-    tracing::info!(
-        foreign_keys = deferred,
-        "Foreign keys deferred until the data is in."
-    );
-    Ok(())
+    sink::ledger::ensure(client).await?;
+    let context = "preparing the target";
+    client
+        .execute("SELECT pg_advisory_lock(hashtext('pgferry'))", &[])
+        .await
+        .map_err(Error::target(context))?;
+    let outcome = async {
+        if sink::ledger::plan_fingerprint(client, &plan.plan_id)
+            .await?
+            .is_some()
+        {
+            return Ok(()); // another process did it
+        }
+        sink::ledger::register_plan(client, plan, &plan.fingerprint).await?;
+        let tables: Vec<String> = plan.tables.iter().map(|t| t.target.clone()).collect();
+        let deferred = post::defer_foreign_keys(client, &plan.plan_id, &tables).await?;
+        tracing::info!(
+            foreign_keys = deferred,
+            "Foreign keys deferred until the data is in."
+        );
+        Ok(())
+    }
+    .await;
+    client
+        .execute("SELECT pg_advisory_unlock(hashtext('pgferry'))", &[])
+        .await
+        .map_err(Error::target(context))?;
+    outcome
 }
 
 /// After a failed load the foreign keys go back if the partial data allows it; if not they
-/// stay recorded in the ledger, and the operator hears of it.
+/// stay recorded in the ledger for the next `migrate` or `reset`, and the operator hears of it.
 async fn restore_after_failure(settings: &Settings, plan: &Plan) {
     let outcome = async {
         let mut client = sink::connect(settings.require_target()?).await?;
@@ -610,59 +656,137 @@ async fn restore_after_failure(settings: &Settings, plan: &Plan) {
     }
     .await;
     if let Err(e) = outcome {
-        tracing::error!(
+        tracing::warn!(
             plan_id = %plan.plan_id,
-            "Foreign keys could not be restored after the failure ({e}); their definitions are kept in pgferry.deferred_constraints."
+            "Foreign keys stay deferred until the run completes ({e}); their definitions are kept in pgferry.deferred_constraints."
         );
     }
 }
 
-/// Foreign keys back (validated), sequences and statistics of every loaded table.
+/// Once every chunk is loaded: foreign keys back (validated), sequences, statistics, the
+/// plan marked complete. Only one process does it (advisory lock, then a completed check).
 async fn finish_target(settings: &Settings, plan: &Plan) -> Result<usize> {
     let mut client = sink::connect(settings.require_target()?).await?;
-    let restored = post::restore_constraints(&mut client, &plan.plan_id).await?;
-    tracing::info!(
-        foreign_keys = restored,
-        "Foreign keys restored and validated."
-    );
-    let mut moved = 0;
-    for table in &plan.tables {
-        moved += post::advance_sequences(&client, &table.target).await?;
-        client
-            .batch_execute(&format!("ANALYZE {}", table.target))
+    let context = "finishing the target";
+    client
+        .execute("SELECT pg_advisory_lock(hashtext('pgferry'))", &[])
+        .await
+        .map_err(Error::target(context))?;
+    let outcome = async {
+        let done = client
+            .query_one(
+                "SELECT completed_at IS NOT NULL FROM pgferry.plans WHERE plan_id = $1",
+                &[&plan.plan_id],
+            )
             .await
-            .map_err(Error::target(format!("analyzing {}", table.target)))?;
+            .map_err(Error::target(context))?;
+        if done.get::<_, bool>(0) {
+            return Ok(0);
+        }
+        let restored = post::restore_constraints(&mut client, &plan.plan_id).await?;
+        tracing::info!(
+            foreign_keys = restored,
+            "Foreign keys restored and validated."
+        );
+        let mut moved = 0;
+        for table in &plan.tables {
+            moved += post::advance_sequences(&client, &plan.plan_id, &table.target).await?;
+            client
+                .batch_execute(&format!("ANALYZE {}", table.target))
+                .await
+                .map_err(Error::target(format!("analyzing {}", table.target)))?;
+        }
+        sink::ledger::mark_completed(&client, &plan.plan_id).await?;
+        Ok(moved)
     }
-    Ok(moved)
+    .await;
+    client
+        .execute("SELECT pg_advisory_unlock(hashtext('pgferry'))", &[])
+        .await
+        .map_err(Error::target(context))?;
+    outcome
 }
 
-/// `pgferry migrate`: export and load at once, then sequences.
+/// What an existing workdir's plan needs before it can go on: the same catalogs, and a
+/// target that still knows the plan.
+async fn resume_plan(settings: &Settings, workdir: &Path, prepared: &Prepared) -> Result<Plan> {
+    let plan: Plan = workdir::read_json(&workdir.join(workdir::PLAN_FILE))?;
+    let now = mapping::fingerprint(&prepared.mapping.tables);
+    if now != plan.fingerprint || plan.target_schema != settings.target_schema {
+        return Err(Error::Data(format!(
+            "the source or target schema (or the tables chosen) changed since {} was planned: \
+             run again with --restart to start over",
+            workdir.display()
+        )));
+    }
+    match sink::ledger::plan_fingerprint(&prepared.target, &plan.plan_id).await? {
+        Some(recorded) if recorded == plan.fingerprint => Ok(plan),
+        Some(_) => Err(Error::Data(format!("the target's ledger disagrees with plan {}: run again with --restart", plan.plan_id))),
+        None => Err(Error::Data(format!(
+            "the target does not know plan {} of {} (was it reset, or is this another database?): run again with --restart",
+            plan.plan_id,
+            workdir.display()
+        ))),
+    }
+}
+
+/// `pgferry migrate`: plans, exports and loads at once, then foreign keys and sequences.
+/// On a workdir that holds a plan it resumes: loaded chunks are skipped, complete chunk
+/// files are loaded without exporting them again, the rest is exported.
 pub async fn migrate(settings: &Settings) -> Result<Summary> {
     let started = Instant::now();
     let workdir = settings.require_workdir()?.clone();
-    let mut prepared = prepare_or_refuse(settings).await?;
-    let plan = make_plan(settings, &mut prepared, &workdir).await?;
+    let has_plan = workdir.join(workdir::PLAN_FILE).exists();
+    if has_plan && settings.restart {
+        reset_plan(settings, &workdir).await?;
+    }
+    let (mut prepared, plan) = if has_plan && !settings.restart {
+        let (prepared, problems) = prepare(settings, false).await?;
+        if !problems.is_empty() {
+            return Err(Error::Check(problems));
+        }
+        let plan = resume_plan(settings, &workdir, &prepared).await?;
+        tracing::info!(plan_id = %plan.plan_id, "Resuming the plan in the workdir.");
+        (prepared, plan)
+    } else {
+        let mut prepared = prepare_or_refuse(settings).await?;
+        let plan = make_plan(settings, &mut prepared, &workdir).await?;
+        (prepared, plan)
+    };
     prepare_target(&mut prepared.target, &plan).await?;
-    let tasks = chunk_tasks(&prepared.mapping.tables, &plan, &workdir);
+    let loaded: HashSet<(String, u32)> =
+        sink::ledger::loaded_chunks(&prepared.target, &plan.plan_id)
+            .await?
+            .into_iter()
+            .collect();
+    let (tasks, ready) = chunk_tasks(&prepared.mapping.tables, &plan, &workdir, &loaded);
+    tracing::info!(
+        loaded = loaded.len(),
+        files_ready = ready.len(),
+        to_export = tasks.len(),
+        "Chunks of the plan."
+    );
 
     let failure = Arc::new(Failure::default());
-    let manifest = Arc::new(Mutex::new(Vec::new()));
     let (chunk_tx, chunk_rx) = tokio::sync::mpsc::channel::<FinishedChunk>(settings.writers * 2);
     let loading = Loading::start(settings, &plan, chunk_rx, failure.clone())?;
-    let finished: Arc<dyn Fn(FinishedChunk) -> bool + Send + Sync> = {
-        let (manifest, workdir) = (manifest.clone(), workdir.clone());
-        Arc::new(move |chunk: FinishedChunk| {
-            manifest
-                .lock()
-                .expect("manifest lock")
-                .push(manifest_entry(&workdir, &chunk));
-            // Encoder threads are not tokio workers: blocking here is the back-pressure.
-            chunk_tx.blocking_send(chunk).is_ok()
+    let feeder = {
+        let chunk_tx = chunk_tx.clone();
+        tokio::spawn(async move {
+            for chunk in ready {
+                if chunk_tx.send(chunk).await.is_err() {
+                    break; // every writer stopped: the failure says why
+                }
+            }
         })
     };
+    let finished: Arc<dyn Fn(FinishedChunk) -> bool + Send + Sync> =
+        // Encoder threads are not tokio workers: blocking here is the back-pressure.
+        Arc::new(move |chunk: FinishedChunk| chunk_tx.blocking_send(chunk).is_ok());
     let exported = export(
         settings,
         &prepared.database,
+        &workdir,
         tasks,
         failure.clone(),
         finished,
@@ -671,36 +795,43 @@ pub async fn migrate(settings: &Settings) -> Result<Summary> {
     if let Err(e) = exported {
         failure.fail(e);
     }
-    let summary = loading.wait(settings, &plan).await?;
-    write_manifest(&workdir, &plan, manifest)?;
-    complete(settings, &plan, summary, started).await
+    let _ = feeder.await;
+    loading.wait(settings, &plan).await?;
+    let manifest = write_manifest(&workdir, &plan)?;
+    complete(settings, &plan, &manifest, started).await
 }
 
-/// `pgferry export`: MySQL → chunk files and `manifest.json`.
+/// `pgferry export`: MySQL → chunk files and `manifest.json`. On a workdir that holds a
+/// plan, exports only the chunks without a complete file.
 pub async fn export_only(settings: &Settings) -> Result<Summary> {
     let started = Instant::now();
     let workdir = settings.require_workdir()?.clone();
+    if settings.restart {
+        workdir::clear(&workdir)?;
+    }
     let (mut prepared, problems) = prepare(settings, false).await?;
     if !problems.is_empty() {
         return Err(Error::Check(problems));
     }
-    let plan = make_plan(settings, &mut prepared, &workdir).await?;
-    let tasks = chunk_tasks(&prepared.mapping.tables, &plan, &workdir);
-    let failure = Arc::new(Failure::default());
-    let manifest = Arc::new(Mutex::new(Vec::new()));
-    let finished: Arc<dyn Fn(FinishedChunk) -> bool + Send + Sync> = {
-        let (manifest, workdir) = (manifest.clone(), workdir.clone());
-        Arc::new(move |chunk: FinishedChunk| {
-            manifest
-                .lock()
-                .expect("manifest lock")
-                .push(manifest_entry(&workdir, &chunk));
-            true
-        })
+    let plan = if workdir.join(workdir::PLAN_FILE).exists() {
+        let plan: Plan = workdir::read_json(&workdir.join(workdir::PLAN_FILE))?;
+        if plan.fingerprint != mapping::fingerprint(&prepared.mapping.tables) {
+            return Err(Error::Data(format!(
+                "the source or target schema changed since {} was planned: run again with --restart",
+                workdir.display()
+            )));
+        }
+        plan
+    } else {
+        make_plan(settings, &mut prepared, &workdir).await?
     };
+    let (tasks, _ready) = chunk_tasks(&prepared.mapping.tables, &plan, &workdir, &HashSet::new());
+    let failure = Arc::new(Failure::default());
+    let finished: Arc<dyn Fn(FinishedChunk) -> bool + Send + Sync> = Arc::new(|_| true);
     if let Err(e) = export(
         settings,
         &prepared.database,
+        &workdir,
         tasks,
         failure.clone(),
         finished,
@@ -710,22 +841,25 @@ pub async fn export_only(settings: &Settings) -> Result<Summary> {
         failure.fail(e);
     }
     failure.into_result()?;
-    let manifest = write_manifest(&workdir, &plan, manifest)?;
-    let mut summary = Summary::default();
-    for c in &manifest.chunks {
-        summary.add(&c.table, c.rows, c.bytes);
-    }
-    summary.elapsed = started.elapsed();
-    Ok(summary)
+    let manifest = write_manifest(&workdir, &plan)?;
+    Ok(Summary::from_manifest(&manifest, started.elapsed()))
 }
 
-fn write_manifest(
-    workdir: &Path,
-    plan: &Plan,
-    chunks: Arc<Mutex<Vec<ManifestEntry>>>,
-) -> Result<Manifest> {
-    let mut chunks = std::mem::take(&mut *chunks.lock().expect("manifest lock"));
-    chunks.sort_by(|a, b| (&a.table, a.chunk).cmp(&(&b.table, b.chunk)));
+/// `manifest.json` from the chunk files' sidecars: every chunk of the plan must be complete.
+fn write_manifest(workdir: &Path, plan: &Plan) -> Result<Manifest> {
+    let mut chunks = Vec::new();
+    for table in &plan.tables {
+        for chunk in &table.chunks {
+            let path = workdir::chunk_path(workdir, &table.name, chunk.id);
+            let entry = workdir::complete_chunk(&path).ok_or_else(|| {
+                Error::Data(format!(
+                    "{}: chunk file missing or incomplete",
+                    path.display()
+                ))
+            })?;
+            chunks.push(entry);
+        }
+    }
     let manifest = Manifest {
         plan_id: plan.plan_id.clone(),
         chunks,
@@ -734,7 +868,10 @@ fn write_manifest(
     Ok(manifest)
 }
 
-/// `pgferry import`: chunk files of an earlier `export` → Postgres.
+/// `pgferry import`: the chunk files of an earlier `export` → Postgres. The ledger is the
+/// work queue: several import processes (on one machine or several sharing the workdir)
+/// claim chunks with `FOR UPDATE SKIP LOCKED` and never load one twice; the chunks of a
+/// process that dies are claimed again by the others.
 pub async fn import(settings: &Settings) -> Result<Summary> {
     let started = Instant::now();
     let workdir = settings.require_workdir()?.clone();
@@ -749,48 +886,207 @@ pub async fn import(settings: &Settings) -> Result<Summary> {
         )));
     }
     let mut target = sink::connect(settings.require_target()?).await?;
-    let tables: Vec<(String, String)> = plan
-        .tables
-        .iter()
-        .map(|t| (t.name.clone(), t.target.clone()))
-        .collect();
-    let problems = sink::non_empty_tables(&target, &tables).await?;
-    if !problems.is_empty() {
-        return Err(Error::Check(problems));
+    sink::ledger::ensure(&target).await?;
+    if sink::ledger::plan_fingerprint(&target, &plan.plan_id)
+        .await?
+        .is_none()
+    {
+        let tables: Vec<(String, String)> = plan
+            .tables
+            .iter()
+            .map(|t| (t.name.clone(), t.target.clone()))
+            .collect();
+        let problems = sink::non_empty_tables(&target, &tables).await?;
+        if !problems.is_empty() {
+            return Err(Error::Check(problems));
+        }
     }
     prepare_target(&mut target, &plan).await?;
 
+    let entries: Arc<HashMap<(String, u32), FinishedChunk>> = Arc::new(
+        manifest
+            .chunks
+            .iter()
+            .map(|e| {
+                (
+                    (e.table.clone(), e.chunk),
+                    FinishedChunk::from_entry(&workdir, e),
+                )
+            })
+            .collect(),
+    );
+    let targets = Arc::new(copy_targets(&plan));
     let failure = Arc::new(Failure::default());
-    let (chunk_tx, chunk_rx) = tokio::sync::mpsc::channel::<FinishedChunk>(settings.writers * 2);
-    let loading = Loading::start(settings, &plan, chunk_rx, failure.clone())?;
-    for entry in &manifest.chunks {
-        let chunk = FinishedChunk {
-            table: entry.table.clone(),
-            chunk_id: entry.chunk,
-            rows: entry.rows,
-            bytes: entry.bytes,
-            checksum: u64::from_str_radix(&entry.checksum, 16).unwrap_or(0),
-            path: workdir.join(&entry.file),
-        };
-        if chunk_tx.send(chunk).await.is_err() {
-            break; // every writer stopped: the failure says why
-        }
+    let loaded = Arc::new(Mutex::new(Summary::default()));
+    let mut writers = Vec::new();
+    for _ in 0..settings.writers {
+        let (url, plan_id) = (settings.require_target()?.clone(), plan.plan_id.clone());
+        let (entries, targets, failure, loaded) = (
+            entries.clone(),
+            targets.clone(),
+            failure.clone(),
+            loaded.clone(),
+        );
+        writers.push(tokio::spawn(async move {
+            let outcome = async {
+                let mut client = sink::connect(&url).await?;
+                queue_writer(&mut client, &plan_id, &entries, &targets, &failure, &loaded).await
+            }
+            .await;
+            if let Err(e) = outcome {
+                failure.fail(e);
+            }
+        }));
     }
-    drop(chunk_tx);
-    let summary = loading.wait(settings, &plan).await?;
-    complete(settings, &plan, summary, started).await
+    for writer in writers {
+        writer
+            .await
+            .map_err(|e| Error::Environment(format!("a writer panicked: {e}")))?;
+    }
+    failure.into_result()?;
+    complete(settings, &plan, &manifest, started).await
 }
 
-/// The last steps of a successful load: foreign keys, sequences, statistics, timing.
+/// One import writer: claims and loads chunks until none is left unloaded. A chunk held by
+/// another process is waited for, since that process may die and release it.
+async fn queue_writer(
+    client: &mut tokio_postgres::Client,
+    plan_id: &str,
+    entries: &HashMap<(String, u32), FinishedChunk>,
+    targets: &HashMap<String, CopyTarget>,
+    failure: &Failure,
+    loaded: &Mutex<Summary>,
+) -> Result<()> {
+    while !failure.is_cancelled() {
+        let tx = client
+            .transaction()
+            .await
+            .map_err(Error::target("claiming a chunk"))?;
+        let Some((table, chunk_id)) = sink::ledger::claim_next(&tx, plan_id).await? else {
+            drop(tx);
+            if sink::ledger::unloaded_count(client, plan_id).await? == 0 {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            continue;
+        };
+        let chunk = entries.get(&(table.clone(), chunk_id)).ok_or_else(|| {
+            Error::Data(format!(
+                "chunk {chunk_id} of `{table}` is in the ledger but not in the manifest"
+            ))
+        })?;
+        let target = &targets[&table];
+        let context = format!(
+            "loading chunk {chunk_id} of `{table}` into {}",
+            target.qualified
+        );
+        sink::copy_and_mark(&tx, plan_id, target, chunk, &context).await?;
+        tx.commit().await.map_err(Error::target(&context))?;
+        tracing::debug!(table = %table, chunk = chunk_id, rows = chunk.rows, "Chunk loaded.");
+        loaded
+            .lock()
+            .expect("summary lock")
+            .add(&table, chunk.rows, chunk.bytes);
+    }
+    Ok(())
+}
+
+fn copy_targets(plan: &Plan) -> HashMap<String, CopyTarget> {
+    plan.tables
+        .iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                CopyTarget {
+                    qualified: t.target.clone(),
+                    columns: t.target_columns.clone(),
+                },
+            )
+        })
+        .collect()
+}
+
+/// The last steps of a load: foreign keys, sequences, statistics; the summary of the whole
+/// plan (this run and earlier ones) from the manifest.
 async fn complete(
     settings: &Settings,
     plan: &Plan,
-    mut summary: Summary,
+    manifest: &Manifest,
     started: Instant,
 ) -> Result<Summary> {
-    summary.sequences = finish_target(settings, plan).await?;
-    summary.elapsed = started.elapsed();
+    let sequences = finish_target(settings, plan).await?;
+    let mut summary = Summary::from_manifest(manifest, started.elapsed());
+    summary.sequences = sequences;
     Ok(summary)
+}
+
+/// What `reset` will do, for the operator to read before saying yes.
+pub struct ResetPlan {
+    pub plan: Plan,
+    pub tables: Vec<String>,
+    pub foreign_keys: i64,
+    pub sequences: i64,
+}
+
+/// Reads what a reset of `workdir`'s plan would touch; changes nothing.
+pub async fn reset_preview(settings: &Settings) -> Result<ResetPlan> {
+    let workdir = settings.require_workdir()?;
+    let plan: Plan = workdir::read_json(&workdir.join(workdir::PLAN_FILE))?;
+    let client = sink::connect(settings.require_target()?).await?;
+    let (mut foreign_keys, mut sequences) = (0, 0);
+    if sink::ledger::plan_fingerprint(&client, &plan.plan_id)
+        .await?
+        .is_some()
+    {
+        let row = client
+            .query_one(
+                "SELECT (SELECT count(*) FROM pgferry.deferred_constraints WHERE plan_id = $1),
+                        (SELECT count(*) FROM pgferry.sequences WHERE plan_id = $1)",
+                &[&plan.plan_id],
+            )
+            .await
+            .map_err(Error::target("reading the ledger"))?;
+        (foreign_keys, sequences) = (row.get(0), row.get(1));
+    }
+    Ok(ResetPlan {
+        tables: plan.tables.iter().map(|t| t.target.clone()).collect(),
+        plan,
+        foreign_keys,
+        sequences,
+    })
+}
+
+/// `pgferry reset`: empties the tables of the workdir's plan, puts back the foreign keys and
+/// sequences as they were, forgets the plan in the ledger and clears the workdir. The source
+/// is never written: pointing the application back at MySQL is the rollback.
+pub async fn reset(settings: &Settings) -> Result<ResetPlan> {
+    let preview = reset_preview(settings).await?;
+    reset_plan(settings, settings.require_workdir()?).await?;
+    Ok(preview)
+}
+
+async fn reset_plan(settings: &Settings, workdir: &Path) -> Result<()> {
+    let plan: Plan = workdir::read_json(&workdir.join(workdir::PLAN_FILE))?;
+    let mut client = sink::connect(settings.require_target()?).await?;
+    let context = "resetting the target";
+    if !plan.tables.is_empty() {
+        let tables: Vec<&str> = plan.tables.iter().map(|t| t.target.as_str()).collect();
+        client
+            .batch_execute(&format!("TRUNCATE {}", tables.join(", ")))
+            .await
+            .map_err(Error::target(context))?;
+    }
+    if sink::ledger::plan_fingerprint(&client, &plan.plan_id)
+        .await?
+        .is_some()
+    {
+        post::restore_constraints(&mut client, &plan.plan_id).await?;
+        post::restore_sequences(&client, &plan.plan_id).await?;
+        sink::ledger::forget_plan(&client, &plan.plan_id).await?;
+    }
+    workdir::clear(workdir)?;
+    tracing::info!(plan_id = %plan.plan_id, tables = plan.tables.len(), "Reset: target tables emptied, constraints and sequences restored.");
+    Ok(())
 }
 
 /// A progress line every 10 seconds while chunks load.

@@ -13,6 +13,8 @@ use crate::error::{Error, Result};
 
 pub const PLAN_FILE: &str = "plan.json";
 pub const MANIFEST_FILE: &str = "manifest.json";
+/// Where the source's binary log stood when the first export opened its snapshot.
+pub const SNAPSHOT_FILE: &str = "snapshot.json";
 
 pub fn create_private_dir(path: &Path) -> Result<()> {
     DirBuilder::new()
@@ -74,7 +76,43 @@ pub fn chunk_path(workdir: &Path, table: &str, chunk_id: u32) -> PathBuf {
     table_dir(workdir, table).join(format!("{chunk_id:06}.csv"))
 }
 
-/// One finished chunk file, as `manifest.json` lists it.
+/// The sidecar of a chunk file (`000003.meta.json` beside `000003.csv`): written before the
+/// CSV file is renamed into place, so a CSV file under its final name is always complete
+/// and described.
+pub fn chunk_meta_path(csv: &Path) -> PathBuf {
+    csv.with_extension("meta.json")
+}
+
+/// The description of a complete chunk file, or `None` if the chunk must be exported again.
+pub fn complete_chunk(csv: &Path) -> Option<ManifestEntry> {
+    if !csv.exists() {
+        return None;
+    }
+    read_json(&chunk_meta_path(csv)).ok()
+}
+
+/// Removes what pgferry put in a workdir (plan, manifest, snapshot record, chunk files).
+pub fn clear(workdir: &Path) -> Result<()> {
+    for file in [PLAN_FILE, MANIFEST_FILE, SNAPSHOT_FILE] {
+        match std::fs::remove_file(workdir.join(file)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Error::Io {
+                    path: workdir.join(file),
+                    source: e,
+                })
+            }
+        }
+    }
+    let data = workdir.join("data");
+    if data.exists() {
+        std::fs::remove_dir_all(&data).map_err(Error::io(&data))?;
+    }
+    Ok(())
+}
+
+/// One finished chunk file, as `manifest.json` and the chunk's sidecar describe it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ManifestEntry {
     pub table: String,

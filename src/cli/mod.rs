@@ -31,8 +31,17 @@ enum Command {
     Migrate(RunArgs),
     /// Export every table into chunk files only (reads the target catalog for the conversions).
     Export(RunArgs),
-    /// Load the chunk files of an earlier export.
+    /// Load the chunk files of an earlier export (several processes may share one workdir).
     Import(RunArgs),
+    /// The way back: empty the tables the workdir's plan loaded, restore the target's foreign
+    /// keys and sequences, clear the ledger and the workdir. The source is never written.
+    Reset {
+        #[command(flatten)]
+        args: RunArgs,
+        /// Do not ask before resetting.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Args, Debug, Default)]
@@ -92,6 +101,9 @@ struct RunArgs {
     /// Do not copy this source column (repeatable, or comma-separated): table.column
     #[arg(long, value_name = "TABLE.COLUMN", value_delimiter = ',')]
     drop_column: Vec<String>,
+    /// Discard the workdir's plan and what it loaded, and start over
+    #[arg(long)]
+    restart: bool,
 }
 
 impl RunArgs {
@@ -140,6 +152,7 @@ impl RunArgs {
                 source_timezone: source_timezone.map(Into::into),
                 drop_columns,
             },
+            restart: self.restart,
         };
         settings.validate()?;
         Ok(settings)
@@ -206,7 +219,50 @@ async fn dispatch(command: Command) -> Result<Exit, Error> {
             print_summary("imported", &summary);
             Ok(Exit::Success)
         }
+        Command::Reset { args, yes } => reset(args, yes).await,
     }
+}
+
+async fn reset(args: RunArgs, yes: bool) -> Result<Exit, Error> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let settings = args.settings()?;
+    settings.require_target()?;
+    let workdir = settings.require_workdir()?;
+    let preview = pipeline::reset_preview(&settings).await?;
+    println!(
+        "pgferry reset of plan {} ({}):",
+        preview.plan.plan_id,
+        workdir.display()
+    );
+    println!(
+        "  empty {} target tables: {}",
+        preview.tables.len(),
+        preview.tables.join(", ")
+    );
+    println!(
+        "  restore {} foreign keys and {} sequences as they were",
+        preview.foreign_keys, preview.sequences
+    );
+    println!("  forget the plan in the ledger and remove its files from the workdir");
+    println!("  the source is not touched");
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(Error::Usage(
+                "reset asks for confirmation: run it on a terminal, or add --yes".into(),
+            ));
+        }
+        print!("Type `reset` to go on: ");
+        std::io::stdout().flush().ok();
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer).ok();
+        if answer.trim() != "reset" {
+            println!("nothing done");
+            return Ok(Exit::Usage);
+        }
+    }
+    pipeline::reset(&settings).await?;
+    println!("reset done");
+    Ok(Exit::Success)
 }
 
 fn print_check(report: &CheckReport) {

@@ -154,6 +154,42 @@ pub struct FinishedChunk {
     pub path: PathBuf,
 }
 
+impl FinishedChunk {
+    /// The chunk as `manifest.json` lists it (file name relative to its table directory's
+    /// parent's parent, i.e. the workdir).
+    pub fn manifest_entry(&self) -> workdir::ManifestEntry {
+        let file = self
+            .path
+            .iter()
+            .rev()
+            .take(3)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<PathBuf>();
+        workdir::ManifestEntry {
+            table: self.table.clone(),
+            chunk: self.chunk_id,
+            rows: self.rows,
+            bytes: self.bytes,
+            checksum: format!("{:016x}", self.checksum),
+            file: file.to_string_lossy().into_owned(),
+        }
+    }
+
+    /// A complete chunk file described by its manifest entry.
+    pub fn from_entry(workdir: &std::path::Path, entry: &workdir::ManifestEntry) -> Self {
+        FinishedChunk {
+            table: entry.table.clone(),
+            chunk_id: entry.chunk,
+            rows: entry.rows,
+            bytes: entry.bytes,
+            checksum: u64::from_str_radix(&entry.checksum, 16).unwrap_or(0),
+            path: workdir.join(&entry.file),
+        }
+    }
+}
+
 impl ChunkWriter {
     pub fn new(codec: Arc<TableCodec>, chunk_id: u32, final_path: PathBuf) -> Arc<Self> {
         let tmp_path = final_path.with_extension("csv.tmp");
@@ -204,15 +240,21 @@ impl ChunkWriter {
         };
         file.sync_all().map_err(Error::io(&self.tmp_path))?;
         drop(file);
-        std::fs::rename(&self.tmp_path, &self.final_path).map_err(Error::io(&self.final_path))?;
-        Ok(Some(FinishedChunk {
+        let finished = FinishedChunk {
             table: self.codec.table.clone(),
             chunk_id: self.chunk_id,
             rows: state.rows,
             bytes: state.bytes,
             checksum: state.checksum,
             path: self.final_path.clone(),
-        }))
+        };
+        // The sidecar first: a CSV file under its final name is complete and described.
+        workdir::write_json(
+            &workdir::chunk_meta_path(&self.final_path),
+            &finished.manifest_entry(),
+        )?;
+        std::fs::rename(&self.tmp_path, &self.final_path).map_err(Error::io(&self.final_path))?;
+        Ok(Some(finished))
     }
 }
 

@@ -255,6 +255,35 @@ fn check_column(
     }
 }
 
+/// A digest of everything a plan depends on: tables, keys, columns and types on both sides.
+/// A resumed run whose catalogs no longer give the same digest is refused.
+pub fn fingerprint(tables: &[TableMapping]) -> String {
+    let mut text = String::new();
+    for t in tables {
+        text.push_str(&format!(
+            "{}>{}|key:{:?}|",
+            t.name(),
+            t.target.qualified(),
+            t.key_columns()
+        ));
+        for c in &t.columns {
+            let sc = t.source.column(&c.source).expect("mapped source column");
+            let tc = t.target.column(&c.target).expect("mapped target column");
+            text.push_str(&format!(
+                "{}:{}:{}>{}:{}:{};",
+                sc.name,
+                sc.column_type,
+                sc.collation.as_deref().unwrap_or(""),
+                tc.name,
+                tc.type_name,
+                tc.not_null
+            ));
+        }
+        text.push('\n');
+    }
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(text.as_bytes()))
+}
+
 fn problem(table: &str, column: Option<&str>, message: impl Into<String>) -> Problem {
     Problem {
         table: table.to_string(),

@@ -199,6 +199,8 @@ pub struct PlannedTable {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
     pub plan_id: String,
+    /// [`crate::mapping::fingerprint`] of the catalogs the plan was made from.
+    pub fingerprint: String,
     pub source_database: String,
     pub target_schema: String,
     pub tables: Vec<PlannedTable>,

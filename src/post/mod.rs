@@ -7,8 +7,9 @@ use crate::catalog::pg_ident;
 use crate::error::{Error, Result};
 
 /// Sets each owned sequence (serial or identity) of `qualified` to its column's max.
-/// Returns how many sequences moved.
-pub async fn advance_sequences(client: &Client, qualified: &str) -> Result<usize> {
+/// The sequence's state before is saved in the ledger first (once: a resumed run keeps the
+/// original), so `reset` can put it back. Returns how many sequences moved.
+pub async fn advance_sequences(client: &Client, plan_id: &str, qualified: &str) -> Result<usize> {
     let context = format!("advancing the sequences of {qualified}");
     let owned = client
         .query(
@@ -24,6 +25,26 @@ pub async fn advance_sequences(client: &Client, qualified: &str) -> Result<usize
     for row in owned {
         let column: String = row.get(0);
         let sequence: String = row.get(1);
+        let state = client
+            .query_one(
+                &format!("SELECT last_value, is_called FROM {sequence}"),
+                &[],
+            )
+            .await
+            .map_err(Error::target(&context))?;
+        client
+            .execute(
+                "INSERT INTO pgferry.sequences (plan_id, sequence_name, last_value, is_called)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &[
+                    &plan_id,
+                    &sequence,
+                    &state.get::<_, i64>(0),
+                    &state.get::<_, bool>(1),
+                ],
+            )
+            .await
+            .map_err(Error::target(&context))?;
         let max = client
             .query_one(
                 &format!("SELECT max({})::bigint FROM {qualified}", pg_ident(&column)),
@@ -43,6 +64,29 @@ pub async fn advance_sequences(client: &Client, qualified: &str) -> Result<usize
         }
     }
     Ok(moved)
+}
+
+/// Puts every sequence the plan moved back where it was. Returns how many.
+pub async fn restore_sequences(client: &Client, plan_id: &str) -> Result<usize> {
+    let context = "restoring sequences";
+    let rows = client
+        .query(
+            "SELECT sequence_name, last_value, is_called FROM pgferry.sequences WHERE plan_id = $1",
+            &[&plan_id],
+        )
+        .await
+        .map_err(Error::target(context))?;
+    for row in &rows {
+        let (sequence, last, called): (String, i64, bool) = (row.get(0), row.get(1), row.get(2));
+        client
+            .execute(
+                "SELECT setval($1::text::regclass, $2, $3)",
+                &[&sequence, &last, &called],
+            )
+            .await
+            .map_err(Error::target(context))?;
+    }
+    Ok(rows.len())
 }
 
 /// A foreign key taken off for the load, as the ledger records it.

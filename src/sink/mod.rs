@@ -1,6 +1,8 @@
 //! Postgres writers: sessions pinned to UTC and UTF-8, the `pgferry` ledger, and COPY of
-//! chunk files. A chunk's COPY and its ledger row commit in one transaction, so a chunk is
+//! chunk files. A chunk's COPY and its ledger mark commit in one transaction, so a chunk is
 //! either loaded and recorded or absent.
+
+pub mod ledger;
 
 use std::path::Path;
 use std::time::Duration;
@@ -46,33 +48,6 @@ pub async fn connect(url: &DbUrl) -> Result<Client> {
         .await
         .map_err(Error::target("setting up the session"))?;
     Ok(client)
-}
-
-/// The ledger: one row per loaded chunk, keyed so that no chunk of a plan loads twice,
-/// and the definition of every constraint taken off for the load.
-pub async fn ensure_ledger(client: &Client) -> Result<()> {
-    client
-        .batch_execute(
-            "CREATE SCHEMA IF NOT EXISTS pgferry;
-             CREATE TABLE IF NOT EXISTS pgferry.chunks (
-                 plan_id    text        NOT NULL,
-                 table_name text        NOT NULL,
-                 chunk_id   integer     NOT NULL,
-                 rows       bigint      NOT NULL,
-                 checksum   text        NOT NULL,
-                 loaded_at  timestamptz NOT NULL DEFAULT now(),
-                 PRIMARY KEY (plan_id, table_name, chunk_id)
-             );
-             CREATE TABLE IF NOT EXISTS pgferry.deferred_constraints (
-                 plan_id         text NOT NULL,
-                 table_name      text NOT NULL,
-                 constraint_name text NOT NULL,
-                 definition      text NOT NULL,
-                 PRIMARY KEY (plan_id, table_name, constraint_name)
-             );",
-        )
-        .await
-        .map_err(Error::target("creating the pgferry ledger"))
 }
 
 /// A problem for every target table that already holds rows.
@@ -121,13 +96,22 @@ impl CopyTarget {
     }
 }
 
-/// Loads one chunk file and records it in the ledger, in one transaction.
+/// What became of a chunk handed to a writer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Loaded,
+    /// Loaded already, or being loaded by another process right now.
+    Skipped,
+}
+
+/// Loads one chunk file and marks it loaded in the ledger, in one transaction, after
+/// claiming it: a chunk another process holds or has loaded is left alone.
 pub async fn load_chunk(
     client: &mut Client,
     plan_id: &str,
     target: &CopyTarget,
     chunk: &FinishedChunk,
-) -> Result<()> {
+) -> Result<Outcome> {
     let context = format!(
         "loading chunk {} of `{}` into {}",
         chunk.chunk_id, chunk.table, target.qualified
@@ -136,18 +120,34 @@ pub async fn load_chunk(
         .transaction()
         .await
         .map_err(Error::target(&context))?;
+    if ledger::claim(&tx, plan_id, &chunk.table, chunk.chunk_id).await? == ledger::Claim::Taken {
+        return Ok(Outcome::Skipped);
+    }
+    copy_and_mark(&tx, plan_id, target, chunk, &context).await?;
+    tx.commit().await.map_err(Error::target(&context))?;
+    Ok(Outcome::Loaded)
+}
+
+/// COPY of a claimed chunk and its ledger mark, inside the caller's transaction.
+pub async fn copy_and_mark(
+    tx: &tokio_postgres::Transaction<'_>,
+    plan_id: &str,
+    target: &CopyTarget,
+    chunk: &FinishedChunk,
+    context: &str,
+) -> Result<()> {
     if chunk.rows > 0 {
         let sink = tx
             .copy_in::<_, bytes::Bytes>(&target.copy_sql())
             .await
-            .map_err(Error::target(&context))?;
+            .map_err(Error::target(context))?;
         futures_util::pin_mut!(sink);
-        stream_file(&chunk.path, sink.as_mut(), &context).await?;
+        stream_file(&chunk.path, sink.as_mut(), context).await?;
         let loaded = sink
             .as_mut()
             .finish()
             .await
-            .map_err(Error::target(&context))?;
+            .map_err(Error::target(context))?;
         if loaded != chunk.rows {
             return Err(Error::Data(format!(
                 "{context}: Postgres loaded {loaded} rows, the chunk file holds {}",
@@ -155,19 +155,15 @@ pub async fn load_chunk(
             )));
         }
     }
-    tx.execute(
-        "INSERT INTO pgferry.chunks (plan_id, table_name, chunk_id, rows, checksum) VALUES ($1, $2, $3, $4, $5)",
-        &[
-            &plan_id,
-            &chunk.table,
-            &(chunk.chunk_id as i32),
-            &(chunk.rows as i64),
-            &format!("{:016x}", chunk.checksum),
-        ],
+    ledger::mark_loaded(
+        tx,
+        plan_id,
+        &chunk.table,
+        chunk.chunk_id,
+        chunk.rows,
+        chunk.checksum,
     )
     .await
-    .map_err(Error::target(&context))?;
-    tx.commit().await.map_err(Error::target(&context))
 }
 
 async fn stream_file(

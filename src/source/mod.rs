@@ -60,7 +60,7 @@ pub fn database(url: &DbUrl) -> Result<String> {
 }
 
 /// Where the binary log stood; `None` where the server keeps no binary log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BinlogPosition {
     pub file: String,
     pub position: u64,

@@ -1,0 +1,214 @@
+//! The ledger in the target, schema `pgferry`: which plan is being loaded, one row per
+//! chunk (the work queue: a writer claims a chunk by locking its row, and marks it loaded in
+//! the transaction of its COPY), the foreign keys taken off for the load, and the sequences
+//! as they were before pgferry moved them.
+
+use tokio_postgres::{Client, Transaction};
+
+use crate::error::{Error, Result};
+use crate::plan::Plan;
+
+pub async fn ensure(client: &Client) -> Result<()> {
+    client
+        .batch_execute(
+            "CREATE SCHEMA IF NOT EXISTS pgferry;
+             CREATE TABLE IF NOT EXISTS pgferry.plans (
+                 plan_id      text        PRIMARY KEY,
+                 fingerprint  text        NOT NULL,
+                 created_at   timestamptz NOT NULL DEFAULT now(),
+                 completed_at timestamptz
+             );
+             CREATE TABLE IF NOT EXISTS pgferry.chunks (
+                 plan_id      text        NOT NULL REFERENCES pgferry.plans ON DELETE CASCADE,
+                 table_name   text        NOT NULL,
+                 chunk_id     integer     NOT NULL,
+                 target_table text        NOT NULL,
+                 rows         bigint,
+                 checksum     text,
+                 loaded_at    timestamptz,
+                 PRIMARY KEY (plan_id, table_name, chunk_id)
+             );
+             CREATE TABLE IF NOT EXISTS pgferry.deferred_constraints (
+                 plan_id         text NOT NULL REFERENCES pgferry.plans ON DELETE CASCADE,
+                 table_name      text NOT NULL,
+                 constraint_name text NOT NULL,
+                 definition      text NOT NULL,
+                 PRIMARY KEY (plan_id, table_name, constraint_name)
+             );
+             CREATE TABLE IF NOT EXISTS pgferry.sequences (
+                 plan_id       text    NOT NULL REFERENCES pgferry.plans ON DELETE CASCADE,
+                 sequence_name text    NOT NULL,
+                 last_value    bigint  NOT NULL,
+                 is_called     boolean NOT NULL,
+                 PRIMARY KEY (plan_id, sequence_name)
+             );",
+        )
+        .await
+        .map_err(Error::target("creating the pgferry ledger"))
+}
+
+/// Records a new plan and one unloaded row per chunk, in one transaction.
+pub async fn register_plan(client: &mut Client, plan: &Plan, fingerprint: &str) -> Result<()> {
+    let context = "recording the plan in the ledger";
+    let tx = client.transaction().await.map_err(Error::target(context))?;
+    tx.execute(
+        "INSERT INTO pgferry.plans (plan_id, fingerprint) VALUES ($1, $2)",
+        &[&plan.plan_id, &fingerprint],
+    )
+    .await
+    .map_err(Error::target(context))?;
+    let (mut tables, mut ids, mut targets) = (Vec::new(), Vec::new(), Vec::new());
+    for table in &plan.tables {
+        for chunk in &table.chunks {
+            tables.push(table.name.clone());
+            ids.push(chunk.id as i32);
+            targets.push(table.target.clone());
+        }
+    }
+    tx.execute(
+        "INSERT INTO pgferry.chunks (plan_id, table_name, chunk_id, target_table)
+         SELECT $1, * FROM unnest($2::text[], $3::int[], $4::text[])",
+        &[&plan.plan_id, &tables, &ids, &targets],
+    )
+    .await
+    .map_err(Error::target(context))?;
+    tx.commit().await.map_err(Error::target(context))
+}
+
+/// The fingerprint recorded with `plan_id`, if the target knows the plan.
+pub async fn plan_fingerprint(client: &Client, plan_id: &str) -> Result<Option<String>> {
+    let exists = client
+        .query_one("SELECT to_regclass('pgferry.plans') IS NOT NULL", &[])
+        .await
+        .map_err(Error::target("reading the ledger"))?;
+    if !exists.get::<_, bool>(0) {
+        return Ok(None);
+    }
+    let row = client
+        .query_opt(
+            "SELECT fingerprint FROM pgferry.plans WHERE plan_id = $1",
+            &[&plan_id],
+        )
+        .await
+        .map_err(Error::target("reading the ledger"))?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// `(table, chunk)` of every chunk of the plan already loaded.
+pub async fn loaded_chunks(client: &Client, plan_id: &str) -> Result<Vec<(String, u32)>> {
+    let rows = client
+        .query(
+            "SELECT table_name, chunk_id FROM pgferry.chunks WHERE plan_id = $1 AND loaded_at IS NOT NULL",
+            &[&plan_id],
+        )
+        .await
+        .map_err(Error::target("reading the ledger"))?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get::<_, i32>(1) as u32))
+        .collect())
+}
+
+/// How a writer's claim on a chunk turned out.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The chunk's row is locked by this transaction: load it.
+    Mine,
+    /// Another process holds it right now, or it is loaded already: leave it.
+    Taken,
+}
+
+/// Claims one given chunk inside `tx`: its row stays locked until the transaction ends, so
+/// no other process can load it meanwhile, and a process that dies releases it.
+pub async fn claim(
+    tx: &Transaction<'_>,
+    plan_id: &str,
+    table: &str,
+    chunk_id: u32,
+) -> Result<Claim> {
+    let row = tx
+        .query_opt(
+            "SELECT loaded_at IS NULL FROM pgferry.chunks
+             WHERE plan_id = $1 AND table_name = $2 AND chunk_id = $3
+             FOR UPDATE SKIP LOCKED",
+            &[&plan_id, &table, &(chunk_id as i32)],
+        )
+        .await
+        .map_err(Error::target("claiming a chunk"))?;
+    Ok(match row {
+        Some(r) if r.get::<_, bool>(0) => Claim::Mine,
+        _ => Claim::Taken,
+    })
+}
+
+/// Claims any unloaded chunk not held by another process; `None` when there is none.
+pub async fn claim_next(tx: &Transaction<'_>, plan_id: &str) -> Result<Option<(String, u32)>> {
+    let row = tx
+        .query_opt(
+            "SELECT table_name, chunk_id FROM pgferry.chunks
+             WHERE plan_id = $1 AND loaded_at IS NULL
+             ORDER BY table_name, chunk_id
+             LIMIT 1 FOR UPDATE SKIP LOCKED",
+            &[&plan_id],
+        )
+        .await
+        .map_err(Error::target("claiming a chunk"))?;
+    Ok(row.map(|r| (r.get(0), r.get::<_, i32>(1) as u32)))
+}
+
+/// Chunks of the plan not loaded yet, claimed by someone or not.
+pub async fn unloaded_count(client: &Client, plan_id: &str) -> Result<i64> {
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM pgferry.chunks WHERE plan_id = $1 AND loaded_at IS NULL",
+            &[&plan_id],
+        )
+        .await
+        .map_err(Error::target("reading the ledger"))?;
+    Ok(row.get(0))
+}
+
+/// Marks a claimed chunk loaded, in the transaction of its COPY.
+pub async fn mark_loaded(
+    tx: &Transaction<'_>,
+    plan_id: &str,
+    table: &str,
+    chunk_id: u32,
+    rows: u64,
+    checksum: u64,
+) -> Result<()> {
+    tx.execute(
+        "UPDATE pgferry.chunks SET rows = $4, checksum = $5, loaded_at = now()
+         WHERE plan_id = $1 AND table_name = $2 AND chunk_id = $3",
+        &[
+            &plan_id,
+            &table,
+            &(chunk_id as i32),
+            &(rows as i64),
+            &format!("{checksum:016x}"),
+        ],
+    )
+    .await
+    .map_err(Error::target("recording a loaded chunk"))?;
+    Ok(())
+}
+
+pub async fn mark_completed(client: &Client, plan_id: &str) -> Result<()> {
+    client
+        .execute(
+            "UPDATE pgferry.plans SET completed_at = now() WHERE plan_id = $1",
+            &[&plan_id],
+        )
+        .await
+        .map_err(Error::target("recording the completed plan"))?;
+    Ok(())
+}
+
+/// Forgets a plan: its chunks, deferred constraints and saved sequences go with it.
+pub async fn forget_plan(client: &Client, plan_id: &str) -> Result<()> {
+    client
+        .execute("DELETE FROM pgferry.plans WHERE plan_id = $1", &[&plan_id])
+        .await
+        .map_err(Error::target("clearing the ledger"))?;
+    Ok(())
+}
