@@ -96,6 +96,9 @@ pub struct FileConfig {
     /// Source columns not to copy, as `table.column`.
     #[serde(default)]
     pub drop_columns: Vec<String>,
+    /// Seconds one network step (a row fetch, a COPY message, a commit) may take before the
+    /// server is taken for gone (default 300).
+    pub io_timeout: Option<u64>,
 }
 
 impl FileConfig {
@@ -112,6 +115,7 @@ pub mod defaults {
     pub const READERS: usize = 3;
     pub const WRITERS: usize = 3;
     pub const CHUNK_MIB: u64 = 64;
+    pub const IO_TIMEOUT_SECS: u64 = 300;
 }
 
 /// Which tables a run covers.
@@ -149,6 +153,7 @@ pub struct Settings {
     pub mapping: MappingOptions,
     /// Discard the workdir's plan (and what it loaded) and start over.
     pub restart: bool,
+    pub io_timeout: std::time::Duration,
 }
 
 /// `table.column` into its two parts.
@@ -188,6 +193,9 @@ impl Settings {
                     "--{name} must be between 1 and 256, got {n}"
                 )));
             }
+        }
+        if self.io_timeout.is_zero() {
+            return Err(Error::Usage("--io-timeout must be positive".into()));
         }
         if self.chunk_bytes == 0 || self.chunk_rows == Some(0) {
             return Err(Error::Usage("chunk size must be positive".into()));

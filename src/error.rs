@@ -170,3 +170,19 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Runs one network step with a time limit: a server that stops answering must not hang
+/// the run (TCP keepalives alone do not notice a server that is alive but stuck).
+pub async fn within<T>(
+    limit: std::time::Duration,
+    what: &str,
+    step: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(limit, step).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(Error::Environment(format!(
+            "no answer within {} s while {what} (--io-timeout)",
+            limit.as_secs()
+        ))),
+    }
+}

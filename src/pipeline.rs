@@ -20,7 +20,7 @@ use crate::catalog;
 use crate::config::Settings;
 use crate::encode::budget::ByteBudget;
 use crate::encode::{encoder_loop, ChunkWriter, EncodeJob, FinishedChunk, TableCodec};
-use crate::error::{Error, Problem, Result};
+use crate::error::{within, Error, Problem, Result};
 use crate::mapping::{self, Mapping, TableMapping};
 use crate::plan::{self, Chunk, Plan, PlannedTable};
 use crate::post;
@@ -377,6 +377,7 @@ async fn export(
 
     let queue = Arc::new(Mutex::new(VecDeque::from(tasks)));
     let to_encoders = ToEncoders {
+        io_timeout: settings.io_timeout,
         jobs: job_tx,
         budget,
         failure,
@@ -407,6 +408,7 @@ async fn export(
 /// The readers' end of the channel to the encoders.
 #[derive(Clone)]
 struct ToEncoders {
+    io_timeout: Duration,
     jobs: crossbeam_channel::Sender<EncodeJob>,
     budget: Arc<ByteBudget>,
     failure: Arc<Failure>,
@@ -468,13 +470,20 @@ async fn read_chunk(
         &job.key,
         &task.chunk,
     );
-    let mut result = conn
-        .exec_iter(sql, params)
-        .await
-        .map_err(Error::source(&context))?;
+    let timeout = to_encoders.io_timeout;
+    let mut result = within(timeout, &context, async {
+        conn.exec_iter(sql, params)
+            .await
+            .map_err(Error::source(&context))
+    })
+    .await?;
     let mut batch: Vec<Row> = Vec::with_capacity(BATCH_ROWS);
     let mut batch_bytes = 0;
-    while let Some(row) = result.next().await.map_err(Error::source(&context))? {
+    while let Some(row) = within(timeout, &context, async {
+        result.next().await.map_err(Error::source(&context))
+    })
+    .await?
+    {
         batch_bytes += row_size(&row);
         batch.push(row);
         if batch.len() >= BATCH_ROWS || batch_bytes >= BATCH_BYTES {
@@ -561,6 +570,7 @@ fn spawn_writers(
             url.clone(),
         );
         let plan_id = plan.plan_id.clone();
+        let timeout = settings.io_timeout;
         handles.push(tokio::spawn(async move {
             let mut client = match sink::connect(&url).await {
                 Ok(c) => c,
@@ -573,7 +583,7 @@ fn spawn_writers(
                     break;
                 }
                 let target = &targets[&chunk.table];
-                match sink::load_chunk(&mut client, &plan_id, target, &chunk).await {
+                match sink::load_chunk(&mut client, &plan_id, target, &chunk, timeout).await {
                     Ok(sink::Outcome::Loaded) => {
                         tracing::debug!(table = %chunk.table, chunk = chunk.chunk_id, rows = chunk.rows, "Chunk loaded.");
                         loaded.lock().expect("summary lock").add(&chunk.table, chunk.rows, chunk.bytes);
@@ -921,6 +931,7 @@ pub async fn import(settings: &Settings) -> Result<Summary> {
     let mut writers = Vec::new();
     for _ in 0..settings.writers {
         let (url, plan_id) = (settings.require_target()?.clone(), plan.plan_id.clone());
+        let timeout = settings.io_timeout;
         let (entries, targets, failure, loaded) = (
             entries.clone(),
             targets.clone(),
@@ -930,7 +941,16 @@ pub async fn import(settings: &Settings) -> Result<Summary> {
         writers.push(tokio::spawn(async move {
             let outcome = async {
                 let mut client = sink::connect(&url).await?;
-                queue_writer(&mut client, &plan_id, &entries, &targets, &failure, &loaded).await
+                queue_writer(
+                    &mut client,
+                    timeout,
+                    &plan_id,
+                    &entries,
+                    &targets,
+                    &failure,
+                    &loaded,
+                )
+                .await
             }
             .await;
             if let Err(e) = outcome {
@@ -951,6 +971,7 @@ pub async fn import(settings: &Settings) -> Result<Summary> {
 /// another process is waited for, since that process may die and release it.
 async fn queue_writer(
     client: &mut tokio_postgres::Client,
+    timeout: Duration,
     plan_id: &str,
     entries: &HashMap<(String, u32), FinishedChunk>,
     targets: &HashMap<String, CopyTarget>,
@@ -962,7 +983,13 @@ async fn queue_writer(
             .transaction()
             .await
             .map_err(Error::target("claiming a chunk"))?;
-        let Some((table, chunk_id)) = sink::ledger::claim_next(&tx, plan_id).await? else {
+        let claimed = within(
+            timeout,
+            "claiming a chunk",
+            sink::ledger::claim_next(&tx, plan_id),
+        )
+        .await?;
+        let Some((table, chunk_id)) = claimed else {
             drop(tx);
             if sink::ledger::unloaded_count(client, plan_id).await? == 0 {
                 return Ok(());
@@ -980,8 +1007,11 @@ async fn queue_writer(
             "loading chunk {chunk_id} of `{table}` into {}",
             target.qualified
         );
-        sink::copy_and_mark(&tx, plan_id, target, chunk, &context).await?;
-        tx.commit().await.map_err(Error::target(&context))?;
+        sink::copy_and_mark(&tx, plan_id, target, chunk, &context, timeout).await?;
+        within(timeout, &context, async {
+            tx.commit().await.map_err(Error::target(&context))
+        })
+        .await?;
         tracing::debug!(table = %table, chunk = chunk_id, rows = chunk.rows, "Chunk loaded.");
         loaded
             .lock()

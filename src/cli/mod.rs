@@ -104,6 +104,9 @@ struct RunArgs {
     /// Discard the workdir's plan and what it loaded, and start over
     #[arg(long)]
     restart: bool,
+    /// Seconds one network step may take before the server is taken for gone [default: 300]
+    #[arg(long, value_name = "SECONDS")]
+    io_timeout: Option<u64>,
 }
 
 impl RunArgs {
@@ -153,6 +156,11 @@ impl RunArgs {
                 drop_columns,
             },
             restart: self.restart,
+            io_timeout: std::time::Duration::from_secs(
+                self.io_timeout
+                    .or(file.io_timeout)
+                    .unwrap_or(defaults::IO_TIMEOUT_SECS),
+            ),
         };
         settings.validate()?;
         Ok(settings)

@@ -15,7 +15,7 @@ use tokio_postgres::{Client, Config, NoTls};
 use crate::catalog::pg_ident;
 use crate::config::DbUrl;
 use crate::encode::FinishedChunk;
-use crate::error::{Error, Problem, Result};
+use crate::error::{within, Error, Problem, Result};
 
 const SESSION_SETUP: &str = "SET TimeZone = 'UTC'; SET client_encoding = 'UTF8'; \
      SET synchronous_commit = off; SET DateStyle = 'ISO, YMD'";
@@ -111,20 +111,30 @@ pub async fn load_chunk(
     plan_id: &str,
     target: &CopyTarget,
     chunk: &FinishedChunk,
+    timeout: Duration,
 ) -> Result<Outcome> {
     let context = format!(
         "loading chunk {} of `{}` into {}",
         chunk.chunk_id, chunk.table, target.qualified
     );
-    let tx = client
-        .transaction()
-        .await
-        .map_err(Error::target(&context))?;
-    if ledger::claim(&tx, plan_id, &chunk.table, chunk.chunk_id).await? == ledger::Claim::Taken {
+    let tx = within(timeout, &context, async {
+        client.transaction().await.map_err(Error::target(&context))
+    })
+    .await?;
+    let claim = within(
+        timeout,
+        &context,
+        ledger::claim(&tx, plan_id, &chunk.table, chunk.chunk_id),
+    )
+    .await?;
+    if claim == ledger::Claim::Taken {
         return Ok(Outcome::Skipped);
     }
-    copy_and_mark(&tx, plan_id, target, chunk, &context).await?;
-    tx.commit().await.map_err(Error::target(&context))?;
+    copy_and_mark(&tx, plan_id, target, chunk, &context, timeout).await?;
+    within(timeout, &context, async {
+        tx.commit().await.map_err(Error::target(&context))
+    })
+    .await?;
     Ok(Outcome::Loaded)
 }
 
@@ -135,19 +145,22 @@ pub async fn copy_and_mark(
     target: &CopyTarget,
     chunk: &FinishedChunk,
     context: &str,
+    timeout: Duration,
 ) -> Result<()> {
     if chunk.rows > 0 {
-        let sink = tx
-            .copy_in::<_, bytes::Bytes>(&target.copy_sql())
-            .await
-            .map_err(Error::target(context))?;
+        let sink = within(timeout, context, async {
+            tx.copy_in::<_, bytes::Bytes>(&target.copy_sql())
+                .await
+                .map_err(Error::target(context))
+        })
+        .await?;
         futures_util::pin_mut!(sink);
-        stream_file(&chunk.path, sink.as_mut(), context).await?;
-        let loaded = sink
-            .as_mut()
-            .finish()
-            .await
-            .map_err(Error::target(context))?;
+        stream_file(&chunk.path, sink.as_mut(), context, timeout).await?;
+        // Postgres checks every row at the end: allow for the chunk's size.
+        let loaded = within(timeout * 4, context, async {
+            sink.as_mut().finish().await.map_err(Error::target(context))
+        })
+        .await?;
         if loaded != chunk.rows {
             return Err(Error::Data(format!(
                 "{context}: Postgres loaded {loaded} rows, the chunk file holds {}",
@@ -155,21 +168,22 @@ pub async fn copy_and_mark(
             )));
         }
     }
-    ledger::mark_loaded(
+    let mark = ledger::mark_loaded(
         tx,
         plan_id,
         &chunk.table,
         chunk.chunk_id,
         chunk.rows,
         chunk.checksum,
-    )
-    .await
+    );
+    within(timeout, context, mark).await
 }
 
 async fn stream_file(
     path: &Path,
     mut sink: std::pin::Pin<&mut tokio_postgres::CopyInSink<bytes::Bytes>>,
     context: &str,
+    timeout: Duration,
 ) -> Result<()> {
     let mut file = tokio::fs::File::open(path).await.map_err(Error::io(path))?;
     loop {
@@ -182,8 +196,11 @@ async fn stream_file(
         if buffer.is_empty() {
             return Ok(());
         }
-        sink.send(buffer.freeze())
-            .await
-            .map_err(Error::target(context))?;
+        within(timeout, context, async {
+            sink.send(buffer.freeze())
+                .await
+                .map_err(Error::target(context))
+        })
+        .await?;
     }
 }
