@@ -134,8 +134,19 @@ async fn prepare(
     let (source, target) =
         tokio::try_join!(source::connect(source_url), sink::connect(target_url))?;
     let mut source = source;
-    let source_tables = catalog::mysql::read(&mut source, &database).await?;
-    let target_tables = catalog::postgres::read(&target, &settings.target_schema).await?;
+    let timeout = settings.io_timeout;
+    let source_tables = within(
+        timeout,
+        "reading the source catalog",
+        catalog::mysql::read(&mut source, &database),
+    )
+    .await?;
+    let target_tables = within(
+        timeout,
+        "reading the target catalog",
+        catalog::postgres::read(&target, &settings.target_schema),
+    )
+    .await?;
     if source_tables.is_empty() {
         return Err(Error::Usage(format!(
             "the source database `{database}` has no tables"
@@ -238,8 +249,14 @@ async fn make_plan(settings: &Settings, prepared: &mut Prepared, workdir: &Path)
             settings.chunk_bytes,
             settings.chunk_rows,
         );
-        let chunks =
-            plan::plan_table(&mut prepared.source, &prepared.database, table, rows).await?;
+        let chunks = plan::plan_table(
+            &mut prepared.source,
+            &prepared.database,
+            table,
+            rows,
+            settings.io_timeout,
+        )
+        .await?;
         tracing::info!(table = %table.name(), chunks = chunks.len(), rows_per_chunk = rows, "Table planned.");
         workdir::create_private_dir(&workdir::table_dir(workdir, table.name()))?;
         tables.push(PlannedTable {
@@ -337,11 +354,21 @@ async fn export(
     if tasks.is_empty() {
         return Ok(());
     }
-    let snapshot = source::open_snapshot(settings.require_source()?, settings.readers).await?;
+    let mut snapshot = within(
+        settings.io_timeout,
+        "opening the consistent snapshot",
+        source::open_snapshot(settings.require_source()?, settings.readers),
+    )
+    .await?;
     if let Some(pos) = &snapshot.binlog {
         tracing::info!(binlog_file = %pos.file, binlog_position = pos.position, "Snapshot opened.");
     }
-    check_same_source(workdir, &snapshot.binlog)?;
+    within(
+        settings.io_timeout,
+        "comparing the source with the first export",
+        check_same_source(workdir, database, &mut snapshot),
+    )
+    .await?;
     let (job_tx, job_rx) = crossbeam_channel::bounded::<EncodeJob>(settings.encoders * 4);
     let budget = Arc::new(ByteBudget::new(IN_FLIGHT_BYTES));
 
@@ -450,8 +477,11 @@ async fn reader_loop(
             break;
         }
     }
+    // The encoders must see the readers gone even if the server no longer answers.
+    let timeout = to_encoders.io_timeout;
+    drop(to_encoders);
     // Ends the snapshot transaction; the connection goes with it.
-    let _ = conn.disconnect().await;
+    let _ = tokio::time::timeout(timeout, conn.disconnect()).await;
 }
 
 async fn read_chunk(
@@ -603,23 +633,47 @@ fn spawn_writers(
 }
 
 /// Chunks exported in an earlier run came from an earlier snapshot: they only fit with the
-/// ones exported now if the source has not been written since. The first export records
-/// the binlog position; every later one must find it unchanged.
-fn check_same_source(workdir: &Path, now: &Option<source::BinlogPosition>) -> Result<()> {
+/// ones exported now if the source database has not been written since. The first export
+/// records the binlog position; a later one reads the binlog events in between and refuses
+/// if any touches the source database (or if they cannot be read).
+async fn check_same_source(
+    workdir: &Path,
+    database: &str,
+    snapshot: &mut source::Snapshot,
+) -> Result<()> {
     let record = workdir.join(workdir::SNAPSHOT_FILE);
+    let now = snapshot.binlog.clone();
     if !record.exists() {
-        return workdir::write_json(&record, now);
+        return workdir::write_json(&record, &now);
     }
     let first: Option<source::BinlogPosition> = workdir::read_json(&record)?;
-    match (&first, now) {
-        (Some(first), Some(now)) if first != now => Err(Error::Data(format!(
-            "the source was written since this plan's first export (binlog {}:{} then, {}:{} now): \
-             chunks already exported would not match the rest; stop the application and run again with --restart",
-            first.file, first.position, now.file, now.position
-        ))),
-        (Some(_), None) | (None, Some(_)) => Err(Error::Data(
-            "the source's binary log changed state since this plan's first export: run again with --restart".into(),
-        )),
+    let refuse = |why: String| {
+        Err(Error::Data(format!(
+            "{why}: chunks already exported would not match the rest; stop the application and run again with --restart"
+        )))
+    };
+    match (&first, &now) {
+        (Some(first), Some(now)) if first != now => {
+            let changed =
+                source::binlog_touches(&mut snapshot.readers[0], database, first, now).await;
+            match changed {
+                Some(false) => {
+                    tracing::info!("The binary log moved, but not for the source database: resuming.");
+                    workdir::write_json(&record, &Some(now.clone()))
+                }
+                Some(true) => refuse(format!(
+                    "the source was written since this plan's first export (binlog {}:{} then, {}:{} now)",
+                    first.file, first.position, now.file, now.position
+                )),
+                None => refuse(format!(
+                    "the binary log moved since this plan's first export ({}:{} then, {}:{} now) and its events cannot be read to tell whether `{database}` changed",
+                    first.file, first.position, now.file, now.position
+                )),
+            }
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            refuse("the source's binary log changed state since this plan's first export".into())
+        }
         _ => Ok(()),
     }
 }
@@ -660,10 +714,14 @@ async fn prepare_target(client: &mut tokio_postgres::Client, plan: &Plan) -> Res
 /// After a failed load the foreign keys go back if the partial data allows it; if not they
 /// stay recorded in the ledger for the next `migrate` or `reset`, and the operator hears of it.
 async fn restore_after_failure(settings: &Settings, plan: &Plan) {
-    let outcome = async {
-        let mut client = sink::connect(settings.require_target()?).await?;
-        post::restore_constraints(&mut client, &plan.plan_id).await
-    }
+    let outcome = within(
+        settings.io_timeout,
+        "restoring foreign keys after the failure",
+        async {
+            let mut client = sink::connect(settings.require_target()?).await?;
+            post::restore_constraints(&mut client, &plan.plan_id).await
+        },
+    )
     .await;
     if let Err(e) = outcome {
         tracing::warn!(

@@ -9,7 +9,7 @@ use mysql_async::{Conn, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::my_ident;
-use crate::error::{Error, Result};
+use crate::error::{within, Error, Result};
 use crate::mapping::TableMapping;
 
 /// A key value as stored in the plan; round-trips to the MySQL value it was read as.
@@ -104,6 +104,7 @@ pub async fn plan_table(
     database: &str,
     table: &TableMapping,
     rows_per_chunk: u64,
+    timeout: std::time::Duration,
 ) -> Result<Vec<Chunk>> {
     let key = table.key_columns();
     let estimated = table.source.estimated_rows;
@@ -117,10 +118,12 @@ pub async fn plan_table(
 
     let boundaries = if single_integer {
         let k = my_ident(&key[0]);
-        let row: Option<(Value, Value)> = conn
-            .query_first(format!("SELECT MIN({k}), MAX({k}) FROM {from}"))
-            .await
-            .map_err(Error::source(&context))?;
+        let row: Option<(Value, Value)> = within(timeout, &context, async {
+            conn.query_first(format!("SELECT MIN({k}), MAX({k}) FROM {from}"))
+                .await
+                .map_err(Error::source(&context))
+        })
+        .await?;
         let (Some(min), Some(max)) = row
             .map(|(a, b)| (as_i128(&a), as_i128(&b)))
             .unwrap_or((None, None))
@@ -144,13 +147,19 @@ pub async fn plan_table(
             .map(|k| my_ident(k))
             .collect::<Vec<_>>()
             .join(", ");
-        let mut result = conn
-            .exec_iter(format!("SELECT {cols} FROM {from} ORDER BY {cols}"), ())
-            .await
-            .map_err(Error::source(&context))?;
+        let mut result = within(timeout, &context, async {
+            conn.exec_iter(format!("SELECT {cols} FROM {from} ORDER BY {cols}"), ())
+                .await
+                .map_err(Error::source(&context))
+        })
+        .await?;
         let mut boundaries = Vec::new();
         let mut seen = 0u64;
-        while let Some(row) = result.next().await.map_err(Error::source(&context))? {
+        while let Some(row) = within(timeout, &context, async {
+            result.next().await.map_err(Error::source(&context))
+        })
+        .await?
+        {
             if seen > 0 && seen.is_multiple_of(rows_per_chunk) {
                 let values: Option<Vec<KeyValue>> =
                     row.unwrap().iter().map(KeyValue::from_mysql).collect();

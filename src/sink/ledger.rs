@@ -8,10 +8,14 @@ use tokio_postgres::{Client, Transaction};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 
+/// Creates the ledger if missing. Several processes may start at once: the advisory lock
+/// keeps them from racing on `CREATE ... IF NOT EXISTS`, which is not safe concurrently.
 pub async fn ensure(client: &Client) -> Result<()> {
     client
         .batch_execute(
-            "CREATE SCHEMA IF NOT EXISTS pgferry;
+            "BEGIN;
+             SELECT pg_advisory_xact_lock(hashtext('pgferry'));
+             CREATE SCHEMA IF NOT EXISTS pgferry;
              CREATE TABLE IF NOT EXISTS pgferry.plans (
                  plan_id      text        PRIMARY KEY,
                  fingerprint  text        NOT NULL,
@@ -41,7 +45,8 @@ pub async fn ensure(client: &Client) -> Result<()> {
                  last_value    bigint  NOT NULL,
                  is_called     boolean NOT NULL,
                  PRIMARY KEY (plan_id, sequence_name)
-             );",
+             );
+             COMMIT;",
         )
         .await
         .map_err(Error::target("creating the pgferry ledger"))

@@ -90,6 +90,79 @@ async fn binlog_position(conn: &mut Conn) -> Result<Option<BinlogPosition>> {
     }))
 }
 
+/// Whether any binary-log event from `from` to `to` touches `database`: a row event on one
+/// of its tables, or a statement that names it. `None` when the events cannot be read (no
+/// privilege, purged logs, too many events to scan): the caller must then assume a change.
+/// The binary log is server-wide, so writes to other databases on the same server (another
+/// application, a monitoring table) must not count as changes to this one.
+pub async fn binlog_touches(
+    conn: &mut Conn,
+    database: &str,
+    from: &BinlogPosition,
+    to: &BinlogPosition,
+) -> Option<bool> {
+    const PAGE: usize = 1000;
+    const MAX_EVENTS: usize = 2_000_000;
+    let logs: Vec<Row> = conn.query("SHOW BINARY LOGS").await.ok()?;
+    let names: Vec<String> = logs
+        .iter()
+        .filter_map(|r| match r.as_ref(0) {
+            Some(Value::Bytes(b)) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        })
+        .collect();
+    let first = names.iter().position(|n| *n == from.file)?;
+    let last = names.iter().position(|n| *n == to.file)?;
+    let table_prefix = format!("({database}.");
+    let mut scanned = 0;
+    for file in &names[first..=last] {
+        let mut position = if *file == from.file { from.position } else { 4 };
+        loop {
+            let events: Vec<Row> = conn
+                .query(format!(
+                    "SHOW BINLOG EVENTS IN '{}' FROM {position} LIMIT {PAGE}",
+                    file.replace('\'', "")
+                ))
+                .await
+                .ok()?;
+            for event in &events {
+                let text = |i: usize| match event.as_ref(i) {
+                    Some(Value::Bytes(b)) => String::from_utf8_lossy(b).into_owned(),
+                    Some(Value::Int(n)) => n.to_string(),
+                    Some(Value::UInt(n)) => n.to_string(),
+                    _ => String::new(),
+                };
+                let start: u64 = text(1).parse().ok()?;
+                if *file == to.file && start >= to.position {
+                    return Some(false);
+                }
+                let (kind, info) = (text(2), text(5));
+                let touches = match kind.as_str() {
+                    "Table_map" => info.contains(&table_prefix),
+                    "Query" => {
+                        !info.starts_with("BEGIN")
+                            && !info.starts_with("COMMIT")
+                            && info.contains(database)
+                    }
+                    _ => false,
+                };
+                if touches {
+                    return Some(true);
+                }
+                position = text(4).parse().ok()?;
+                scanned += 1;
+                if scanned > MAX_EVENTS {
+                    return None;
+                }
+            }
+            if events.len() < PAGE {
+                break;
+            }
+        }
+    }
+    Some(false)
+}
+
 /// `n` reader connections that all see the same instant of the source.
 pub struct Snapshot {
     pub readers: Vec<Conn>,

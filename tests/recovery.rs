@@ -1,0 +1,586 @@
+//! Failures injected into real migrations — SIGKILL, a full disk, a stopped or restarted
+//! server, killed connections, several processes on one plan — and every time the final
+//! data checked against a clean migration of the same source: nothing lost, nothing twice.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// The application-shaped dataset of `tools/dataset` on the servers of `env_file`.
+fn dataset(env_file: &Path, users: u32, events: u32) -> String {
+    let name = unique("ds");
+    let out = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/dataset"))
+        .args([
+            env_file.to_str().unwrap(),
+            &name,
+            &name,
+            &users.to_string(),
+            &events.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tools/dataset: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    name
+}
+
+fn shared_env() -> PathBuf {
+    PathBuf::from(std::env::var("PGFERRY_TEST_DIR").expect("run through tools/test")).join("env")
+}
+
+/// `count:md5` of every table of the dataset, as Postgres holds it.
+fn digests(pg: &str, pg_db: &str) -> Vec<String> {
+    ["users", "events"]
+        .iter()
+        .map(|t| {
+            let q = format!("SELECT count(*) || ':' || md5(string_agg(t::text, E'\\n' ORDER BY t::text)) FROM {t} t");
+            query_text(pg, pg_db, &q)
+        })
+        .collect()
+}
+
+fn query_text(pg: &str, db: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args(["-At", &format!("{pg}/{db}"), "-c", sql])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn spawn(args: &[String]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_pgferry"))
+        .args(args)
+        .env("PGFERRY_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn run(args: &[String]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pgferry"))
+        .args(args)
+        .env("PGFERRY_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn args(cmd: &str, my: &str, pg: &str, db: &str, wd: &Path, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        cmd.into(),
+        "--source".into(),
+        format!("{my}/{db}"),
+        "--target".into(),
+        format!("{pg}/{db}"),
+        "--workdir".into(),
+        wd.to_string_lossy().into(),
+    ];
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+/// What a clean migration of a dataset gives: the reference to compare against.
+fn reference(env_file: &Path, users: u32, events: u32) -> Vec<String> {
+    let db = dataset(env_file, users, events);
+    let (my, pg) = servers(env_file);
+    let (code, err) = run(&args("migrate", &my, &pg, &db, &workdir("ref"), &[]));
+    assert_eq!(code, Some(0), "{err}");
+    digests(&pg, &db)
+}
+
+fn servers(env_file: &Path) -> (String, String) {
+    let env = std::fs::read_to_string(env_file).unwrap();
+    let get = |key: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("export {key}=")))
+            .unwrap()
+            .to_string()
+    };
+    (get("PGFERRY_TEST_MYSQL"), get("PGFERRY_TEST_POSTGRES"))
+}
+
+/// Every chunk loaded, foreign keys back and valid, the sequence past the max id.
+fn assert_complete(pg: &str, db: &str) {
+    assert_eq!(
+        query_text(
+            pg,
+            db,
+            "SELECT count(*) FROM pgferry.chunks WHERE loaded_at IS NULL"
+        ),
+        "0"
+    );
+    assert_eq!(
+        query_text(
+            pg,
+            db,
+            "SELECT count(*) FROM pgferry.plans WHERE completed_at IS NULL"
+        ),
+        "0"
+    );
+    assert_eq!(
+        query_text(pg, db, "SELECT count(*) || ' ' || bool_and(convalidated) FROM pg_constraint WHERE contype = 'f' AND conrelid = 'events'::regclass"),
+        "1 true"
+    );
+    assert_eq!(
+        query_text(
+            pg,
+            db,
+            "SELECT (SELECT last_value FROM events_id_seq) = (SELECT max(id) FROM events)"
+        ),
+        "t"
+    );
+}
+
+/// A pseudo-random delay in [from, to) ms, different every call.
+fn jitter(from: u64, to: u64) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    Duration::from_millis(from + nanos % (to - from))
+}
+
+#[test]
+fn sigkill_at_random_moments_then_migrate_resumes_to_the_exact_data() {
+    let env = shared_env();
+    let (my, pg) = servers(&env);
+    let expected = reference(&env, 20_000, 150_000);
+    let db = dataset(&env, 20_000, 150_000);
+    let wd = workdir("kill");
+    let run_args = args(
+        "migrate",
+        &my,
+        &pg,
+        &db,
+        &wd,
+        &["--chunk-rows", "3000", "--writers", "2"],
+    );
+    let mut kills = 0;
+    for _ in 0..4 {
+        let mut child = spawn(&run_args);
+        std::thread::sleep(jitter(150, 1200));
+        if child.try_wait().unwrap().is_some() {
+            break; // finished before the kill
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+    }
+    assert!(kills >= 2, "only {kills} kills landed while pgferry ran");
+    let (code, err) = run(&run_args);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(digests(&pg, &db), expected);
+    assert_complete(&pg, &db);
+}
+
+#[test]
+fn a_failed_run_resumes_but_a_changed_source_or_schema_is_refused_until_restart() {
+    let env = shared_env();
+    let (my, pg) = servers(&env);
+    let expected = reference(&env, 2_000, 20_000);
+    let db = dataset(&env, 2_000, 20_000);
+    // A value that stops the run: a boolean 2 in the last chunk of users.
+    mysql_exec(
+        Some(&db),
+        b"UPDATE users SET active = 2 WHERE email = 'user1999@example.org'",
+    );
+    let wd = workdir("changed");
+    let run_args = args("migrate", &my, &pg, &db, &wd, &["--chunk-rows", "500"]);
+    let (code, err) = run(&run_args);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("only 0 and 1"), "{err}");
+
+    // Fixing the value writes to the source: the chunks exported already no longer match.
+    mysql_exec(
+        Some(&db),
+        b"UPDATE users SET active = 1 WHERE email = 'user1999@example.org'",
+    );
+    let (code, err) = run(&run_args);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("source was written since") && err.contains("--restart"),
+        "{err}"
+    );
+
+    // A changed target schema is refused too (a mapped column's type).
+    psql(&db, b"ALTER TABLE users ALTER COLUMN score TYPE bigint");
+    let (code, err) = run(&run_args);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("schema") && err.contains("--restart"), "{err}");
+    psql(&db, b"ALTER TABLE users ALTER COLUMN score TYPE integer");
+
+    let mut restart = run_args.clone();
+    restart.push("--restart".into());
+    let (code, err) = run(&restart);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(digests(&pg, &db), expected);
+    assert_complete(&pg, &db);
+}
+
+#[test]
+fn reset_puts_the_target_back_as_it_was() {
+    let env = shared_env();
+    let (my, pg) = servers(&env);
+    let db = dataset(&env, 1_000, 5_000);
+    let catalog = "SELECT string_agg(conname || ' ' || pg_get_constraintdef(oid), '; ' ORDER BY conname) FROM pg_constraint WHERE connamespace = 'public'::regnamespace";
+    let sequence = "SELECT last_value || ' ' || is_called FROM events_id_seq";
+    let (constraints_before, sequence_before) = (
+        query_text(&pg, &db, catalog),
+        query_text(&pg, &db, sequence),
+    );
+    let wd = workdir("reset");
+    let (code, err) = run(&args("migrate", &my, &pg, &db, &wd, &[]));
+    assert_eq!(code, Some(0), "{err}");
+
+    // Without --yes and without a terminal, nothing happens.
+    let reset = vec![
+        "reset".to_string(),
+        "--target".into(),
+        format!("{pg}/{db}"),
+        "--workdir".into(),
+        wd.to_string_lossy().into(),
+    ];
+    let (code, err) = run(&reset);
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(query_text(&pg, &db, "SELECT count(*) FROM events"), "5000");
+
+    let mut yes = reset.clone();
+    yes.push("--yes".into());
+    let (code, err) = run(&yes);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        query_text(
+            &pg,
+            &db,
+            "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM events)"
+        ),
+        "0"
+    );
+    assert_eq!(query_text(&pg, &db, catalog), constraints_before);
+    assert_eq!(query_text(&pg, &db, sequence), sequence_before);
+    assert_eq!(
+        query_text(&pg, &db, "SELECT count(*) FROM pgferry.plans"),
+        "0"
+    );
+    assert!(!wd.join("plan.json").exists() && !wd.join("data").exists());
+    assert_eq!(
+        mysql_query(&db, "SELECT count(*) FROM events")[0][0].as_deref(),
+        Some(&b"5000"[..])
+    );
+
+    // And the migration can run again.
+    let (code, err) = run(&args("migrate", &my, &pg, &db, &wd, &[]));
+    assert_eq!(code, Some(0), "{err}");
+    assert_complete(&pg, &db);
+}
+
+#[test]
+fn three_import_processes_share_one_plan_and_one_killed_loses_nothing() {
+    let env = shared_env();
+    let (my, pg) = servers(&env);
+    let expected = reference(&env, 20_000, 120_000);
+    let db = dataset(&env, 20_000, 120_000);
+    let wd = workdir("queue");
+    let (code, err) = run(&args(
+        "export",
+        &my,
+        &pg,
+        &db,
+        &wd,
+        &["--chunk-rows", "2000"],
+    ));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(query_text(&pg, &db, "SELECT count(*) FROM events"), "0");
+
+    let import = vec![
+        "import".to_string(),
+        "--target".into(),
+        format!("{pg}/{db}"),
+        "--workdir".into(),
+        wd.to_string_lossy().into(),
+        "--writers".into(),
+        "2".into(),
+    ];
+    let mut processes: Vec<Child> = (0..3).map(|_| spawn(&import)).collect();
+    std::thread::sleep(jitter(300, 700));
+    let mut victim = processes.remove(0);
+    let killed_while_running = victim.try_wait().unwrap().is_none();
+    victim.kill().ok();
+    victim.wait().unwrap();
+    assert!(killed_while_running, "the import ended before the kill");
+    for p in processes {
+        let out = p.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(digests(&pg, &db), expected);
+    assert_complete(&pg, &db);
+    // Every chunk was loaded exactly once: loaded rows in the ledger equal the table's.
+    assert_eq!(
+        query_text(
+            &pg,
+            &db,
+            "SELECT sum(rows) FROM pgferry.chunks WHERE table_name = 'events'"
+        ),
+        "120000"
+    );
+}
+
+#[test]
+fn a_full_disk_stops_with_the_path_and_a_later_run_with_space_completes() {
+    let env = shared_env();
+    let (my, pg) = servers(&env);
+    let expected = reference(&env, 5_000, 60_000);
+    let db = dataset(&env, 5_000, 60_000);
+    let mount = workdir("tmpfs");
+    std::fs::create_dir_all(&mount).unwrap();
+    let status = Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=4m",
+            "tmpfs",
+            mount.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success(), "mounting a tmpfs needs root");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(mount.clone());
+    let wd = mount.join("work");
+    let run_args = args("migrate", &my, &pg, &db, &wd, &["--chunk-rows", "5000"]);
+    let (code, err) = run(&run_args);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        err.contains(wd.to_str().unwrap()) && err.contains("No space left on device"),
+        "{err}"
+    );
+
+    let status = Command::new("mount")
+        .args(["-o", "remount,size=200m", mount.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (code, err) = run(&run_args);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(digests(&pg, &db), expected);
+    assert_complete(&pg, &db);
+}
+
+/// A MariaDB and Postgres pair of this test's own, to stop and restart at will.
+struct PrivateServers {
+    dir: PathBuf,
+}
+
+impl PrivateServers {
+    fn start() -> Self {
+        let dir = std::env::temp_dir().join(unique("private-servers"));
+        let out = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/dbctl"))
+            .args(["start", dir.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PrivateServers { dir }
+    }
+
+    fn env(&self) -> PathBuf {
+        self.dir.join("env")
+    }
+
+    fn mariadb_pid(&self) -> String {
+        std::fs::read_to_string(self.dir.join("mariadb/pid"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+}
+
+impl Drop for PrivateServers {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.mariadb_pid()])
+            .status();
+        let _ = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/dbctl"))
+            .args(["stop", self.dir.to_str().unwrap()])
+            .status();
+    }
+}
+
+/// Runs `migrate`, injects `fault` once it is under way, and returns its exit code and
+/// messages; `fault` returns whether it was injected while pgferry still ran.
+fn migrate_with_fault(
+    run_args: &[String],
+    delay: Duration,
+    fault: impl FnOnce(),
+) -> (Option<i32>, String, Duration) {
+    let started = Instant::now();
+    let child = spawn(run_args);
+    std::thread::sleep(delay);
+    fault();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[test]
+fn stopped_restarted_and_disconnected_servers_never_hang_and_the_run_resumes() {
+    let servers_ = PrivateServers::start();
+    let env = servers_.env();
+    let (my, pg) = servers(&env);
+    let expected = reference(&env, 10_000, 200_000);
+
+    // 1. MariaDB stops answering (SIGSTOP): pgferry gives up within its I/O timeout.
+    let db = dataset(&env, 10_000, 200_000);
+    let wd = workdir("stopped");
+    let run_args = args(
+        "migrate",
+        &my,
+        &pg,
+        &db,
+        &wd,
+        &[
+            "--chunk-rows",
+            "4000",
+            "--writers",
+            "1",
+            "--io-timeout",
+            "3",
+        ],
+    );
+    let pid = servers_.mariadb_pid();
+    let (code, err, took) = migrate_with_fault(&run_args, Duration::from_millis(600), || {
+        assert!(Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success());
+    });
+    assert!(Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("no answer within 3 s"), "{err}");
+    assert!(took < Duration::from_secs(30), "gave up after {took:?}");
+    let (code, err) = run(&run_args);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(digests(&pg, &db), expected);
+    assert_complete(&pg, &db);
+
+    // 2. Postgres restarts mid-run.
+    let db = dataset(&env, 10_000, 200_000);
+    let wd = workdir("pgrestart");
+    let run_args = args(
+        "migrate",
+        &my,
+        &pg,
+        &db,
+        &wd,
+        &["--chunk-rows", "4000", "--writers", "1"],
+    );
+    let pg_bin = std::env::var("PGFERRY_TEST_PG_BIN").unwrap();
+    let data = servers_.dir.join("postgres/data");
+    let (code, err, _) = migrate_with_fault(&run_args, Duration::from_millis(800), || {
+        let status = Command::new("runuser")
+            .args([
+                "-u",
+                "postgres",
+                "--",
+                &format!("{pg_bin}/pg_ctl"),
+                "-D",
+                data.to_str().unwrap(),
+                "-m",
+                "fast",
+                "-w",
+                "restart",
+            ])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    });
+    assert_eq!(code, Some(3), "{err}");
+    let (code, err) = run(&run_args);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(digests(&pg, &db), expected);
+    assert_complete(&pg, &db);
+
+    // 3. The MariaDB connections are killed mid-chunk.
+    let db = dataset(&env, 10_000, 200_000);
+    let wd = workdir("killconn");
+    let run_args = args(
+        "migrate",
+        &my,
+        &pg,
+        &db,
+        &wd,
+        &["--chunk-rows", "4000", "--writers", "1"],
+    );
+    let socket = servers_.dir.join("mariadb/sock");
+    let (code, err, _) = migrate_with_fault(&run_args, Duration::from_millis(600), || {
+        let sql = format!(
+            "SELECT GROUP_CONCAT(CONCAT('KILL CONNECTION ', id) SEPARATOR ';') FROM information_schema.PROCESSLIST WHERE db = '{db}' AND id <> CONNECTION_ID()"
+        );
+        let out = Command::new("mariadb")
+            .args([
+                "--no-defaults",
+                "-uroot",
+                &format!("--socket={}", socket.display()),
+                "-N",
+                "-e",
+                &sql,
+            ])
+            .output()
+            .unwrap();
+        let kills = String::from_utf8(out.stdout).unwrap();
+        assert!(kills.contains("KILL"), "no reader connection to kill");
+        Command::new("mariadb")
+            .args([
+                "--no-defaults",
+                "-uroot",
+                &format!("--socket={}", socket.display()),
+                "-e",
+                kills.trim(),
+            ])
+            .status()
+            .unwrap();
+    });
+    assert_eq!(code, Some(3), "{err}");
+    let (code, err) = run(&run_args);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(digests(&pg, &db), expected);
+    assert_complete(&pg, &db);
+}
