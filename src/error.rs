@@ -153,6 +153,32 @@ impl Error {
         }
     }
 
+    /// Worth another try on a fresh connection: the connection broke, the server is
+    /// restarting or shutting down, or Postgres chose this transaction as a serialization or
+    /// deadlock victim. Timeouts are not: a stuck server must stop the run within its limit.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Connect { .. } => true,
+            Error::Target { source, .. } => match source.code() {
+                None => true, // I/O: connection reset or closed
+                Some(code) => matches!(
+                    code.code(),
+                    "40001"
+                        | "40P01"
+                        | "57P01"
+                        | "57P02"
+                        | "57P03"
+                        | "08000"
+                        | "08003"
+                        | "08006"
+                        | "08001"
+                        | "08004"
+                ),
+            },
+            _ => false,
+        }
+    }
+
     pub fn source(context: impl Into<String>) -> impl FnOnce(mysql_async::Error) -> Error {
         let context = context.into();
         move |source| Error::Source { context, source }

@@ -31,6 +31,10 @@ use crate::workdir::{self, Manifest};
 /// Rows per batch handed from a reader to the encoders, and the byte budget of one batch.
 const BATCH_ROWS: usize = 1024;
 const BATCH_BYTES: usize = 1 << 20;
+/// How often a writer tries a chunk again after a transient error, and the first pause.
+const WRITER_RETRIES: u32 = 6;
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+
 /// Bytes of rows in flight between readers and encoders (at least one batch always passes).
 const IN_FLIGHT_BYTES: usize = 32 << 20;
 
@@ -602,10 +606,7 @@ fn spawn_writers(
         let plan_id = plan.plan_id.clone();
         let timeout = settings.io_timeout;
         handles.push(tokio::spawn(async move {
-            let mut client = match sink::connect(&url).await {
-                Ok(c) => c,
-                Err(e) => return failure.fail(e),
-            };
+            let mut client = None;
             loop {
                 let next = chunks.lock().await.recv().await;
                 let Some(chunk) = next else { break };
@@ -613,7 +614,9 @@ fn spawn_writers(
                     break;
                 }
                 let target = &targets[&chunk.table];
-                match sink::load_chunk(&mut client, &plan_id, target, &chunk, timeout).await {
+                let outcome =
+                    load_with_retries(&mut client, &url, &plan_id, target, &chunk, timeout).await;
+                match outcome {
                     Ok(sink::Outcome::Loaded) => {
                         tracing::debug!(table = %chunk.table, chunk = chunk.chunk_id, rows = chunk.rows, "Chunk loaded.");
                         loaded.lock().expect("summary lock").add(&chunk.table, chunk.rows, chunk.bytes);
@@ -630,6 +633,54 @@ fn spawn_writers(
         }));
     }
     Ok(handles)
+}
+
+/// The pause before trying again after `error`, or `None` when the error is permanent or
+/// the tries are used up. Safe for chunk loads: a chunk's claim, COPY and ledger mark are
+/// one transaction, so a failed try left nothing behind.
+fn retry_pause(error: &Error, attempt: u32) -> Option<Duration> {
+    if !error.is_transient() || attempt >= WRITER_RETRIES {
+        return None;
+    }
+    let pause = RETRY_PAUSE * 2u32.pow(attempt);
+    tracing::warn!(attempt = attempt + 1, pause_ms = pause.as_millis() as u64, error = %error, "Transient target error; trying again.");
+    Some(pause)
+}
+
+/// Loads one chunk on the writer's connection (opened when missing), trying again on a
+/// fresh connection after transient errors.
+async fn load_with_retries(
+    client: &mut Option<tokio_postgres::Client>,
+    url: &crate::config::DbUrl,
+    plan_id: &str,
+    target: &CopyTarget,
+    chunk: &FinishedChunk,
+    timeout: Duration,
+) -> Result<sink::Outcome> {
+    let mut attempt = 0;
+    loop {
+        let outcome = match client {
+            Some(c) => sink::load_chunk(c, plan_id, target, chunk, timeout).await,
+            None => match sink::connect(url).await {
+                Ok(c) => {
+                    *client = Some(c);
+                    continue;
+                }
+                Err(e) => Err(e),
+            },
+        };
+        match outcome {
+            Err(e) => match retry_pause(&e, attempt) {
+                Some(pause) => {
+                    attempt += 1;
+                    *client = None;
+                    tokio::time::sleep(pause).await;
+                }
+                None => return Err(e),
+            },
+            ok => return ok,
+        }
+    }
 }
 
 /// Chunks exported in an earlier run came from an earlier snapshot: they only fit with the
@@ -997,22 +1048,37 @@ pub async fn import(settings: &Settings) -> Result<Summary> {
             loaded.clone(),
         );
         writers.push(tokio::spawn(async move {
-            let outcome = async {
-                let mut client = sink::connect(&url).await?;
-                queue_writer(
-                    &mut client,
-                    timeout,
-                    &plan_id,
-                    &entries,
-                    &targets,
-                    &failure,
-                    &loaded,
-                )
-                .await
-            }
-            .await;
-            if let Err(e) = outcome {
-                failure.fail(e);
+            // A transient error loses at most the claimed chunk's transaction: reconnect and
+            // go on with the queue.
+            let mut attempt = 0;
+            loop {
+                let outcome = async {
+                    let mut client = sink::connect(&url).await?;
+                    queue_writer(
+                        &mut client,
+                        timeout,
+                        &plan_id,
+                        &entries,
+                        &targets,
+                        &failure,
+                        &loaded,
+                    )
+                    .await
+                }
+                .await;
+                match outcome {
+                    Ok(()) => break,
+                    Err(e) => match retry_pause(&e, attempt) {
+                        Some(pause) => {
+                            attempt += 1;
+                            tokio::time::sleep(pause).await;
+                        }
+                        None => {
+                            failure.fail(e);
+                            break;
+                        }
+                    },
+                }
             }
         }));
     }

@@ -500,7 +500,8 @@ fn stopped_restarted_and_disconnected_servers_never_hang_and_the_run_resumes() {
     assert_eq!(digests(&pg, &db), expected);
     assert_complete(&pg, &db);
 
-    // 2. Postgres restarts mid-run.
+    // 2. Postgres restarts mid-run: the writers retry on fresh connections and the run
+    //    completes by itself.
     let db = dataset(&env, 10_000, 200_000);
     let wd = workdir("pgrestart");
     let run_args = args(
@@ -532,9 +533,11 @@ fn stopped_restarted_and_disconnected_servers_never_hang_and_the_run_resumes() {
             .unwrap();
         assert!(status.success());
     });
-    assert_eq!(code, Some(3), "{err}");
-    let (code, err) = run(&run_args);
     assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("Transient target error; trying again."),
+        "the restart hit no load: {err}"
+    );
     assert_eq!(digests(&pg, &db), expected);
     assert_complete(&pg, &db);
 
