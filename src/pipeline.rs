@@ -33,6 +33,7 @@ const BATCH_ROWS: usize = 1024;
 const BATCH_BYTES: usize = 1 << 20;
 /// How often a writer tries a chunk again after a transient error, and the first pause.
 const WRITER_RETRIES: u32 = 6;
+const READER_RETRIES: u32 = 4;
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
 /// Bytes of rows in flight between readers and encoders (at least one batch always passes).
@@ -413,14 +414,17 @@ async fn export(
         budget,
         failure,
     };
+    let origin = SourceOrigin {
+        url: settings.require_source()?.clone(),
+        database: database.to_string(),
+        binlog: snapshot.binlog.clone(),
+    };
     let mut readers = Vec::new();
     for conn in snapshot.readers {
-        let queue = queue.clone();
-        let database = database.to_string();
         readers.push(tokio::spawn(reader_loop(
             conn,
-            database,
-            queue,
+            origin.clone(),
+            queue.clone(),
             to_encoders.clone(),
         )));
     }
@@ -466,19 +470,54 @@ impl ToEncoders {
     }
 }
 
+/// Where the readers come from: to reopen one after a lost connection.
+#[derive(Clone)]
+struct SourceOrigin {
+    url: crate::config::DbUrl,
+    database: String,
+    binlog: Option<source::BinlogPosition>,
+}
+
 async fn reader_loop(
     mut conn: Conn,
-    database: String,
+    origin: SourceOrigin,
     queue: Arc<Mutex<VecDeque<ChunkTask>>>,
     to_encoders: ToEncoders,
 ) {
-    while !to_encoders.failure.is_cancelled() {
+    'chunks: while !to_encoders.failure.is_cancelled() {
         let Some(task) = queue.lock().expect("queue lock").pop_front() else {
             break;
         };
-        if let Err(e) = read_chunk(&mut conn, &database, &task, &to_encoders).await {
-            to_encoders.failure.fail(e);
-            break;
+        let mut attempt = 0;
+        loop {
+            let Err(e) =
+                read_chunk(&mut conn, &origin.database, &task, &to_encoders, attempt).await
+            else {
+                break;
+            };
+            let lost =
+                matches!(&e, Error::Source { source, .. } if source::is_connection_loss(source));
+            if !lost || attempt >= READER_RETRIES {
+                to_encoders.failure.fail(e);
+                break 'chunks;
+            }
+            attempt += 1;
+            let pause = RETRY_PAUSE * 2u32.pow(attempt - 1);
+            tracing::warn!(table = %task.job.codec.table, chunk = task.chunk.id, attempt, error = %e, "Source connection lost; reading the chunk again on a new snapshot.");
+            tokio::time::sleep(pause).await;
+            let reopened = within(
+                to_encoders.io_timeout,
+                "reopening a reader",
+                source::reopen_reader(&origin.url, &origin.database, &origin.binlog),
+            )
+            .await;
+            match reopened {
+                Ok(c) => conn = c,
+                Err(e) => {
+                    to_encoders.failure.fail(e);
+                    break 'chunks;
+                }
+            }
         }
     }
     // The encoders must see the readers gone even if the server no longer answers.
@@ -493,10 +532,27 @@ async fn read_chunk(
     database: &str,
     task: &ChunkTask,
     to_encoders: &ToEncoders,
+    attempt: u32,
+) -> Result<()> {
+    let job = &task.job;
+    let writer = ChunkWriter::new(job.codec.clone(), task.chunk.id, task.path.clone(), attempt);
+    let outcome = read_into(conn, database, task, to_encoders, &writer).await;
+    if outcome.is_err() {
+        writer.abandon();
+    }
+    outcome
+}
+
+/// Streams the chunk's rows to the encoders in batches, then its end mark.
+async fn read_into(
+    conn: &mut Conn,
+    database: &str,
+    task: &ChunkTask,
+    to_encoders: &ToEncoders,
+    writer: &Arc<ChunkWriter>,
 ) -> Result<()> {
     let job = &task.job;
     let context = format!("reading chunk {} of `{}`", task.chunk.id, job.codec.table);
-    let writer = ChunkWriter::new(job.codec.clone(), task.chunk.id, task.path.clone());
     let (sql, params) = source::chunk_query(
         database,
         &job.codec.table,
@@ -521,15 +577,15 @@ async fn read_chunk(
         batch_bytes += row_size(&row);
         batch.push(row);
         if batch.len() >= BATCH_ROWS || batch_bytes >= BATCH_BYTES {
-            to_encoders.rows(&writer, std::mem::take(&mut batch), batch_bytes)?;
+            to_encoders.rows(writer, std::mem::take(&mut batch), batch_bytes)?;
             batch.reserve(BATCH_ROWS);
             batch_bytes = 0;
         }
     }
     if !batch.is_empty() {
-        to_encoders.rows(&writer, batch, batch_bytes)?;
+        to_encoders.rows(writer, batch, batch_bytes)?;
     }
-    to_encoders.end(writer)
+    to_encoders.end(writer.clone())
 }
 
 fn row_size(row: &Row) -> usize {

@@ -11,7 +11,7 @@ pub mod json;
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use mysql_async::{Row, Value};
@@ -133,6 +133,9 @@ pub struct ChunkWriter {
     final_path: PathBuf,
     state: Mutex<ChunkState>,
     pending: AtomicUsize,
+    /// Set when the reader lost its connection mid-chunk and reads the chunk again into a
+    /// new writer: batches still in flight are dropped and the partial file removed.
+    abandoned: AtomicBool,
 }
 
 #[derive(Default)]
@@ -191,8 +194,17 @@ impl FinishedChunk {
 }
 
 impl ChunkWriter {
-    pub fn new(codec: Arc<TableCodec>, chunk_id: u32, final_path: PathBuf) -> Arc<Self> {
-        let tmp_path = final_path.with_extension("csv.tmp");
+    /// `attempt` numbers the reader's tries at this chunk: each writes its own temporary file.
+    pub fn new(
+        codec: Arc<TableCodec>,
+        chunk_id: u32,
+        final_path: PathBuf,
+        attempt: u32,
+    ) -> Arc<Self> {
+        let tmp_path = match attempt {
+            0 => final_path.with_extension("csv.tmp"),
+            n => final_path.with_extension(format!("csv.tmp{n}")),
+        };
         Arc::new(ChunkWriter {
             codec,
             chunk_id,
@@ -200,7 +212,15 @@ impl ChunkWriter {
             final_path,
             state: Mutex::new(ChunkState::default()),
             pending: AtomicUsize::new(1),
+            abandoned: AtomicBool::new(false),
         })
+    }
+
+    /// The reader gives this try at the chunk up (its connection broke): releases the
+    /// reader's share, so the last batch in flight removes the partial file.
+    pub fn abandon(&self) {
+        self.abandoned.store(true, Ordering::Release);
+        let _ = self.release();
     }
 
     /// Called by the reader before it hands a batch to the encoders.
@@ -210,6 +230,9 @@ impl ChunkWriter {
 
     /// Encodes one batch and appends it to the file.
     pub fn write_batch(&self, rows: &[Row], buffer: &mut Vec<u8>) -> Result<()> {
+        if self.abandoned.load(Ordering::Acquire) {
+            return Ok(());
+        }
         buffer.clear();
         let checksum = self.codec.encode_rows(rows, buffer).map_err(Error::Value)?;
         let mut state = self.state.lock().expect("chunk state lock");
@@ -234,6 +257,11 @@ impl ChunkWriter {
             return Ok(None);
         }
         let mut state = self.state.lock().expect("chunk state lock");
+        if self.abandoned.load(Ordering::Acquire) {
+            state.file = None;
+            let _ = std::fs::remove_file(&self.tmp_path);
+            return Ok(None);
+        }
         let file = match state.file.take() {
             Some(f) => f,
             None => workdir::create_private_file(&self.tmp_path)?, // an empty chunk

@@ -163,6 +163,40 @@ pub async fn binlog_touches(
     Some(false)
 }
 
+/// A broken connection (reset, closed, killed, server shutting down): worth reading the
+/// chunk again on a new connection, if the source has not changed meanwhile.
+pub fn is_connection_loss(e: &mysql_async::Error) -> bool {
+    use mysql_async::{DriverError, Error as E};
+    match e {
+        E::Io(_) | E::Driver(DriverError::ConnectionClosed) => true,
+        // ER_CONNECTION_KILLED, ER_SERVER_SHUTDOWN, CR_SERVER_GONE_ERROR, CR_SERVER_LOST
+        E::Server(s) => matches!(s.code, 1927 | 1053 | 2006 | 2013),
+        _ => false,
+    }
+}
+
+/// A new reader after a lost connection: a fresh snapshot, accepted only if the source
+/// database has not been written since the run's snapshot at `original`.
+pub async fn reopen_reader(
+    url: &DbUrl,
+    database: &str,
+    original: &Option<BinlogPosition>,
+) -> Result<Conn> {
+    let mut snapshot = open_snapshot(url, 1).await?;
+    let mut conn = snapshot.readers.pop().expect("one reader");
+    if let (Some(original), Some(now)) = (original, &snapshot.binlog) {
+        if original != now
+            && binlog_touches(&mut conn, database, original, now).await != Some(false)
+        {
+            return Err(Error::Data(format!(
+                "a reader lost its connection and `{database}` was written meanwhile (binlog {}:{} then, {}:{} now): stop the application and run `migrate` again",
+                original.file, original.position, now.file, now.position
+            )));
+        }
+    }
+    Ok(conn)
+}
+
 /// `n` reader connections that all see the same instant of the source.
 pub struct Snapshot {
     pub readers: Vec<Conn>,
