@@ -70,10 +70,14 @@ async fn binlog_position(conn: &mut Conn) -> Result<Option<BinlogPosition>> {
     // MySQL 8.4 renamed SHOW MASTER STATUS; MariaDB and older MySQL know only the old name.
     let row: Option<Row> = match conn.query_first("SHOW MASTER STATUS").await {
         Ok(row) => row,
-        Err(_) => conn
-            .query_first("SHOW BINARY LOG STATUS")
-            .await
-            .map_err(Error::source("reading the binary log position"))?,
+        Err(_) => match conn.query_first("SHOW BINARY LOG STATUS").await {
+            Ok(row) => row,
+            Err(e) => {
+                // Most often a missing privilege: the run can go on without the proof.
+                tracing::warn!(error = %e, "Cannot read the binary log position.");
+                None
+            }
+        },
     };
     Ok(row.and_then(|r| {
         let file = match r.as_ref(0)? {
