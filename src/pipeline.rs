@@ -789,11 +789,7 @@ async fn check_same_source(
 /// [`finish_target`]. Several processes may start at once: an advisory lock lets one do it.
 async fn prepare_target(client: &mut tokio_postgres::Client, plan: &Plan) -> Result<()> {
     sink::ledger::ensure(client).await?;
-    let context = "preparing the target";
-    client
-        .execute("SELECT pg_advisory_lock(hashtext('pgferry'))", &[])
-        .await
-        .map_err(Error::target(context))?;
+    sink::ledger::lock(client).await?;
     let outcome = async {
         if sink::ledger::plan_fingerprint(client, &plan.plan_id)
             .await?
@@ -811,10 +807,7 @@ async fn prepare_target(client: &mut tokio_postgres::Client, plan: &Plan) -> Res
         Ok(())
     }
     .await;
-    client
-        .execute("SELECT pg_advisory_unlock(hashtext('pgferry'))", &[])
-        .await
-        .map_err(Error::target(context))?;
+    sink::ledger::unlock(&client).await?;
     outcome
 }
 
@@ -843,10 +836,7 @@ async fn restore_after_failure(settings: &Settings, plan: &Plan) {
 async fn finish_target(settings: &Settings, plan: &Plan) -> Result<usize> {
     let mut client = sink::connect(settings.require_target()?).await?;
     let context = "finishing the target";
-    client
-        .execute("SELECT pg_advisory_lock(hashtext('pgferry'))", &[])
-        .await
-        .map_err(Error::target(context))?;
+    sink::ledger::lock(&client).await?;
     let outcome = async {
         let done = client
             .query_one(
@@ -875,10 +865,7 @@ async fn finish_target(settings: &Settings, plan: &Plan) -> Result<usize> {
         Ok(moved)
     }
     .await;
-    client
-        .execute("SELECT pg_advisory_unlock(hashtext('pgferry'))", &[])
-        .await
-        .map_err(Error::target(context))?;
+    sink::ledger::unlock(&client).await?;
     outcome
 }
 

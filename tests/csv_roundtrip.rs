@@ -51,9 +51,9 @@ fn encode(rows: &[(Option<String>, Option<Vec<u8>>)]) -> Vec<u8> {
     out
 }
 
-#[test]
-fn any_text_and_bytes_survive_copy() {
-    let db = common::unique("csvprop");
+/// A new Postgres database and a client on it, with the runtime that drives the client.
+fn fresh_database(prefix: &str) -> (tokio::runtime::Runtime, tokio_postgres::Client) {
+    let db = common::unique(prefix);
     common::create_pg_db(&db);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -66,11 +66,16 @@ fn any_text_and_bytes_survive_copy() {
                 .unwrap();
         tokio::spawn(conn);
         client
-            .batch_execute("CREATE TABLE t (i int, v text, b bytea)")
-            .await
-            .unwrap();
-        client
     });
+    (runtime, client)
+}
+
+#[test]
+fn any_text_and_bytes_survive_copy() {
+    let (runtime, client) = fresh_database("csvprop");
+    runtime
+        .block_on(client.batch_execute("CREATE TABLE t (i int, v text, b bytea)"))
+        .unwrap();
     let config = ProptestConfig {
         cases: 300,
         ..ProptestConfig::default()
@@ -165,20 +170,7 @@ fn valid_json() -> impl Strategy<Value = String> {
 
 #[test]
 fn json_validator_agrees_with_postgres() {
-    let db = common::unique("jsonprop");
-    common::create_pg_db(&db);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = runtime.block_on(async {
-        let (client, conn) =
-            tokio_postgres::connect(&common::postgres_url(&db), tokio_postgres::NoTls)
-                .await
-                .unwrap();
-        tokio::spawn(conn);
-        client
-    });
+    let (runtime, client) = fresh_database("jsonprop");
     let config = ProptestConfig {
         cases: 500,
         ..ProptestConfig::default()

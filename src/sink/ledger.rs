@@ -52,6 +52,23 @@ pub async fn ensure(client: &Client) -> Result<()> {
         .map_err(Error::target("creating the pgferry ledger"))
 }
 
+/// Takes the session-level lock that lets one process at a time register or finish a plan.
+pub async fn lock(client: &Client) -> Result<()> {
+    client
+        .execute("SELECT pg_advisory_lock(hashtext('pgferry'))", &[])
+        .await
+        .map_err(Error::target("taking the pgferry lock"))?;
+    Ok(())
+}
+
+pub async fn unlock(client: &Client) -> Result<()> {
+    client
+        .execute("SELECT pg_advisory_unlock(hashtext('pgferry'))", &[])
+        .await
+        .map_err(Error::target("releasing the pgferry lock"))?;
+    Ok(())
+}
+
 /// Records a new plan and one unloaded row per chunk, in one transaction.
 pub async fn register_plan(client: &mut Client, plan: &Plan, fingerprint: &str) -> Result<()> {
     let context = "recording the plan in the ledger";
