@@ -807,7 +807,7 @@ async fn prepare_target(client: &mut tokio_postgres::Client, plan: &Plan) -> Res
         Ok(())
     }
     .await;
-    sink::ledger::unlock(&client).await?;
+    sink::ledger::unlock(client).await?;
     outcome
 }
 
