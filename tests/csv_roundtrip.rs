@@ -172,7 +172,7 @@ fn valid_json() -> impl Strategy<Value = String> {
 fn json_validator_agrees_with_postgres() {
     let (runtime, client) = fresh_database("jsonprop");
     let config = ProptestConfig {
-        cases: 500,
+        cases: 1500,
         ..ProptestConfig::default()
     };
     proptest!(config, |(text in prop_oneof![near_json(), valid_json()], jsonb in any::<bool>())| {

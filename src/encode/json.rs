@@ -1,7 +1,8 @@
 //! JSON validation as Postgres does it, written by hand: serde_json stops at 128 levels of
 //! nesting, Postgres does not, so a recursive parser would refuse valid data. This one keeps
-//! an explicit stack and accepts exactly RFC 8259, plus Postgres' escape rules: surrogate
-//! escapes must pair up (json and jsonb), and `\u0000` is refused by jsonb only.
+//! an explicit stack and accepts exactly RFC 8259, plus Postgres' escape rules: `json` checks
+//! only the syntax of `\uXXXX`; `jsonb` decodes it, so its surrogate escapes must pair up and
+//! `\u0000` is refused.
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Container {
@@ -142,6 +143,10 @@ fn string(text: &[u8], start: usize, jsonb: bool) -> Result<usize, String> {
                     };
                     let code = u16::from_str_radix(std::str::from_utf8(hex).expect("hex"), 16)
                         .expect("hex");
+                    if !jsonb {
+                        i += 6;
+                        continue; // json keeps the text: any four hex digits will do
+                    }
                     match code {
                             0xD800..=0xDBFF if pending_high_surrogate => {
                                 return Err(format!("not valid JSON: two high surrogates in a row at byte {i}"))
@@ -258,13 +263,27 @@ mod tests {
             "[1] 2",
             "{'a':1}",
             "\"\\x\"",
-            "\"\\ud800\"",
-            "\"\\udc00\"",
-            "\"\\ud800\\u0041\"",
+            "\"\\u12\"",
             "NaN",
         ] {
             assert!(validate(bad.as_bytes(), false).is_err(), "{bad:?}");
         }
+    }
+
+    /// Found by the property test against Postgres: json accepts a lone surrogate escape,
+    /// only jsonb decodes escapes and refuses it.
+    #[test]
+    fn lone_surrogates_are_refused_by_jsonb_only() {
+        for text in [
+            r#""\ud83d""#,
+            r#""\ude00""#,
+            r#""\ud83d\u0041""#,
+            r#""\ud83d\ud83d""#,
+        ] {
+            assert!(validate(text.as_bytes(), false).is_ok(), "json {text}");
+            assert!(validate(text.as_bytes(), true).is_err(), "jsonb {text}");
+        }
+        assert!(validate(br#""\ud83d\ude00""#, true).is_ok());
     }
 
     #[test]
