@@ -270,6 +270,7 @@ async fn make_plan(settings: &Settings, prepared: &mut Prepared, workdir: &Path)
             target_columns: table.columns.iter().map(|c| c.target.clone()).collect(),
             key: table.key_columns().to_vec(),
             chunks,
+            estimated_rows: table.source.estimated_rows,
         });
     }
     let plan = Plan {
@@ -880,6 +881,23 @@ async fn resume_plan(settings: &Settings, workdir: &Path, prepared: &Prepared) -
              run again with --restart to start over",
             workdir.display()
         )));
+    }
+    for planned in &plan.tables {
+        let now = prepared
+            .mapping
+            .tables
+            .iter()
+            .find(|t| t.name() == planned.name)
+            .map_or(0, |t| t.source.estimated_rows);
+        if plan::estimate_moved(planned.estimated_rows, now) {
+            return Err(Error::Data(format!(
+                "`{}` holds about {now} rows now against {} when {} was planned: the source changed; \
+                 stop the application and run again with --restart",
+                planned.name,
+                planned.estimated_rows,
+                workdir.display()
+            )));
+        }
     }
     match sink::ledger::plan_fingerprint(&prepared.target, &plan.plan_id).await? {
         Some(recorded) if recorded == plan.fingerprint => Ok(plan),

@@ -590,3 +590,28 @@ fn stopped_restarted_and_disconnected_servers_never_hang_and_the_run_resumes() {
     assert_eq!(digests(&pg, &db), expected);
     assert_complete(&pg, &db);
 }
+
+#[test]
+fn a_table_that_shrank_far_since_the_plan_is_refused() {
+    let env = shared_env();
+    let (my, pg) = servers(&env);
+    let db = dataset(&env, 2_000, 30_000);
+    mysql_exec(
+        Some(&db),
+        b"UPDATE users SET active = 2 WHERE email = 'user1999@example.org'",
+    );
+    let wd = workdir("shrank");
+    let run_args = args("migrate", &my, &pg, &db, &wd, &["--chunk-rows", "1000"]);
+    let (code, err) = run(&run_args);
+    assert_eq!(code, Some(1), "{err}");
+    mysql_exec(
+        Some(&db),
+        b"DELETE FROM events WHERE id > 5000; ANALYZE TABLE events;",
+    );
+    let (code, err) = run(&run_args);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("`events` holds about") && err.contains("--restart"),
+        "{err}"
+    );
+}

@@ -202,6 +202,15 @@ pub struct PlannedTable {
     pub target_columns: Vec<String>,
     pub key: Vec<String>,
     pub chunks: Vec<Chunk>,
+    /// MySQL's row estimate when planned: a resume refuses if it moved far since.
+    #[serde(default)]
+    pub estimated_rows: u64,
+}
+
+/// A row estimate far from the planned one: more than half off and by over 10,000 rows.
+/// InnoDB's estimates wander a little; this much means the table really changed.
+pub fn estimate_moved(planned: u64, now: u64) -> bool {
+    planned.abs_diff(now) > 10_000 && planned.abs_diff(now) * 2 > planned.max(now)
 }
 
 /// `workdir/plan.json`.
@@ -232,6 +241,17 @@ mod tests {
         for pair in chunks.windows(2) {
             assert_eq!(pair[0].upper, pair[1].lower);
         }
+    }
+
+    #[test]
+    fn estimates_must_move_far_to_count() {
+        assert!(!estimate_moved(1_000_000, 1_200_000));
+        assert!(
+            !estimate_moved(1_000, 9_000),
+            "small tables: estimates are rough"
+        );
+        assert!(estimate_moved(1_000_000, 100_000));
+        assert!(estimate_moved(10_000, 100_000));
     }
 
     #[test]
