@@ -624,8 +624,8 @@ impl Loading {
     }
 
     /// Waits until every writer is done (the chunk channel closed, or a failure); after a
-    /// failure, puts the foreign keys back where the partial data allows it.
-    async fn wait(self, settings: &Settings, plan: &Plan) -> Result<Summary> {
+    /// failure, tells where the deferred objects are.
+    async fn wait(self, plan: &Plan) -> Result<Summary> {
         for writer in self.writers {
             writer
                 .await
@@ -633,7 +633,7 @@ impl Loading {
         }
         self.progress.abort();
         if let Err(e) = self.failure.into_result() {
-            restore_after_failure(settings, plan).await;
+            leave_deferred(plan);
             return Err(e);
         }
         let summary = std::mem::take(&mut *self.loaded.lock().expect("summary lock"));
@@ -800,10 +800,12 @@ async fn prepare_target(client: &mut tokio_postgres::Client, plan: &Plan) -> Res
         }
         sink::ledger::register_plan(client, plan, &plan.fingerprint).await?;
         let tables: Vec<String> = plan.tables.iter().map(|t| t.target.clone()).collect();
-        let deferred = post::defer_foreign_keys(client, &plan.plan_id, &tables).await?;
+        let deferred = post::defer_objects(client, &plan.plan_id, &tables).await?;
         tracing::info!(
-            foreign_keys = deferred,
-            "Foreign keys deferred until the data is in."
+            foreign_keys = deferred.foreign_keys,
+            constraints = deferred.constraints,
+            indexes = deferred.indexes,
+            "Foreign keys, unique constraints and secondary indexes deferred until the data is in."
         );
         Ok(())
     }
@@ -812,30 +814,19 @@ async fn prepare_target(client: &mut tokio_postgres::Client, plan: &Plan) -> Res
     outcome
 }
 
-/// After a failed load the foreign keys go back if the partial data allows it; if not they
-/// stay recorded in the ledger for the next `migrate` or `reset`, and the operator hears of it.
-async fn restore_after_failure(settings: &Settings, plan: &Plan) {
-    let outcome = within(
-        settings.io_timeout,
-        "restoring foreign keys after the failure",
-        async {
-            let mut client = sink::connect(settings.require_target()?).await?;
-            post::restore_constraints(&mut client, &plan.plan_id).await
-        },
-    )
-    .await;
-    if let Err(e) = outcome {
-        tracing::warn!(
-            plan_id = %plan.plan_id,
-            "Foreign keys stay deferred until the run completes ({e}); their definitions are kept in pgferry.deferred_constraints."
-        );
-    }
+/// After a failed load, what was taken off stays off (building indexes and validating
+/// foreign keys over partial data would only slow the resume); the operator hears where it is.
+fn leave_deferred(plan: &Plan) {
+    tracing::warn!(
+        plan_id = %plan.plan_id,
+        "Foreign keys, unique constraints and secondary indexes of the loaded tables stay deferred, recorded in pgferry.deferred_constraints: `pgferry migrate` on the same workdir resumes and restores them, `pgferry reset` restores them on empty tables."
+    );
 }
 
 /// Once every chunk is loaded: foreign keys back (validated), sequences, statistics, the
 /// plan marked complete. Only one process does it (advisory lock, then a completed check).
 async fn finish_target(settings: &Settings, plan: &Plan) -> Result<usize> {
-    let mut client = sink::connect(settings.require_target()?).await?;
+    let client = sink::connect(settings.require_target()?).await?;
     let context = "finishing the target";
     sink::ledger::lock(&client).await?;
     let outcome = async {
@@ -849,10 +840,12 @@ async fn finish_target(settings: &Settings, plan: &Plan) -> Result<usize> {
         if done.get::<_, bool>(0) {
             return Ok(0);
         }
-        let restored = post::restore_constraints(&mut client, &plan.plan_id).await?;
+        let restored =
+            post::restore_deferred(settings.require_target()?, &plan.plan_id, settings.writers)
+                .await?;
         tracing::info!(
-            foreign_keys = restored,
-            "Foreign keys restored and validated."
+            objects = restored,
+            "Indexes and constraints rebuilt, foreign keys validated."
         );
         let mut moved = 0;
         for table in &plan.tables {
@@ -976,7 +969,7 @@ pub async fn migrate(settings: &Settings) -> Result<Summary> {
         failure.fail(e);
     }
     let _ = feeder.await;
-    loading.wait(settings, &plan).await?;
+    loading.wait(&plan).await?;
     let manifest = write_manifest(&workdir, &plan)?;
     complete(settings, &plan, &manifest, started).await
 }
@@ -1282,7 +1275,7 @@ pub async fn reset(settings: &Settings) -> Result<ResetPlan> {
 
 async fn reset_plan(settings: &Settings, workdir: &Path) -> Result<()> {
     let plan: Plan = workdir::read_json(&workdir.join(workdir::PLAN_FILE))?;
-    let mut client = sink::connect(settings.require_target()?).await?;
+    let client = sink::connect(settings.require_target()?).await?;
     let context = "resetting the target";
     if !plan.tables.is_empty() {
         let tables: Vec<&str> = plan.tables.iter().map(|t| t.target.as_str()).collect();
@@ -1295,7 +1288,7 @@ async fn reset_plan(settings: &Settings, workdir: &Path) -> Result<()> {
         .await?
         .is_some()
     {
-        post::restore_constraints(&mut client, &plan.plan_id).await?;
+        post::restore_deferred(settings.require_target()?, &plan.plan_id, settings.writers).await?;
         post::restore_sequences(&client, &plan.plan_id).await?;
         sink::ledger::forget_plan(&client, &plan.plan_id).await?;
     }

@@ -70,6 +70,18 @@ fn kratos_test_data_arrives_identical_to_kratos_own_postgres_dump() {
     // The excluded table was left alone.
     let migrations = pg_query(&target, "SELECT count(*) FROM public.schema_migration");
     assert_eq!(migrations[0][0].as_deref(), Some("315"));
+    // The catalog is exactly as Kratos' own: every index and constraint back, validated.
+    for catalog in [
+        "SELECT indexname || ': ' || indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1",
+        "SELECT conrelid::regclass || '.' || conname || ': ' || pg_get_constraintdef(oid) || ' ' || convalidated
+         FROM pg_constraint WHERE connamespace = 'public'::regnamespace ORDER BY 1",
+    ] {
+        assert_eq!(pg_query(&target, catalog), pg_query(&expected, catalog), "{catalog}");
+    }
+    assert_eq!(
+        pg_query(&target, "SELECT count(*) FROM pgferry.deferred_constraints")[0][0].as_deref(),
+        Some("0")
+    );
     // Every foreign key is back, validated.
     let fks = pg_query(
         &target,

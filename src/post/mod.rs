@@ -1,10 +1,17 @@
-//! After the load: every sequence owned by a loaded column is set past the column's
-//! maximum, so the application's next insert does not collide with a copied row.
+//! Around the load: foreign keys, unique constraints and secondary indexes taken off before
+//! it and put back after it (recorded in the ledger meanwhile); every sequence owned by a
+//! loaded column set past the column's maximum, so the application's next insert does not
+//! collide with a copied row.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 use tokio_postgres::Client;
 
 use crate::catalog::pg_ident;
+use crate::config::DbUrl;
 use crate::error::{Error, Result};
+use crate::sink;
 
 /// Sets each owned sequence (serial or identity) of `qualified` to its column's max.
 /// The sequence's state before is saved in the ledger first (once: a resumed run keeps the
@@ -89,95 +96,160 @@ pub async fn restore_sequences(client: &Client, plan_id: &str) -> Result<usize> 
     Ok(rows.len())
 }
 
-/// A foreign key taken off for the load, as the ledger records it.
-#[derive(Debug, Clone)]
-pub struct DeferredConstraint {
-    pub table: String,
-    pub name: String,
-    pub definition: String,
+/// What [`defer_objects`] took off.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Deferred {
+    pub foreign_keys: usize,
+    pub constraints: usize,
+    pub indexes: usize,
 }
 
-/// Records, then drops, every foreign key from or to `tables` (qualified names), so chunks
-/// can load in any order. Recorded first and in the same transaction: a crash can never
-/// lose a definition. [`restore_constraints`] puts them back.
-pub async fn defer_foreign_keys(
+/// Takes off, for the load, every foreign key from or to `tables` (qualified names), and
+/// their unique and exclusion constraints and secondary indexes (primary keys stay): chunks
+/// then load in any order, and each index is built once from all rows instead of row by row.
+/// Every object's re-creating statement goes into the ledger in the same transaction as
+/// its drop, so a crash can never lose one. [`restore_deferred`] puts them back.
+pub async fn defer_objects(
     client: &mut Client,
     plan_id: &str,
     tables: &[String],
-) -> Result<usize> {
-    let context = "deferring foreign keys";
+) -> Result<Deferred> {
+    let context = "deferring constraints and indexes";
     let tx = client.transaction().await.map_err(Error::target(context))?;
-    let rows = tx
+    // (table, object, kind, statement that re-creates it, statement that drops it)
+    let mut objects: Vec<(String, String, &str, String, String)> = Vec::new();
+    let constraints = tx
         .query(
-            "SELECT format('%I.%I', n.nspname, c.relname), con.conname::text, pg_get_constraintdef(con.oid)
+            "SELECT format('%I.%I', n.nspname, c.relname), con.conname::text, con.contype::text,
+                    pg_get_constraintdef(con.oid)
              FROM pg_constraint con
              JOIN pg_class c ON c.oid = con.conrelid
              JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE con.contype = 'f'
-               AND (con.conrelid = ANY($1::text[]::regclass[]) OR con.confrelid = ANY($1::text[]::regclass[]))
+             WHERE (con.contype = 'f'
+                    AND (con.conrelid = ANY($1::text[]::regclass[]) OR con.confrelid = ANY($1::text[]::regclass[])))
+                OR (con.contype IN ('u', 'x') AND con.conrelid = ANY($1::text[]::regclass[]))
+             ORDER BY con.contype = 'f' DESC, 1, 2",
+            &[&tables],
+        )
+        .await
+        .map_err(Error::target(context))?;
+    for row in &constraints {
+        let (table, name, kind, definition): (String, String, String, String) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        let name_sql = pg_ident(&name);
+        objects.push((
+            table.clone(),
+            name,
+            if kind == "f" { "foreign" } else { "constraint" },
+            format!("ALTER TABLE {table} ADD CONSTRAINT {name_sql} {definition}"),
+            format!("ALTER TABLE {table} DROP CONSTRAINT {name_sql}"),
+        ));
+    }
+    // Indexes that back no constraint (those go with their constraint, the primary key stays).
+    let indexes = tx
+        .query(
+            "SELECT format('%I.%I', tn.nspname, t.relname), format('%I.%I', n.nspname, ic.relname),
+                    pg_get_indexdef(i.indexrelid)
+             FROM pg_index i
+             JOIN pg_class ic ON ic.oid = i.indexrelid
+             JOIN pg_namespace n ON n.oid = ic.relnamespace
+             JOIN pg_class t ON t.oid = i.indrelid
+             JOIN pg_namespace tn ON tn.oid = t.relnamespace
+             WHERE i.indrelid = ANY($1::text[]::regclass[])
+               AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid)
              ORDER BY 1, 2",
             &[&tables],
         )
         .await
         .map_err(Error::target(context))?;
-    for row in &rows {
-        let (table, name, definition): (String, String, String) =
+    for row in &indexes {
+        let (table, index, definition): (String, String, String) =
             (row.get(0), row.get(1), row.get(2));
+        objects.push((
+            table,
+            index.clone(),
+            "index",
+            definition,
+            format!("DROP INDEX {index}"),
+        ));
+    }
+    let mut deferred = Deferred::default();
+    for (table, name, kind, restore, drop) in &objects {
         tx.execute(
-            "INSERT INTO pgferry.deferred_constraints (plan_id, table_name, constraint_name, definition)
-             VALUES ($1, $2, $3, $4)",
-            &[&plan_id, &table, &name, &definition],
+            "INSERT INTO pgferry.deferred_constraints (plan_id, table_name, object_name, kind, restore_sql)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[&plan_id, table, name, kind, restore],
         )
         .await
         .map_err(Error::target(context))?;
-        tx.batch_execute(&format!(
-            "ALTER TABLE {table} DROP CONSTRAINT {}",
-            pg_ident(&name)
-        ))
-        .await
-        .map_err(Error::target(context))?;
+        tx.batch_execute(drop)
+            .await
+            .map_err(Error::target(context))?;
+        match *kind {
+            "foreign" => deferred.foreign_keys += 1,
+            "constraint" => deferred.constraints += 1,
+            _ => deferred.indexes += 1,
+        }
     }
     tx.commit().await.map_err(Error::target(context))?;
-    Ok(rows.len())
+    Ok(deferred)
 }
 
-/// Re-creates every deferred foreign key of `plan_id` (Postgres validates the loaded rows
-/// as it does) and clears it from the ledger. Returns how many were restored.
-pub async fn restore_constraints(client: &mut Client, plan_id: &str) -> Result<usize> {
+/// Re-creates every object [`defer_objects`] took off for `plan_id`: indexes and unique
+/// constraints first, on up to `sessions` connections at once with a large
+/// `maintenance_work_mem`, then the foreign keys (Postgres validates the loaded rows as it
+/// adds each). Each object leaves the ledger in the transaction that re-creates it.
+/// Returns how many objects were restored.
+pub async fn restore_deferred(url: &DbUrl, plan_id: &str, sessions: usize) -> Result<usize> {
+    let client = sink::connect(url).await?;
     let rows = client
         .query(
-            "SELECT table_name, constraint_name, definition FROM pgferry.deferred_constraints
-             WHERE plan_id = $1 ORDER BY table_name, constraint_name",
+            "SELECT table_name, object_name, kind, restore_sql FROM pgferry.deferred_constraints
+             WHERE plan_id = $1 ORDER BY kind = 'foreign', table_name, object_name",
             &[&plan_id],
         )
         .await
-        .map_err(Error::target("reading deferred foreign keys"))?;
-    for row in &rows {
-        let c = DeferredConstraint {
-            table: row.get(0),
-            name: row.get(1),
-            definition: row.get(2),
-        };
-        let context = format!("restoring foreign key {} on {}", c.name, c.table);
-        let tx = client
-            .transaction()
-            .await
-            .map_err(Error::target(&context))?;
-        tx.batch_execute(&format!(
-            "ALTER TABLE {} ADD CONSTRAINT {} {}",
-            c.table,
-            pg_ident(&c.name),
-            c.definition
-        ))
-        .await
-        .map_err(Error::target(&context))?;
-        tx.execute(
-            "DELETE FROM pgferry.deferred_constraints WHERE plan_id = $1 AND table_name = $2 AND constraint_name = $3",
-            &[&plan_id, &c.table, &c.name],
-        )
-        .await
-        .map_err(Error::target(&context))?;
-        tx.commit().await.map_err(Error::target(&context))?;
+        .map_err(Error::target("reading deferred constraints and indexes"))?;
+    let all: Vec<(String, String, String, String)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let (foreign, first): (Vec<_>, Vec<_>) = all.into_iter().partition(|o| o.2 == "foreign");
+    let mut restored = 0;
+    for phase in [first, foreign] {
+        restored += phase.len();
+        let queue = Arc::new(Mutex::new(VecDeque::from(phase)));
+        let mut workers = Vec::new();
+        for _ in 0..sessions.max(1) {
+            let (queue, url, plan_id) = (queue.clone(), url.clone(), plan_id.to_string());
+            workers.push(tokio::spawn(async move {
+                let mut client = sink::connect(&url).await?;
+                client
+                    .batch_execute("SET maintenance_work_mem = '1GB'")
+                    .await
+                    .map_err(Error::target("raising maintenance_work_mem"))?;
+                loop {
+                    let Some((table, name, kind, restore)) = queue.lock().expect("queue lock").pop_front() else {
+                        return Ok::<(), Error>(());
+                    };
+                    let context = format!("restoring {kind} {name} on {table}");
+                    let tx = client.transaction().await.map_err(Error::target(&context))?;
+                    tx.batch_execute(&restore).await.map_err(Error::target(&context))?;
+                    tx.execute(
+                        "DELETE FROM pgferry.deferred_constraints WHERE plan_id = $1 AND table_name = $2 AND object_name = $3",
+                        &[&plan_id, &table, &name],
+                    )
+                    .await
+                    .map_err(Error::target(&context))?;
+                    tx.commit().await.map_err(Error::target(&context))?;
+                }
+            }));
+        }
+        for worker in workers {
+            worker
+                .await
+                .map_err(|e| Error::Environment(format!("a restoring session panicked: {e}")))??;
+        }
     }
-    Ok(rows.len())
+    Ok(restored)
 }

@@ -1,6 +1,6 @@
 //! The ledger in the target, schema `pgferry`: which plan is being loaded, one row per
 //! chunk (the work queue: a writer claims a chunk by locking its row, and marks it loaded in
-//! the transaction of its COPY), the foreign keys taken off for the load, and the sequences
+//! the transaction of its COPY), the constraints and indexes taken off for the load, and the sequences
 //! as they were before pgferry moved them.
 
 use tokio_postgres::{Client, Transaction};
@@ -33,11 +33,12 @@ pub async fn ensure(client: &Client) -> Result<()> {
                  PRIMARY KEY (plan_id, table_name, chunk_id)
              );
              CREATE TABLE IF NOT EXISTS pgferry.deferred_constraints (
-                 plan_id         text NOT NULL REFERENCES pgferry.plans ON DELETE CASCADE,
-                 table_name      text NOT NULL,
-                 constraint_name text NOT NULL,
-                 definition      text NOT NULL,
-                 PRIMARY KEY (plan_id, table_name, constraint_name)
+                 plan_id     text NOT NULL REFERENCES pgferry.plans ON DELETE CASCADE,
+                 table_name  text NOT NULL,
+                 object_name text NOT NULL,
+                 kind        text NOT NULL CHECK (kind IN ('foreign', 'constraint', 'index')),
+                 restore_sql text NOT NULL,
+                 PRIMARY KEY (plan_id, table_name, object_name)
              );
              CREATE TABLE IF NOT EXISTS pgferry.sequences (
                  plan_id       text    NOT NULL REFERENCES pgferry.plans ON DELETE CASCADE,
