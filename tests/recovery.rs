@@ -189,22 +189,30 @@ fn sigkill_at_random_moments_then_migrate_resumes_to_the_exact_data() {
     assert_complete(&pg, &db);
 }
 
-#[test]
-fn a_failed_run_resumes_but_a_changed_source_or_schema_is_refused_until_restart() {
-    let env = shared_env();
-    let (my, pg) = servers(&env);
-    let expected = reference(&env, 2_000, 20_000);
-    let db = dataset(&env, 2_000, 20_000);
-    // A value that stops the run: a boolean 2 in the last chunk of users.
+/// A dataset whose first migration stops on a bad value (a boolean 2 in the last chunk of
+/// `users`), leaving a plan and part of the data behind. Returns the database and the
+/// arguments that run the migration again.
+fn failed_run_leaving_a_plan(env: &Path, events: u32, chunk_rows: &str) -> (String, Vec<String>) {
+    let (my, pg) = servers(env);
+    let db = dataset(env, 2_000, events);
     mysql_exec(
         Some(&db),
         b"UPDATE users SET active = 2 WHERE email = 'user1999@example.org'",
     );
-    let wd = workdir("changed");
-    let run_args = args("migrate", &my, &pg, &db, &wd, &["--chunk-rows", "500"]);
+    let wd = workdir("failed");
+    let run_args = args("migrate", &my, &pg, &db, &wd, &["--chunk-rows", chunk_rows]);
     let (code, err) = run(&run_args);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("only 0 and 1"), "{err}");
+    (db, run_args)
+}
+
+#[test]
+fn a_failed_run_resumes_but_a_changed_source_or_schema_is_refused_until_restart() {
+    let env = shared_env();
+    let (_, pg) = servers(&env);
+    let expected = reference(&env, 2_000, 20_000);
+    let (db, run_args) = failed_run_leaving_a_plan(&env, 20_000, "500");
 
     // Fixing the value writes to the source: the chunks exported already no longer match.
     mysql_exec(
@@ -594,16 +602,7 @@ fn stopped_restarted_and_disconnected_servers_never_hang_and_the_run_resumes() {
 #[test]
 fn a_table_that_shrank_far_since_the_plan_is_refused() {
     let env = shared_env();
-    let (my, pg) = servers(&env);
-    let db = dataset(&env, 2_000, 30_000);
-    mysql_exec(
-        Some(&db),
-        b"UPDATE users SET active = 2 WHERE email = 'user1999@example.org'",
-    );
-    let wd = workdir("shrank");
-    let run_args = args("migrate", &my, &pg, &db, &wd, &["--chunk-rows", "1000"]);
-    let (code, err) = run(&run_args);
-    assert_eq!(code, Some(1), "{err}");
+    let (db, run_args) = failed_run_leaving_a_plan(&env, 30_000, "1000");
     mysql_exec(
         Some(&db),
         b"DELETE FROM events WHERE id > 5000; ANALYZE TABLE events;",
