@@ -345,7 +345,30 @@ fn chunk_tasks(
             }
         }
     }
-    (tasks, ready)
+    (interleave_tables(tasks), ready)
+}
+
+/// Deals the chunks out table by table in turn (first chunk of every table, then the second
+/// ...), so a table with a single slow chunk (jsonb parsing, say) starts at once instead of
+/// after all the chunks of the tables before it.
+fn interleave_tables(tasks: Vec<ChunkTask>) -> Vec<ChunkTask> {
+    let mut by_table: Vec<VecDeque<ChunkTask>> = Vec::new();
+    for task in tasks {
+        match by_table
+            .iter_mut()
+            .find(|q| Arc::ptr_eq(&q[0].job, &task.job))
+        {
+            Some(queue) => queue.push_back(task),
+            None => by_table.push(VecDeque::from([task])),
+        }
+    }
+    let mut dealt = Vec::new();
+    while by_table.iter().any(|q| !q.is_empty()) {
+        for queue in by_table.iter_mut() {
+            dealt.extend(queue.pop_front());
+        }
+    }
+    dealt
 }
 
 /// Reads and encodes every chunk; `finished` receives each complete chunk file.
@@ -850,17 +873,46 @@ async fn finish_target(settings: &Settings, plan: &Plan) -> Result<usize> {
         let mut moved = 0;
         for table in &plan.tables {
             moved += post::advance_sequences(&client, &plan.plan_id, &table.target).await?;
-            client
-                .batch_execute(&format!("ANALYZE {}", table.target))
-                .await
-                .map_err(Error::target(format!("analyzing {}", table.target)))?;
         }
+        analyze(settings, plan).await?;
         sink::ledger::mark_completed(&client, &plan.plan_id).await?;
         Ok(moved)
     }
     .await;
     sink::ledger::unlock(&client).await?;
     outcome
+}
+
+/// Fresh statistics for every loaded table, on up to `writers` sessions at once.
+async fn analyze(settings: &Settings, plan: &Plan) -> Result<()> {
+    let queue = Arc::new(Mutex::new(
+        plan.tables
+            .iter()
+            .map(|t| t.target.clone())
+            .collect::<VecDeque<_>>(),
+    ));
+    let mut sessions = Vec::new();
+    for _ in 0..settings.writers.min(plan.tables.len()).max(1) {
+        let (queue, url) = (queue.clone(), settings.require_target()?.clone());
+        sessions.push(tokio::spawn(async move {
+            let client = sink::connect(&url).await?;
+            loop {
+                let Some(table) = queue.lock().expect("queue lock").pop_front() else {
+                    return Ok::<(), Error>(());
+                };
+                client
+                    .batch_execute(&format!("ANALYZE {table}"))
+                    .await
+                    .map_err(Error::target(format!("analyzing {table}")))?;
+            }
+        }));
+    }
+    for session in sessions {
+        session
+            .await
+            .map_err(|e| Error::Environment(format!("an ANALYZE session panicked: {e}")))??;
+    }
+    Ok(())
 }
 
 /// What an existing workdir's plan needs before it can go on: the same catalogs, and a
