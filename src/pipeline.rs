@@ -814,16 +814,21 @@ async fn check_same_source(
 async fn prepare_target(client: &mut tokio_postgres::Client, plan: &Plan) -> Result<()> {
     sink::ledger::ensure(client).await?;
     sink::ledger::lock(client).await?;
+    // The plan and the deferral in one transaction: a kill between them must not leave a
+    // recorded plan whose foreign keys are still in place.
     let outcome = async {
         if sink::ledger::plan_fingerprint(client, &plan.plan_id)
             .await?
             .is_some()
         {
-            return Ok(()); // another process did it
+            return Ok(()); // another process (or an earlier run) did it
         }
-        sink::ledger::register_plan(client, plan, &plan.fingerprint).await?;
+        let context = "recording the plan and deferring constraints";
+        let tx = client.transaction().await.map_err(Error::target(context))?;
+        sink::ledger::register_plan(&tx, plan, &plan.fingerprint).await?;
         let tables: Vec<String> = plan.tables.iter().map(|t| t.target.clone()).collect();
-        let deferred = post::defer_objects(client, &plan.plan_id, &tables).await?;
+        let deferred = post::defer_objects(&tx, &plan.plan_id, &tables).await?;
+        tx.commit().await.map_err(Error::target(context))?;
         tracing::info!(
             foreign_keys = deferred.foreign_keys,
             constraints = deferred.constraints,
@@ -946,12 +951,30 @@ async fn resume_plan(settings: &Settings, workdir: &Path, prepared: &Prepared) -
     }
     match sink::ledger::plan_fingerprint(&prepared.target, &plan.plan_id).await? {
         Some(recorded) if recorded == plan.fingerprint => Ok(plan),
-        Some(_) => Err(Error::Data(format!("the target's ledger disagrees with plan {}: run again with --restart", plan.plan_id))),
-        None => Err(Error::Data(format!(
-            "the target does not know plan {} of {} (was it reset, or is this another database?): run again with --restart",
-            plan.plan_id,
-            workdir.display()
+        Some(_) => Err(Error::Data(format!(
+            "the target's ledger disagrees with plan {}: run again with --restart",
+            plan.plan_id
         ))),
+        None => {
+            // Killed between writing plan.json and recording the plan in the target: nothing
+            // can have been loaded yet, so the plan is recorded now, if the tables are empty.
+            let tables: Vec<(String, String)> = plan
+                .tables
+                .iter()
+                .map(|t| (t.name.clone(), t.target.clone()))
+                .collect();
+            if sink::non_empty_tables(&prepared.target, &tables)
+                .await?
+                .is_empty()
+            {
+                return Ok(plan);
+            }
+            Err(Error::Data(format!(
+                "the target does not know plan {} of {} and its tables hold rows (was it reset, or is this another database?): run again with --restart",
+                plan.plan_id,
+                workdir.display()
+            )))
+        }
     }
 }
 

@@ -160,8 +160,8 @@ fn jitter(from: u64, to: u64) -> Duration {
 fn sigkill_at_random_moments_then_migrate_resumes_to_the_exact_data() {
     let env = shared_env();
     let (my, pg) = servers(&env);
-    let expected = reference(&env, 20_000, 150_000);
-    let db = dataset(&env, 20_000, 150_000);
+    let expected = reference(&env, 40_000, 300_000);
+    let db = dataset(&env, 40_000, 300_000);
     let wd = workdir("kill");
     let run_args = args(
         "migrate",
@@ -174,7 +174,8 @@ fn sigkill_at_random_moments_then_migrate_resumes_to_the_exact_data() {
     let mut kills = 0;
     for _ in 0..4 {
         let mut child = spawn(&run_args);
-        std::thread::sleep(jitter(150, 1200));
+        // Early enough that a resumed run still has work left when the kill comes.
+        std::thread::sleep(jitter(100, 600));
         if child.try_wait().unwrap().is_some() {
             break; // finished before the kill
         }

@@ -107,15 +107,14 @@ pub struct Deferred {
 /// Takes off, for the load, every foreign key from or to `tables` (qualified names), and
 /// their unique and exclusion constraints and secondary indexes (primary keys stay): chunks
 /// then load in any order, and each index is built once from all rows instead of row by row.
-/// Every object's re-creating statement goes into the ledger in the same transaction as
-/// its drop, so a crash can never lose one. [`restore_deferred`] puts them back.
+/// Every object's re-creating statement goes into the ledger in the caller's transaction
+/// (the one that records the plan), with its drop, so a crash can never lose one. [`restore_deferred`] puts them back.
 pub async fn defer_objects(
-    client: &mut Client,
+    tx: &tokio_postgres::Transaction<'_>,
     plan_id: &str,
     tables: &[String],
 ) -> Result<Deferred> {
     let context = "deferring constraints and indexes";
-    let tx = client.transaction().await.map_err(Error::target(context))?;
     // (table, object, kind, statement that re-creates it, statement that drops it)
     let mut objects: Vec<(String, String, &str, String, String)> = Vec::new();
     let constraints = tx
@@ -191,7 +190,6 @@ pub async fn defer_objects(
             _ => deferred.indexes += 1,
         }
     }
-    tx.commit().await.map_err(Error::target(context))?;
     Ok(deferred)
 }
 

@@ -70,10 +70,9 @@ pub async fn unlock(client: &Client) -> Result<()> {
     Ok(())
 }
 
-/// Records a new plan and one unloaded row per chunk, in one transaction.
-pub async fn register_plan(client: &mut Client, plan: &Plan, fingerprint: &str) -> Result<()> {
+/// Records a new plan and one unloaded row per chunk, in the caller's transaction.
+pub async fn register_plan(tx: &Transaction<'_>, plan: &Plan, fingerprint: &str) -> Result<()> {
     let context = "recording the plan in the ledger";
-    let tx = client.transaction().await.map_err(Error::target(context))?;
     tx.execute(
         "INSERT INTO pgferry.plans (plan_id, fingerprint) VALUES ($1, $2)",
         &[&plan.plan_id, &fingerprint],
@@ -95,7 +94,7 @@ pub async fn register_plan(client: &mut Client, plan: &Plan, fingerprint: &str) 
     )
     .await
     .map_err(Error::target(context))?;
-    tx.commit().await.map_err(Error::target(context))
+    Ok(())
 }
 
 /// The fingerprint recorded with `plan_id`, if the target knows the plan.
