@@ -31,10 +31,16 @@ use crate::workdir::{self, Manifest};
 /// Rows per batch handed from a reader to the encoders, and the byte budget of one batch.
 const BATCH_ROWS: usize = 1024;
 const BATCH_BYTES: usize = 1 << 20;
-/// How often a writer tries a chunk again after a transient error, and the first pause.
+/// How often a writer tries a chunk again after a transient error, how often a reader
+/// reads a chunk again after losing its connection, and the first pause (then doubling).
 const WRITER_RETRIES: u32 = 6;
 const READER_RETRIES: u32 = 4;
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// The pause before try `attempt + 1` (0-based): 0.5 s, 1 s, 2 s …
+fn backoff(attempt: u32) -> Duration {
+    RETRY_PAUSE * 2u32.pow(attempt)
+}
 
 /// Bytes of rows in flight between readers and encoders (at least one batch always passes).
 const IN_FLIGHT_BYTES: usize = 32 << 20;
@@ -525,8 +531,8 @@ async fn reader_loop(
                 to_encoders.failure.fail(e);
                 break 'chunks;
             }
+            let pause = backoff(attempt);
             attempt += 1;
-            let pause = RETRY_PAUSE * 2u32.pow(attempt - 1);
             tracing::warn!(table = %task.job.codec.table, chunk = task.chunk.id, attempt, error = %e, "Source connection lost; reading the chunk again on a new snapshot.");
             tokio::time::sleep(pause).await;
             let reopened = within(
@@ -624,9 +630,9 @@ fn row_size(row: &Row) -> usize {
 /// The COPY writers of a run: each takes finished chunks from one channel and loads them.
 struct Loading {
     writers: Vec<tokio::task::JoinHandle<()>>,
+    /// Reports the writers' running totals (`Summary`) every 10 seconds.
     progress: tokio::task::JoinHandle<()>,
     failure: Arc<Failure>,
-    loaded: Arc<Mutex<Summary>>,
 }
 
 impl Loading {
@@ -640,27 +646,23 @@ impl Loading {
         let writers = spawn_writers(settings, plan, chunks, failure.clone(), loaded.clone())?;
         Ok(Loading {
             writers,
-            progress: spawn_progress(loaded.clone()),
+            progress: spawn_progress(loaded),
             failure,
-            loaded,
         })
     }
 
     /// Waits until every writer is done (the chunk channel closed, or a failure); after a
     /// failure, tells where the deferred objects are.
-    async fn wait(self, plan: &Plan) -> Result<Summary> {
+    async fn wait(self, plan: &Plan) -> Result<()> {
         for writer in self.writers {
             writer
                 .await
                 .map_err(|e| Error::Environment(format!("a writer panicked: {e}")))?;
         }
         self.progress.abort();
-        if let Err(e) = self.failure.into_result() {
-            leave_deferred(plan);
-            return Err(e);
-        }
-        let summary = std::mem::take(&mut *self.loaded.lock().expect("summary lock"));
-        Ok(summary)
+        self.failure
+            .into_result()
+            .inspect_err(|_| leave_deferred(plan))
     }
 }
 
@@ -722,7 +724,7 @@ fn retry_pause(error: &Error, attempt: u32) -> Option<Duration> {
     if !error.is_transient() || attempt >= WRITER_RETRIES {
         return None;
     }
-    let pause = RETRY_PAUSE * 2u32.pow(attempt);
+    let pause = backoff(attempt);
     tracing::warn!(attempt = attempt + 1, pause_ms = pause.as_millis() as u64, error = %error, "Transient target error; trying again.");
     Some(pause)
 }
@@ -1165,17 +1167,11 @@ pub async fn import(settings: &Settings) -> Result<Summary> {
     );
     let targets = Arc::new(copy_targets(&plan));
     let failure = Arc::new(Failure::default());
-    let loaded = Arc::new(Mutex::new(Summary::default()));
     let mut writers = Vec::new();
     for _ in 0..settings.writers {
         let (url, plan_id) = (settings.require_target()?.clone(), plan.plan_id.clone());
         let timeout = settings.io_timeout;
-        let (entries, targets, failure, loaded) = (
-            entries.clone(),
-            targets.clone(),
-            failure.clone(),
-            loaded.clone(),
-        );
+        let (entries, targets, failure) = (entries.clone(), targets.clone(), failure.clone());
         writers.push(tokio::spawn(async move {
             // A transient error loses at most the claimed chunk's transaction: reconnect and
             // go on with the queue.
@@ -1183,16 +1179,7 @@ pub async fn import(settings: &Settings) -> Result<Summary> {
             loop {
                 let outcome = async {
                     let mut client = sink::connect(&url).await?;
-                    queue_writer(
-                        &mut client,
-                        timeout,
-                        &plan_id,
-                        &entries,
-                        &targets,
-                        &failure,
-                        &loaded,
-                    )
-                    .await
+                    queue_writer(&mut client, timeout, &plan_id, &entries, &targets, &failure).await
                 }
                 .await;
                 match outcome {
@@ -1229,7 +1216,6 @@ async fn queue_writer(
     entries: &HashMap<(String, u32), FinishedChunk>,
     targets: &HashMap<String, CopyTarget>,
     failure: &Failure,
-    loaded: &Mutex<Summary>,
 ) -> Result<()> {
     while !failure.is_cancelled() {
         let tx = client
@@ -1266,10 +1252,6 @@ async fn queue_writer(
         })
         .await?;
         tracing::debug!(table = %table, chunk = chunk_id, rows = chunk.rows, "Chunk loaded.");
-        loaded
-            .lock()
-            .expect("summary lock")
-            .add(&table, chunk.rows, chunk.bytes);
     }
     Ok(())
 }
