@@ -99,6 +99,21 @@ pub struct FileConfig {
     /// Seconds one network step (a row fetch, a COPY message, a commit) may take before the
     /// server is taken for gone (default 300).
     pub io_timeout: Option<u64>,
+    /// How chunks travel to Postgres: `binary` (default) or `csv`.
+    pub copy_format: Option<CopyFormat>,
+}
+
+/// How chunks travel to Postgres. The CSV files are written either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum CopyFormat {
+    /// Postgres' binary COPY format, written beside each CSV file from the same values, for
+    /// every table whose columns all have a binary form (else CSV): Postgres reads it with
+    /// far less work than CSV text.
+    #[default]
+    Binary,
+    /// The CSV files themselves.
+    Csv,
 }
 
 impl FileConfig {
@@ -154,6 +169,7 @@ pub struct Settings {
     /// Discard the workdir's plan (and what it loaded) and start over.
     pub restart: bool,
     pub io_timeout: std::time::Duration,
+    pub copy_format: CopyFormat,
 }
 
 /// `table.column` into its two parts.

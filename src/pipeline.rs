@@ -17,7 +17,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, Value};
 
 use crate::catalog;
-use crate::config::Settings;
+use crate::config::{CopyFormat, Settings};
 use crate::encode::budget::ByteBudget;
 use crate::encode::{encoder_loop, ChunkWriter, EncodeJob, FinishedChunk, TableCodec};
 use crate::error::{within, Error, Problem, Result};
@@ -309,6 +309,7 @@ fn chunk_tasks(
     plan: &Plan,
     workdir: &Path,
     loaded: &HashSet<(String, u32)>,
+    copy_format: CopyFormat,
 ) -> (Vec<ChunkTask>, Vec<FinishedChunk>) {
     let mut tasks = Vec::new();
     let mut ready = Vec::new();
@@ -332,7 +333,10 @@ fn chunk_tasks(
             })
             .collect();
         let job = Arc::new(TableJob {
-            codec: Arc::new(TableCodec::new(table)),
+            codec: Arc::new(TableCodec::new(
+                table,
+                copy_format == CopyFormat::Binary,
+            )),
             key,
             select: table.select.clone(),
         });
@@ -673,7 +677,7 @@ fn spawn_writers(
     failure: Arc<Failure>,
     loaded: Arc<Mutex<Summary>>,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>> {
-    let targets = Arc::new(copy_targets(plan));
+    let targets = Arc::new(copy_targets(plan, settings.copy_format));
     let chunks = Arc::new(tokio::sync::Mutex::new(chunks));
     let url = settings.require_target()?.clone();
     let mut handles = Vec::new();
@@ -701,6 +705,10 @@ fn spawn_writers(
                 match outcome {
                     Ok(sink::Outcome::Loaded) => {
                         tracing::debug!(table = %chunk.table, chunk = chunk.chunk_id, rows = chunk.rows, "Chunk loaded.");
+                        // Only the load needed it; the CSV file stays as the record.
+                        if let Some(path) = &chunk.binary_path {
+                            let _ = std::fs::remove_file(path);
+                        }
                         loaded.lock().expect("summary lock").add(&chunk.table, chunk.rows, chunk.bytes);
                     }
                     Ok(sink::Outcome::Skipped) => {
@@ -1009,7 +1017,13 @@ pub async fn migrate(settings: &Settings) -> Result<Summary> {
             .await?
             .into_iter()
             .collect();
-    let (tasks, ready) = chunk_tasks(&prepared.mapping.tables, &plan, &workdir, &loaded);
+    let (tasks, ready) = chunk_tasks(
+        &prepared.mapping.tables,
+        &plan,
+        &workdir,
+        &loaded,
+        settings.copy_format,
+    );
     tracing::info!(
         loaded = loaded.len(),
         files_ready = ready.len(),
@@ -1075,7 +1089,13 @@ pub async fn export_only(settings: &Settings) -> Result<Summary> {
     } else {
         make_plan(settings, &mut prepared, &workdir).await?
     };
-    let (tasks, _ready) = chunk_tasks(&prepared.mapping.tables, &plan, &workdir, &HashSet::new());
+    let (tasks, _ready) = chunk_tasks(
+        &prepared.mapping.tables,
+        &plan,
+        &workdir,
+        &HashSet::new(),
+        settings.copy_format,
+    );
     let failure = Arc::new(Failure::default());
     let finished: Arc<dyn Fn(FinishedChunk) -> bool + Send + Sync> = Arc::new(|_| true);
     if let Err(e) = export(
@@ -1165,7 +1185,7 @@ pub async fn import(settings: &Settings) -> Result<Summary> {
             })
             .collect(),
     );
-    let targets = Arc::new(copy_targets(&plan));
+    let targets = Arc::new(copy_targets(&plan, settings.copy_format));
     let failure = Arc::new(Failure::default());
     let mut writers = Vec::new();
     for _ in 0..settings.writers {
@@ -1256,7 +1276,7 @@ async fn queue_writer(
     Ok(())
 }
 
-fn copy_targets(plan: &Plan) -> HashMap<String, CopyTarget> {
+fn copy_targets(plan: &Plan, format: CopyFormat) -> HashMap<String, CopyTarget> {
     plan.tables
         .iter()
         .map(|t| {
@@ -1265,6 +1285,7 @@ fn copy_targets(plan: &Plan) -> HashMap<String, CopyTarget> {
                 CopyTarget {
                     qualified: t.target.clone(),
                     columns: t.target_columns.clone(),
+                    format,
                 },
             )
         })

@@ -123,6 +123,10 @@ pub struct ManifestEntry {
     pub checksum: String,
     /// Relative to the workdir.
     pub file: String,
+    /// The same rows in Postgres' binary COPY format, relative to the workdir; removed by
+    /// `migrate` once the chunk is loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

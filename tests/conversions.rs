@@ -29,12 +29,11 @@ const fn rule(
     }
 }
 
-/// Migrates one table per rule in one run and compares every value.
+/// Migrates one table per rule in one run and compares every value, twice: loaded from the
+/// binary COPY files (the default) and from the CSV files (`--copy-format csv`).
 fn check_rules(rules: &[Rule], my_prelude: &str, pg_prelude: &str, extra: &[&str]) {
     let source = unique("conv");
     create_mysql_db(&source);
-    let target = unique("conv");
-    create_pg_db(&target);
     let mut my_sql = format!("SET sql_mode = ''; {my_prelude};");
     let mut pg_sql = format!("{pg_prelude};");
     for (n, r) in rules.iter().enumerate() {
@@ -56,8 +55,18 @@ fn check_rules(rules: &[Rule], my_prelude: &str, pg_prelude: &str, extra: &[&str
         ));
     }
     mysql_exec(Some(&source), my_sql.as_bytes());
-    psql(&target, pg_sql.as_bytes());
-    migrate_ok(&source, &target, &workdir("conv"), extra);
+    for format in ["binary", "csv"] {
+        let target = unique("conv");
+        create_pg_db(&target);
+        psql(&target, pg_sql.as_bytes());
+        let mut args = extra.to_vec();
+        args.extend(["--copy-format", format]);
+        migrate_ok(&source, &target, &workdir("conv"), &args);
+        compare_rules(rules, &target, format);
+    }
+}
+
+fn compare_rules(rules: &[Rule], target: &str, format: &str) {
     for (n, r) in rules.iter().enumerate() {
         let got: Vec<Option<String>> =
             pg_query(&target, &format!("SELECT v::text FROM c{n} ORDER BY id"))
@@ -66,7 +75,11 @@ fn check_rules(rules: &[Rule], my_prelude: &str, pg_prelude: &str, extra: &[&str
                 .collect();
         let expected: Vec<Option<String>> =
             r.expected.iter().map(|e| e.map(str::to_string)).collect();
-        assert_eq!(got, expected, "MySQL {} into Postgres {}", r.my, r.pg);
+        assert_eq!(
+            got, expected,
+            "MySQL {} into Postgres {}, loaded from {format}",
+            r.my, r.pg
+        );
     }
 }
 
@@ -160,6 +173,12 @@ fn integers_of_every_width_arrive_exactly() {
             ),
             rule("bit(8)", "bit(8)", &["b'10100101'"], &[Some("10100101")]),
             rule("bit(5)", "varbit(10)", &["b'00101'"], &[Some("00101")]),
+            rule(
+                "bit(12)",
+                "bit(12)",
+                &["b'101100111000'", "b'000000000001'"],
+                &[Some("101100111000"), Some("000000000001")],
+            ),
         ],
         "",
         "",
@@ -356,6 +375,12 @@ fn uuids_bytes_enums_and_sets() {
                 &[Some("{x,z}"), Some("{}")],
             ),
             rule("set('x','y')", "text", &["'x,y'"], &[Some("x,y")]),
+            rule(
+                "set('a b','c\"d','e')",
+                "varchar(20)[]",
+                &["'a b,c\"d,e'", "'e'"],
+                &[Some(r#"{"a b","c\"d",e}"#), Some("{e}")],
+            ),
         ],
         "",
         "CREATE TYPE kind AS ENUM ('login', 'logout', 'other')",

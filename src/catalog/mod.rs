@@ -114,7 +114,10 @@ pub enum PgType {
         name: String,
         labels: Vec<String>,
     },
-    TextArray,
+    /// text[] or varchar[].
+    TextArray {
+        varchar: bool,
+    },
     Other(String),
 }
 

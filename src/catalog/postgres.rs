@@ -103,7 +103,9 @@ pub fn parse_type(typname: &str, typmod: i32, element: Option<&str>) -> PgType {
         "interval" => PgType::Interval,
         "bit" => PgType::Bit(typmod.max(1) as u32),
         "varbit" => PgType::Varbit((typmod > 0).then_some(typmod as u32)),
-        _ if matches!(element, Some("text" | "varchar")) => PgType::TextArray,
+        _ if matches!(element, Some("text" | "varchar")) => PgType::TextArray {
+            varchar: element == Some("varchar"),
+        },
         other => PgType::Other(other.to_string()),
     }
 }
@@ -122,6 +124,6 @@ mod tests {
         );
         assert_eq!(parse_type("timestamp", -1, None), PgType::Timestamp(6));
         assert_eq!(parse_type("timestamp", 3, None), PgType::Timestamp(3));
-        assert_eq!(parse_type("_text", -1, Some("text")), PgType::TextArray);
+        assert_eq!(parse_type("_text", -1, Some("text")), PgType::TextArray { varchar: false });
     }
 }

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{defaults, parse_column_ref, DbUrl, FileConfig, Settings, TableFilter};
+use crate::config::{
+    defaults, parse_column_ref, CopyFormat, DbUrl, FileConfig, Settings, TableFilter,
+};
 use crate::encode::ZeroDates;
 use crate::error::{Error, Exit};
 use crate::mapping::MappingOptions;
@@ -107,6 +109,9 @@ struct RunArgs {
     /// Seconds one network step may take before the server is taken for gone [default: 300]
     #[arg(long, value_name = "SECONDS")]
     io_timeout: Option<u64>,
+    /// How chunks travel to Postgres: binary COPY files beside the CSV files, or the CSV files [default: binary]
+    #[arg(long, value_enum, value_name = "binary|csv")]
+    copy_format: Option<CopyFormat>,
 }
 
 impl RunArgs {
@@ -161,6 +166,7 @@ impl RunArgs {
                     .or(file.io_timeout)
                     .unwrap_or(defaults::IO_TIMEOUT_SECS),
             ),
+            copy_format: self.copy_format.or(file.copy_format).unwrap_or_default(),
         };
         settings.validate()?;
         Ok(settings)

@@ -465,35 +465,63 @@ fn push_hex(raw: &[u8], out: &mut Vec<u8>) {
 /// Accepts the canonical 8-4-4-4-12 form or 32 bare hex digits, writes the canonical
 /// lower-case form.
 fn push_uuid_text(text: &[u8], out: &mut Vec<u8>) -> Outcome {
-    let valid = match text.len() {
-        36 => text.iter().enumerate().all(|(i, &b)| match i {
-            8 | 13 | 18 | 23 => b == b'-',
-            _ => b.is_ascii_hexdigit(),
-        }),
-        32 => text.iter().all(u8::is_ascii_hexdigit),
-        _ => false,
-    };
-    if !valid {
-        return Err(Refusal::new("not a uuid (expected 8-4-4-4-12 hex digits)"));
-    }
-    let mut hex = text.iter().filter(|&&b| b != b'-');
-    for i in 0..32 {
-        if matches!(i, 8 | 12 | 16 | 20) {
-            out.push(b'-');
-        }
-        out.push(hex.next().expect("32 hex digits").to_ascii_lowercase());
-    }
+    let raw = parse_uuid(text)?;
+    push_uuid_bytes(&raw, out);
     Ok(())
 }
 
+/// The 16 bytes of a uuid written as text (8-4-4-4-12 or 32 bare hex digits, any case).
+pub(crate) fn parse_uuid(text: &[u8]) -> Result<[u8; 16], Refusal> {
+    fn nibble(b: u8) -> Option<u8> {
+        match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
+        }
+    }
+    let invalid = || Refusal::new("not a uuid (expected 8-4-4-4-12 hex digits)");
+    let mut digits = [0u8; 32];
+    match text.len() {
+        36 => {
+            let mut n = 0;
+            for (i, &b) in text.iter().enumerate() {
+                if matches!(i, 8 | 13 | 18 | 23) {
+                    if b != b'-' {
+                        return Err(invalid());
+                    }
+                } else {
+                    digits[n] = b;
+                    n += 1;
+                }
+            }
+        }
+        32 => digits.copy_from_slice(text),
+        _ => return Err(invalid()),
+    }
+    let mut raw = [0u8; 16];
+    for (byte, pair) in raw.iter_mut().zip(digits.chunks_exact(2)) {
+        let (Some(high), Some(low)) = (nibble(pair[0]), nibble(pair[1])) else {
+            return Err(invalid());
+        };
+        *byte = high << 4 | low;
+    }
+    Ok(raw)
+}
+
+/// 16 bytes as the canonical lower-case 8-4-4-4-12 text, written in one piece.
 fn push_uuid_bytes(raw: &[u8], out: &mut Vec<u8>) {
+    let mut text = [b'-'; 36];
+    let mut at = 0;
     for (i, &b) in raw.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
-            out.push(b'-');
+            at += 1;
         }
-        out.push(HEX[(b >> 4) as usize]);
-        out.push(HEX[(b & 15) as usize]);
+        text[at] = HEX[(b >> 4) as usize];
+        text[at + 1] = HEX[(b & 15) as usize];
+        at += 2;
     }
+    out.extend_from_slice(&text);
 }
 
 /// Decimal text from MySQL is already canonical (`-123.4500`); check only that its integer

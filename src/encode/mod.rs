@@ -3,6 +3,7 @@
 //! the chunk's checksum and appended to the chunk's file, which is fsynced and renamed into
 //! place when the chunk's last batch is in.
 
+pub mod binary;
 pub mod budget;
 pub mod convert;
 pub mod csv;
@@ -16,6 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use mysql_async::{Row, Value};
 
+pub use binary::Wire;
 pub use convert::{Conversion, Refusal, ZeroDates, Zone};
 
 use crate::error::{Error, Result, ValueError};
@@ -33,10 +35,19 @@ pub struct TableCodec {
     pub not_null: Vec<bool>,
     pub key_columns: Vec<String>,
     pub key_positions: Vec<usize>,
+    /// The binary COPY form of every column, when the table loads in binary: asked for,
+    /// and every column has one.
+    pub wires: Option<Vec<Wire>>,
 }
 
 impl TableCodec {
-    pub fn new(mapping: &TableMapping) -> Self {
+    pub fn new(mapping: &TableMapping, binary: bool) -> Self {
+        let wires = mapping
+            .columns
+            .iter()
+            .map(|c| Wire::of(&c.conversion, &mapping.target.column(&c.target)?.ty))
+            .collect::<Option<Vec<_>>>()
+            .filter(|_| binary);
         TableCodec {
             table: mapping.name().to_string(),
             columns: mapping.columns.iter().map(|c| c.source.clone()).collect(),
@@ -52,15 +63,26 @@ impl TableCodec {
                 .collect(),
             key_columns: mapping.key_columns().to_vec(),
             key_positions: mapping.key_positions.clone(),
+            wires,
         }
     }
 
-    /// Appends `rows` as CSV lines to `out`; returns the wrapping sum of the rows'
-    /// checksums (order-independent, so batches may be written in any order).
-    pub fn encode_rows(&self, rows: &[Row], out: &mut Vec<u8>) -> Result<u64, Box<ValueError>> {
+    /// Appends `rows` as CSV lines to `out`, and as binary COPY tuples to `binary` when the
+    /// table loads in binary; returns the wrapping sum of the rows' checksums (of the CSV
+    /// lines; order-independent, so batches may be written in any order).
+    pub fn encode_rows(
+        &self,
+        rows: &[Row],
+        out: &mut Vec<u8>,
+        mut binary: Option<&mut Vec<u8>>,
+    ) -> Result<u64, Box<ValueError>> {
         let mut sum = 0u64;
+        let wires = self.wires.as_deref().filter(|_| binary.is_some());
         for row in rows {
             let start = out.len();
+            if let Some(binary) = binary.as_deref_mut() {
+                binary.extend_from_slice(&(self.conversions.len() as i16).to_be_bytes());
+            }
             for (i, conversion) in self.conversions.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
@@ -74,6 +96,9 @@ impl TableCodec {
                 // source, or a zero date written as NULL.
                 if self.not_null[i] && out.len() == field_start {
                     return Err(self.value_error(row, i, value, Refusal::null_into_not_null()));
+                }
+                if let (Some(wires), Some(binary)) = (wires, binary.as_deref_mut()) {
+                    wires[i].encode(conversion, value, &out[field_start..], binary);
                 }
             }
             out.push(b'\n');
@@ -131,6 +156,8 @@ pub struct ChunkWriter {
     pub chunk_id: u32,
     tmp_path: PathBuf,
     final_path: PathBuf,
+    /// The binary COPY file's temporary and final paths, when the table loads in binary.
+    binary_paths: Option<(PathBuf, PathBuf)>,
     state: Mutex<ChunkState>,
     pending: AtomicUsize,
     /// Set when the reader lost its connection mid-chunk and reads the chunk again into a
@@ -141,6 +168,7 @@ pub struct ChunkWriter {
 #[derive(Default)]
 struct ChunkState {
     file: Option<File>,
+    binary_file: Option<File>,
     rows: u64,
     bytes: u64,
     checksum: u64,
@@ -155,28 +183,33 @@ pub struct FinishedChunk {
     pub bytes: u64,
     pub checksum: u64,
     pub path: PathBuf,
+    /// The same rows in binary COPY format, loaded instead of the CSV file while it exists.
+    pub binary_path: Option<PathBuf>,
 }
 
 impl FinishedChunk {
     /// The chunk as `manifest.json` lists it (file name relative to its table directory's
     /// parent's parent, i.e. the workdir).
     pub fn manifest_entry(&self) -> workdir::ManifestEntry {
-        let file = self
-            .path
-            .iter()
-            .rev()
-            .take(3)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<PathBuf>();
+        let relative = |path: &std::path::Path| {
+            path.iter()
+                .rev()
+                .take(3)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<PathBuf>()
+                .to_string_lossy()
+                .into_owned()
+        };
         workdir::ManifestEntry {
             table: self.table.clone(),
             chunk: self.chunk_id,
             rows: self.rows,
             bytes: self.bytes,
             checksum: format!("{:016x}", self.checksum),
-            file: file.to_string_lossy().into_owned(),
+            file: relative(&self.path),
+            binary_file: self.binary_path.as_deref().map(relative),
         }
     }
 
@@ -189,6 +222,7 @@ impl FinishedChunk {
             bytes: entry.bytes,
             checksum: u64::from_str_radix(&entry.checksum, 16).unwrap_or(0),
             path: workdir.join(&entry.file),
+            binary_path: entry.binary_file.as_ref().map(|f| workdir.join(f)),
         }
     }
 }
@@ -201,14 +235,19 @@ impl ChunkWriter {
         final_path: PathBuf,
         attempt: u32,
     ) -> Arc<Self> {
-        let tmp_path = match attempt {
-            0 => final_path.with_extension("csv.tmp"),
-            n => final_path.with_extension(format!("csv.tmp{n}")),
+        let tmp = |extension: &str| match attempt {
+            0 => final_path.with_extension(format!("{extension}.tmp")),
+            n => final_path.with_extension(format!("{extension}.tmp{n}")),
         };
+        let binary_paths = codec
+            .wires
+            .is_some()
+            .then(|| (tmp(BINARY_EXTENSION), final_path.with_extension(BINARY_EXTENSION)));
         Arc::new(ChunkWriter {
             codec,
             chunk_id,
-            tmp_path,
+            tmp_path: tmp("csv"),
+            binary_paths,
             final_path,
             state: Mutex::new(ChunkState::default()),
             pending: AtomicUsize::new(1),
@@ -228,16 +267,30 @@ impl ChunkWriter {
         self.pending.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Encodes one batch and appends it to the file.
-    pub fn write_batch(&self, rows: &[Row], buffer: &mut Vec<u8>) -> Result<()> {
+    /// Encodes one batch and appends it to the file (and the binary file).
+    pub fn write_batch(&self, rows: &[Row], buffers: &mut Buffers) -> Result<()> {
         if self.abandoned.load(Ordering::Acquire) {
             return Ok(());
         }
+        let (buffer, binary) = (&mut buffers.csv, &mut buffers.binary);
         buffer.clear();
-        let checksum = self.codec.encode_rows(rows, buffer).map_err(Error::Value)?;
+        binary.clear();
+        let checksum = self
+            .codec
+            .encode_rows(rows, buffer, self.binary_paths.as_ref().map(|_| &mut *binary))
+            .map_err(Error::Value)?;
         let mut state = self.state.lock().expect("chunk state lock");
         if state.file.is_none() {
             state.file = Some(workdir::create_private_file(&self.tmp_path)?);
+        }
+        if let Some((tmp, _)) = &self.binary_paths {
+            if state.binary_file.is_none() {
+                let mut file = workdir::create_private_file(tmp)?;
+                file.write_all(binary::HEADER).map_err(Error::io(tmp))?;
+                state.binary_file = Some(file);
+            }
+            let file = state.binary_file.as_mut().expect("opened above");
+            file.write_all(binary).map_err(Error::io(tmp))?;
         }
         state
             .file
@@ -259,7 +312,11 @@ impl ChunkWriter {
         let mut state = self.state.lock().expect("chunk state lock");
         if self.abandoned.load(Ordering::Acquire) {
             state.file = None;
+            state.binary_file = None;
             let _ = std::fs::remove_file(&self.tmp_path);
+            if let Some((tmp, _)) = &self.binary_paths {
+                let _ = std::fs::remove_file(tmp);
+            }
             return Ok(None);
         }
         let file = match state.file.take() {
@@ -268,6 +325,16 @@ impl ChunkWriter {
         };
         file.sync_all().map_err(Error::io(&self.tmp_path))?;
         drop(file);
+        // The binary file before the CSV file: a CSV file under its final name means both
+        // are complete. An empty chunk needs none.
+        let mut binary_path = None;
+        if let (Some((tmp, path)), Some(mut file)) = (&self.binary_paths, state.binary_file.take()) {
+            file.write_all(binary::TRAILER).map_err(Error::io(tmp))?;
+            file.sync_all().map_err(Error::io(tmp))?;
+            drop(file);
+            std::fs::rename(tmp, path).map_err(Error::io(path))?;
+            binary_path = Some(path.clone());
+        }
         let finished = FinishedChunk {
             table: self.codec.table.clone(),
             chunk_id: self.chunk_id,
@@ -275,6 +342,7 @@ impl ChunkWriter {
             bytes: state.bytes,
             checksum: state.checksum,
             path: self.final_path.clone(),
+            binary_path,
         };
         // The sidecar first: a CSV file under its final name is complete and described.
         workdir::write_json(
@@ -283,6 +351,24 @@ impl ChunkWriter {
         )?;
         std::fs::rename(&self.tmp_path, &self.final_path).map_err(Error::io(&self.final_path))?;
         Ok(Some(finished))
+    }
+}
+
+/// The extension of a chunk's binary COPY file, beside its `.csv`.
+pub const BINARY_EXTENSION: &str = "pgcopy";
+
+/// An encoder's reusable buffers for one batch.
+pub struct Buffers {
+    csv: Vec<u8>,
+    binary: Vec<u8>,
+}
+
+impl Default for Buffers {
+    fn default() -> Self {
+        Buffers {
+            csv: Vec::with_capacity(1 << 20),
+            binary: Vec::with_capacity(1 << 20),
+        }
     }
 }
 
@@ -302,7 +388,7 @@ pub fn encoder_loop(
     fail: &dyn Fn(Error),
     finished: &dyn Fn(FinishedChunk) -> bool,
 ) {
-    let mut buffer = Vec::with_capacity(1 << 20);
+    let mut buffers = Buffers::default();
     for job in jobs {
         if cancelled() {
             // Drain, so no reader stays blocked on a full channel or budget.
@@ -313,7 +399,7 @@ pub fn encoder_loop(
         }
         let (writer, outcome) = match job {
             EncodeJob::Rows(writer, rows, bytes) => {
-                let outcome = writer.write_batch(&rows, &mut buffer);
+                let outcome = writer.write_batch(&rows, &mut buffers);
                 drop(rows);
                 budget.release(bytes);
                 (writer, outcome)
@@ -329,8 +415,8 @@ pub fn encoder_loop(
             Ok(None) => {}
             Err(e) => fail(e),
         }
-        if buffer.capacity() > 8 << 20 {
-            buffer = Vec::with_capacity(1 << 20); // one huge row must not pin its memory
+        if buffers.csv.capacity() > 8 << 20 || buffers.binary.capacity() > 8 << 20 {
+            buffers = Buffers::default(); // one huge row must not pin its memory
         }
     }
 }

@@ -68,7 +68,7 @@ pub fn choose(
         (M::Enum(_) | M::Char { .. } | M::Text, P::Enum { labels, .. }) => Conversion::EnumLabel {
             labels: Arc::new(labels.iter().cloned().collect::<HashSet<_>>()),
         },
-        (M::Set(_), P::TextArray) => Conversion::SetToArray,
+        (M::Set(_), P::TextArray { .. }) => Conversion::SetToArray,
         // Bytes.
         (M::Binary { .. }, P::Bytea) => Conversion::Bytea,
         (

@@ -13,7 +13,7 @@ use tokio::io::AsyncReadExt;
 use tokio_postgres::{Client, Config, NoTls};
 
 use crate::catalog::pg_ident;
-use crate::config::DbUrl;
+use crate::config::{CopyFormat, DbUrl};
 use crate::encode::FinishedChunk;
 use crate::error::{within, Error, Problem, Result};
 
@@ -74,15 +74,25 @@ pub async fn non_empty_tables(
     Ok(problems)
 }
 
-/// Where a chunk goes: the target table and its columns in CSV order.
+/// Where a chunk goes: the target table and its columns in CSV order, and how it travels.
 #[derive(Debug, Clone)]
 pub struct CopyTarget {
     pub qualified: String,
     pub columns: Vec<String>,
+    pub format: CopyFormat,
 }
 
 impl CopyTarget {
-    pub fn copy_sql(&self) -> String {
+    /// The file to send for `chunk`, and whether it is in binary format: its binary COPY
+    /// file when binary is wanted and the file is there, else its CSV file.
+    pub fn source_file<'c>(&self, chunk: &'c FinishedChunk) -> (&'c Path, bool) {
+        match &chunk.binary_path {
+            Some(path) if self.format == CopyFormat::Binary && path.exists() => (path, true),
+            _ => (&chunk.path, false),
+        }
+    }
+
+    pub fn copy_sql(&self, binary: bool) -> String {
         let cols = self
             .columns
             .iter()
@@ -90,8 +100,9 @@ impl CopyTarget {
             .collect::<Vec<_>>()
             .join(", ");
         format!(
-            "COPY {} ({cols}) FROM STDIN WITH (FORMAT csv)",
-            self.qualified
+            "COPY {} ({cols}) FROM STDIN WITH (FORMAT {})",
+            self.qualified,
+            if binary { "binary" } else { "csv" }
         )
     }
 }
@@ -148,14 +159,15 @@ pub async fn copy_and_mark(
     timeout: Duration,
 ) -> Result<()> {
     if chunk.rows > 0 {
+        let (path, binary) = target.source_file(chunk);
         let sink = within(timeout, context, async {
-            tx.copy_in::<_, bytes::Bytes>(&target.copy_sql())
+            tx.copy_in::<_, bytes::Bytes>(&target.copy_sql(binary))
                 .await
                 .map_err(Error::target(context))
         })
         .await?;
         futures_util::pin_mut!(sink);
-        stream_file(&chunk.path, sink.as_mut(), context, timeout).await?;
+        stream_file(path, sink.as_mut(), context, timeout).await?;
         // Postgres checks every row at the end: allow for the chunk's size.
         let loaded = within(timeout * 4, context, async {
             sink.as_mut().finish().await.map_err(Error::target(context))
