@@ -333,10 +333,7 @@ fn chunk_tasks(
             })
             .collect();
         let job = Arc::new(TableJob {
-            codec: Arc::new(TableCodec::new(
-                table,
-                copy_format == CopyFormat::Binary,
-            )),
+            codec: Arc::new(TableCodec::new(table, copy_format == CopyFormat::Binary)),
             key,
             select: table.select.clone(),
         });

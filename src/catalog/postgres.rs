@@ -124,6 +124,9 @@ mod tests {
         );
         assert_eq!(parse_type("timestamp", -1, None), PgType::Timestamp(6));
         assert_eq!(parse_type("timestamp", 3, None), PgType::Timestamp(3));
-        assert_eq!(parse_type("_text", -1, Some("text")), PgType::TextArray { varchar: false });
+        assert_eq!(
+            parse_type("_text", -1, Some("text")),
+            PgType::TextArray { varchar: false }
+        );
     }
 }

@@ -99,7 +99,13 @@ impl Wire {
 
     /// Appends one field (length and bytes) for `value`, which `conversion` has just written
     /// to the CSV file as `csv_field` (empty for NULL).
-    pub fn encode(self, conversion: &Conversion, value: &Value, csv_field: &[u8], out: &mut Vec<u8>) {
+    pub fn encode(
+        self,
+        conversion: &Conversion,
+        value: &Value,
+        csv_field: &[u8],
+        out: &mut Vec<u8>,
+    ) {
         if csv_field.is_empty() {
             // NULL (an empty string is `""` in CSV, never an empty field).
             out.extend_from_slice(&(-1i32).to_be_bytes());
@@ -120,8 +126,12 @@ impl Wire {
             },
             // From the CSV text, so both files hold the same number: Postgres reads the text
             // with strtod/strtof, correctly rounded as Rust's parse is.
-            Wire::Float4 => out.extend_from_slice(&float_text::<f32>(csv_field).to_bits().to_be_bytes()),
-            Wire::Float8 => out.extend_from_slice(&float_text::<f64>(csv_field).to_bits().to_be_bytes()),
+            Wire::Float4 => {
+                out.extend_from_slice(&float_text::<f32>(csv_field).to_bits().to_be_bytes())
+            }
+            Wire::Float8 => {
+                out.extend_from_slice(&float_text::<f64>(csv_field).to_bits().to_be_bytes())
+            }
             Wire::Text => out.extend_from_slice(bytes(value)),
             Wire::Jsonb => {
                 out.push(1);
@@ -129,22 +139,30 @@ impl Wire {
             }
             Wire::Uuid => match conversion {
                 Conversion::BinaryToUuid => out.extend_from_slice(bytes(value)),
-                _ => out.extend_from_slice(&parse_uuid(bytes(value)).expect("accepted by the CSV encoder")),
+                _ => out.extend_from_slice(
+                    &parse_uuid(bytes(value)).expect("accepted by the CSV encoder"),
+                ),
             },
             Wire::Bytea => out.extend_from_slice(bytes(value)),
             Wire::TextArray { element_oid } => push_text_array(bytes(value), element_oid, out),
             Wire::Date => {
-                let Value::Date(y, m, d, ..) = *value else { unreachable!("a date value") };
+                let Value::Date(y, m, d, ..) = *value else {
+                    unreachable!("a date value")
+                };
                 out.extend_from_slice(&(days_since_2000(y, m, d) as i32).to_be_bytes());
             }
             Wire::Timestamp => {
-                let Value::Date(y, m, d, hh, mm, ss, us) = *value else { unreachable!("a date value") };
-                let micros = days_since_2000(y, m, d) * MICROS_PER_DAY
-                    + time_micros(hh as i64, mm, ss, us);
+                let Value::Date(y, m, d, hh, mm, ss, us) = *value else {
+                    unreachable!("a date value")
+                };
+                let micros =
+                    days_since_2000(y, m, d) * MICROS_PER_DAY + time_micros(hh as i64, mm, ss, us);
                 out.extend_from_slice(&micros.to_be_bytes());
             }
             Wire::Time | Wire::Interval => {
-                let Value::Time(negative, days, hh, mm, ss, us) = *value else { unreachable!("a time value") };
+                let Value::Time(negative, days, hh, mm, ss, us) = *value else {
+                    unreachable!("a time value")
+                };
                 let micros = time_micros(days as i64 * 24 + hh as i64, mm, ss, us);
                 let micros = if negative { -micros } else { micros };
                 out.extend_from_slice(&micros.to_be_bytes());
@@ -153,7 +171,9 @@ impl Wire {
                 }
             }
             Wire::Bits => {
-                let Conversion::Bits { width } = *conversion else { unreachable!("bits") };
+                let Conversion::Bits { width } = *conversion else {
+                    unreachable!("bits")
+                };
                 let n = bits(value);
                 out.extend_from_slice(&(width as i32).to_be_bytes());
                 // Most significant bit first, the last byte padded with zero bits.
@@ -246,7 +266,11 @@ fn push_numeric(text: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&weight.to_be_bytes());
     out.extend_from_slice(&(if negative { 0x4000u16 } else { 0 }).to_be_bytes());
     out.extend_from_slice(&(fraction.len() as u16).to_be_bytes());
-    let digit = |group: &[u8]| group.iter().fold(0u16, |acc, &b| acc * 10 + (b - b'0') as u16);
+    let digit = |group: &[u8]| {
+        group
+            .iter()
+            .fold(0u16, |acc, &b| acc * 10 + (b - b'0') as u16)
+    };
     // The integer part's first group is the short one; the fraction's last is padded.
     let head = integer.len() - (integer_groups.saturating_sub(1)) * 4;
     if integer_groups > 0 {
@@ -288,7 +312,9 @@ mod tests {
     fn numeric(text: &str) -> Vec<i16> {
         let mut out = Vec::new();
         push_numeric(text.as_bytes(), &mut out);
-        out.chunks(2).map(|c| i16::from_be_bytes([c[0], c[1]])).collect()
+        out.chunks(2)
+            .map(|c| i16::from_be_bytes([c[0], c[1]]))
+            .collect()
     }
 
     #[test]
@@ -299,7 +325,10 @@ mod tests {
         assert_eq!(numeric("0.0012"), [1, -1, 0, 4, 12]);
         assert_eq!(numeric("0"), [0, -1, 0, 0]);
         assert_eq!(numeric("10000"), [2, 1, 0, 0, 1, 0]);
-        assert_eq!(numeric("18446744073709551615"), [5, 4, 0, 0, 1844, 6744, 737, 955, 1615]);
+        assert_eq!(
+            numeric("18446744073709551615"),
+            [5, 4, 0, 0, 1844, 6744, 737, 955, 1615]
+        );
     }
 
     #[test]

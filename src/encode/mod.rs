@@ -239,10 +239,12 @@ impl ChunkWriter {
             0 => final_path.with_extension(format!("{extension}.tmp")),
             n => final_path.with_extension(format!("{extension}.tmp{n}")),
         };
-        let binary_paths = codec
-            .wires
-            .is_some()
-            .then(|| (tmp(BINARY_EXTENSION), final_path.with_extension(BINARY_EXTENSION)));
+        let binary_paths = codec.wires.is_some().then(|| {
+            (
+                tmp(BINARY_EXTENSION),
+                final_path.with_extension(BINARY_EXTENSION),
+            )
+        });
         Arc::new(ChunkWriter {
             codec,
             chunk_id,
@@ -277,7 +279,11 @@ impl ChunkWriter {
         binary.clear();
         let checksum = self
             .codec
-            .encode_rows(rows, buffer, self.binary_paths.as_ref().map(|_| &mut *binary))
+            .encode_rows(
+                rows,
+                buffer,
+                self.binary_paths.as_ref().map(|_| &mut *binary),
+            )
             .map_err(Error::Value)?;
         let mut state = self.state.lock().expect("chunk state lock");
         if state.file.is_none() {
@@ -328,7 +334,8 @@ impl ChunkWriter {
         // The binary file before the CSV file: a CSV file under its final name means both
         // are complete. An empty chunk needs none.
         let mut binary_path = None;
-        if let (Some((tmp, path)), Some(mut file)) = (&self.binary_paths, state.binary_file.take()) {
+        if let (Some((tmp, path)), Some(mut file)) = (&self.binary_paths, state.binary_file.take())
+        {
             file.write_all(binary::TRAILER).map_err(Error::io(tmp))?;
             file.sync_all().map_err(Error::io(tmp))?;
             drop(file);

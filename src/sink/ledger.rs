@@ -40,6 +40,8 @@ pub async fn ensure(client: &Client) -> Result<()> {
                  restore_sql text NOT NULL,
                  PRIMARY KEY (plan_id, table_name, object_name)
              );
+             -- The table a foreign key references (its keys must be back before it is).
+             ALTER TABLE pgferry.deferred_constraints ADD COLUMN IF NOT EXISTS referenced_table text;
              CREATE TABLE IF NOT EXISTS pgferry.sequences (
                  plan_id       text    NOT NULL REFERENCES pgferry.plans ON DELETE CASCADE,
                  sequence_name text    NOT NULL,
