@@ -69,7 +69,7 @@ fn check_rules(rules: &[Rule], my_prelude: &str, pg_prelude: &str, extra: &[&str
 fn compare_rules(rules: &[Rule], target: &str, format: &str) {
     for (n, r) in rules.iter().enumerate() {
         let got: Vec<Option<String>> =
-            pg_query(&target, &format!("SELECT v::text FROM c{n} ORDER BY id"))
+            pg_query(target, &format!("SELECT v::text FROM c{n} ORDER BY id"))
                 .into_iter()
                 .map(|row| row[0].clone())
                 .collect();
