@@ -96,7 +96,7 @@ pub struct FileConfig {
     /// Source columns not to copy, as `table.column`.
     #[serde(default)]
     pub drop_columns: Vec<String>,
-    /// Seconds one network step (a row fetch, a COPY message, a commit) may take before the
+    /// Seconds one network step (fetching a batch of rows, sending a COPY message, a commit) may take before the
     /// server is taken for gone (default 300).
     pub io_timeout: Option<u64>,
     /// How chunks travel to Postgres: `binary` (default) or `csv`.

@@ -89,7 +89,8 @@ pub fn parse_type(typname: &str, typmod: i32, element: Option<&str>) -> PgType {
         })),
         "float4" => PgType::Float4,
         "float8" => PgType::Float8,
-        "text" | "citext" | "name" => PgType::Text,
+        // Not `name`: its input silently cuts values beyond 63 bytes, so no rule takes it.
+        "text" | "citext" => PgType::Text,
         "varchar" => PgType::Varchar((typmod >= 4).then(|| (typmod - 4) as u32)),
         "bpchar" => PgType::Char(if typmod >= 4 { (typmod - 4) as u32 } else { 1 }),
         "uuid" => PgType::Uuid,
