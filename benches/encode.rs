@@ -1,17 +1,18 @@
-//! Hot paths without a database: one value converted and written as CSV, per column type,
-//! and the row checksum. Throughput is reported in values (or bytes) per second per core.
+//! Hot paths without a database: one value converted and written as CSV (and as a binary
+//! COPY field), per column type, and the row checksum. Throughput is reported in values (or bytes) per second per core.
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use mysql_async::Value;
-use pgferry::encode::{row_checksum, Conversion, ZeroDates, Zone};
+use pgferry::encode::{row_checksum, Conversion, Wire, ZeroDates, Zone};
 
 const VALUES: usize = 10_000;
 
-fn cases() -> Vec<(&'static str, Conversion, Vec<Value>)> {
+fn cases() -> Vec<(&'static str, Wire, Conversion, Vec<Value>)> {
     let n = VALUES;
     vec![
         (
             "int_to_int4",
+            Wire::Int4,
             Conversion::Integer {
                 min: i32::MIN as i128,
                 max: i32::MAX as i128,
@@ -20,11 +21,13 @@ fn cases() -> Vec<(&'static str, Conversion, Vec<Value>)> {
         ),
         (
             "tinyint_to_bool",
+            Wire::Bool,
             Conversion::IntegerToBool,
             (0..n).map(|i| Value::Int((i % 2) as i64)).collect(),
         ),
         (
             "decimal_to_numeric",
+            Wire::Numeric,
             Conversion::Decimal {
                 max_integer_digits: Some(10),
             },
@@ -34,11 +37,13 @@ fn cases() -> Vec<(&'static str, Conversion, Vec<Value>)> {
         ),
         (
             "double_to_float8",
+            Wire::Float8,
             Conversion::Float64,
             (0..n).map(|i| Value::Double(i as f64 / 7.0)).collect(),
         ),
         (
             "char36_to_uuid",
+            Wire::Uuid,
             Conversion::TextToUuid,
             (0..n)
                 .map(|i| {
@@ -48,6 +53,7 @@ fn cases() -> Vec<(&'static str, Conversion, Vec<Value>)> {
         ),
         (
             "varchar_to_varchar",
+            Wire::Text,
             Conversion::Text {
                 max_chars: Some(100),
             },
@@ -57,6 +63,7 @@ fn cases() -> Vec<(&'static str, Conversion, Vec<Value>)> {
         ),
         (
             "text_plain",
+            Wire::Text,
             Conversion::Text { max_chars: None },
             (0..n)
                 .map(|i| {
@@ -68,6 +75,7 @@ fn cases() -> Vec<(&'static str, Conversion, Vec<Value>)> {
         ),
         (
             "longtext_to_jsonb",
+            Wire::Jsonb,
             Conversion::Json { jsonb: true },
             (0..n)
                 .map(|i| {
@@ -79,6 +87,7 @@ fn cases() -> Vec<(&'static str, Conversion, Vec<Value>)> {
         ),
         (
             "datetime6_to_timestamp",
+            Wire::Timestamp,
             Conversion::Timestamp {
                 zone: Zone::Naive,
                 precision: 6,
@@ -100,6 +109,7 @@ fn cases() -> Vec<(&'static str, Conversion, Vec<Value>)> {
         ),
         (
             "blob_to_bytea",
+            Wire::Bytea,
             Conversion::Bytea,
             (0..n)
                 .map(|i| Value::Bytes(vec![(i % 256) as u8; 64]))
@@ -110,7 +120,7 @@ fn cases() -> Vec<(&'static str, Conversion, Vec<Value>)> {
 
 fn conversions(c: &mut Criterion) {
     let mut group = c.benchmark_group("convert");
-    for (name, conversion, values) in cases() {
+    for (name, _, conversion, values) in cases() {
         group.throughput(Throughput::Elements(values.len() as u64));
         let mut out = Vec::with_capacity(1 << 20);
         group.bench_with_input(BenchmarkId::from_parameter(name), &values, |b, values| {
@@ -127,6 +137,30 @@ fn conversions(c: &mut Criterion) {
     group.finish();
 }
 
+/// The CSV field and the binary COPY field of each value, as the encoder writes both.
+fn conversions_with_binary(c: &mut Criterion) {
+    let mut group = c.benchmark_group("convert_csv_and_binary");
+    for (name, wire, conversion, values) in cases() {
+        group.throughput(Throughput::Elements(values.len() as u64));
+        let mut out = Vec::with_capacity(1 << 20);
+        let mut binary = Vec::with_capacity(1 << 20);
+        group.bench_with_input(BenchmarkId::from_parameter(name), &values, |b, values| {
+            b.iter(|| {
+                out.clear();
+                binary.clear();
+                for v in values {
+                    let start = out.len();
+                    conversion.encode(black_box(v), &mut out).unwrap();
+                    wire.encode(&conversion, v, &out[start..], &mut binary);
+                    out.push(b',');
+                }
+                black_box(out.len() + binary.len())
+            })
+        });
+    }
+    group.finish();
+}
+
 fn checksum(c: &mut Criterion) {
     let line = b"0004d0b5-9e19-461f-a126-e3a08a814c33,user1970@example.org,\"Anne \"\"1970\"\" O'Brien, Jr.\",2020-01-01 00:32:50.60043,\"{\"\"lang\"\":\"\"nl\"\"}\",f,970\n";
     let mut group = c.benchmark_group("checksum");
@@ -135,5 +169,5 @@ fn checksum(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, conversions, checksum);
+criterion_group!(benches, conversions, conversions_with_binary, checksum);
 criterion_main!(benches);
