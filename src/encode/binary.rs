@@ -10,7 +10,7 @@
 
 use mysql_async::Value;
 
-use super::convert::{parse_uuid, Conversion, Zone};
+use super::convert::{self, parse_uuid, Conversion, Refusal, Zone};
 use crate::catalog::PgType;
 
 /// The file signature, flags and header extension length of a binary COPY stream.
@@ -139,9 +139,7 @@ impl Wire {
             }
             Wire::Uuid => match conversion {
                 Conversion::BinaryToUuid => out.extend_from_slice(bytes(value)),
-                _ => out.extend_from_slice(
-                    &parse_uuid(bytes(value)).expect("accepted by the CSV encoder"),
-                ),
+                _ => out.extend_from_slice(&accepted(parse_uuid(bytes(value)))),
             },
             Wire::Bytea => out.extend_from_slice(bytes(value)),
             Wire::TextArray { element_oid } => push_text_array(bytes(value), element_oid, out),
@@ -160,10 +158,8 @@ impl Wire {
                 out.extend_from_slice(&micros.to_be_bytes());
             }
             Wire::Time | Wire::Interval => {
-                let Value::Time(negative, days, hh, mm, ss, us) = *value else {
-                    unreachable!("a time value")
-                };
-                let micros = time_micros(days as i64 * 24 + hh as i64, mm, ss, us);
+                let (negative, hours, mm, ss, us) = accepted(convert::time(value));
+                let micros = time_micros(hours as i64, mm, ss, us);
                 let micros = if negative { -micros } else { micros };
                 out.extend_from_slice(&micros.to_be_bytes());
                 if self == Wire::Interval {
@@ -174,7 +170,7 @@ impl Wire {
                 let Conversion::Bits { width } = *conversion else {
                     unreachable!("bits")
                 };
-                let n = bits(value);
+                let n = accepted(convert::bits(value));
                 out.extend_from_slice(&(width as i32).to_be_bytes());
                 // Most significant bit first, the last byte padded with zero bits.
                 let mut byte = 0u8;
@@ -196,32 +192,17 @@ impl Wire {
     }
 }
 
-fn integer(value: &Value) -> i128 {
-    match value {
-        Value::Int(n) => *n as i128,
-        Value::UInt(n) => *n as i128,
-        Value::Bytes(b) => std::str::from_utf8(b)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .expect("accepted by the CSV encoder"),
-        _ => unreachable!("an integer value"),
-    }
+/// What the CSV encoder's reader of `value` returned when it accepted the value.
+fn accepted<T>(read: Result<T, Refusal>) -> T {
+    read.expect("accepted by the CSV encoder")
 }
 
-fn bits(value: &Value) -> u64 {
-    match value {
-        Value::Bytes(b) => b.iter().fold(0u64, |acc, &x| (acc << 8) | x as u64),
-        Value::Int(n) => *n as u64,
-        Value::UInt(n) => *n,
-        _ => unreachable!("a bit value"),
-    }
+fn integer(value: &Value) -> i128 {
+    accepted(convert::integer(value))
 }
 
 fn bytes(value: &Value) -> &[u8] {
-    match value {
-        Value::Bytes(b) => b,
-        _ => unreachable!("a string value"),
-    }
+    accepted(convert::bytes(value))
 }
 
 fn float_text<F: std::str::FromStr>(text: &[u8]) -> F {

@@ -315,7 +315,7 @@ fn unexpected(value: &Value) -> Refusal {
 }
 
 #[inline]
-fn integer(value: &Value) -> Result<i128, Refusal> {
+pub(crate) fn integer(value: &Value) -> Result<i128, Refusal> {
     match value {
         Value::Int(n) => Ok(*n as i128),
         Value::UInt(n) => Ok(*n as i128),
@@ -328,7 +328,7 @@ fn integer(value: &Value) -> Result<i128, Refusal> {
 }
 
 /// A bit(n) value: big-endian bytes.
-fn bits(value: &Value) -> Result<u64, Refusal> {
+pub(crate) fn bits(value: &Value) -> Result<u64, Refusal> {
     match value {
         Value::Bytes(b) if b.len() <= 8 => Ok(b.iter().fold(0u64, |acc, &x| (acc << 8) | x as u64)),
         Value::Int(n) => Ok(*n as u64),
@@ -338,7 +338,7 @@ fn bits(value: &Value) -> Result<u64, Refusal> {
 }
 
 #[inline]
-fn bytes(value: &Value) -> Result<&[u8], Refusal> {
+pub(crate) fn bytes(value: &Value) -> Result<&[u8], Refusal> {
     match value {
         Value::Bytes(b) => Ok(b),
         _ => Err(unexpected(value)),
@@ -407,7 +407,7 @@ fn days_in_month(y: u16, m: u8) -> u8 {
 }
 
 /// (negative, hours, minutes, seconds, microseconds) with days folded into hours.
-fn time(value: &Value) -> Result<(bool, u32, u8, u8, u32), Refusal> {
+pub(crate) fn time(value: &Value) -> Result<(bool, u32, u8, u8, u32), Refusal> {
     let Value::Time(negative, days, hh, mm, ss, us) = *value else {
         return Err(unexpected(value));
     };

@@ -68,19 +68,18 @@ impl TableCodec {
     }
 
     /// Appends `rows` as CSV lines to `out`, and as binary COPY tuples to `binary` when the
-    /// table loads in binary; returns the wrapping sum of the rows' checksums (of the CSV
-    /// lines; order-independent, so batches may be written in any order).
+    /// table loads in binary (`wires`); returns the wrapping sum of the rows' checksums (of
+    /// the CSV lines; order-independent, so batches may be written in any order).
     pub fn encode_rows(
         &self,
         rows: &[Row],
         out: &mut Vec<u8>,
-        mut binary: Option<&mut Vec<u8>>,
+        binary: &mut Vec<u8>,
     ) -> Result<u64, Box<ValueError>> {
         let mut sum = 0u64;
-        let wires = self.wires.as_deref().filter(|_| binary.is_some());
         for row in rows {
             let start = out.len();
-            if let Some(binary) = binary.as_deref_mut() {
+            if self.wires.is_some() {
                 binary.extend_from_slice(&(self.conversions.len() as i16).to_be_bytes());
             }
             for (i, conversion) in self.conversions.iter().enumerate() {
@@ -97,7 +96,7 @@ impl TableCodec {
                 if self.not_null[i] && out.len() == field_start {
                     return Err(self.value_error(row, i, value, Refusal::null_into_not_null()));
                 }
-                if let (Some(wires), Some(binary)) = (wires, binary.as_deref_mut()) {
+                if let Some(wires) = &self.wires {
                     wires[i].encode(conversion, value, &out[field_start..], binary);
                 }
             }
@@ -279,11 +278,7 @@ impl ChunkWriter {
         binary.clear();
         let checksum = self
             .codec
-            .encode_rows(
-                rows,
-                buffer,
-                self.binary_paths.as_ref().map(|_| &mut *binary),
-            )
+            .encode_rows(rows, buffer, binary)
             .map_err(Error::Value)?;
         let mut state = self.state.lock().expect("chunk state lock");
         if state.file.is_none() {
