@@ -849,13 +849,7 @@ fn check_refuses_type_pairs_it_cannot_convert_before_any_data_moves() {
         &target,
         b"CREATE TYPE kind AS ENUM ('a'); CREATE TABLE e (id int PRIMARY KEY, k kind, d numeric(10,2), t boolean, must text NOT NULL)",
     );
-    let out = pgferry(&[
-        "check",
-        "--source",
-        &mysql_url(&source),
-        "--target",
-        &postgres_url(&target),
-    ]);
+    let out = check(&source, &target, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     for expected in [
@@ -884,15 +878,11 @@ fn an_unknown_source_time_zone_is_a_usage_error() {
     let target = unique("tz");
     create_pg_db(&target);
     psql(&target, b"CREATE TABLE t (id int PRIMARY KEY)");
-    let out = pgferry(&[
-        "check",
-        "--source",
-        &mysql_url(&source),
-        "--target",
-        &postgres_url(&target),
-        "--source-timezone",
-        "Mars/Olympus_Mons",
-    ]);
+    let out = check(
+        &source,
+        &target,
+        &["--source-timezone", "Mars/Olympus_Mons"],
+    );
     assert_eq!(
         out.status.code(),
         Some(2),

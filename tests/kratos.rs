@@ -176,13 +176,7 @@ fn check_reports_every_problem_at_once() {
         &target,
         b"ALTER TABLE public.sessions DROP COLUMN aal; CREATE TABLE public.unrelated (x int)",
     );
-    let out = pgferry(&[
-        "check",
-        "--source",
-        &mysql_url(&source),
-        "--target",
-        &postgres_url(&target),
-    ]);
+    let out = check(&source, &target, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("`sessions`.`aal`"), "{stdout}");

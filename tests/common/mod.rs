@@ -167,6 +167,14 @@ pub fn migrate_ok(source: &str, target: &str, workdir: &Path, extra: &[&str]) ->
     pgferry_ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
+/// `pgferry check` of MySQL database `source` against Postgres database `target`, then `extra`.
+pub fn check(source: &str, target: &str, extra: &[&str]) -> Output {
+    let (source, target) = (mysql_url(source), postgres_url(target));
+    let mut args = vec!["check", "--source", &source, "--target", &target];
+    args.extend(extra);
+    pgferry(&args)
+}
+
 pub fn workdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(unique(name));
     let _ = std::fs::remove_dir_all(&dir);
