@@ -3,7 +3,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use mysql_async::Value;
-use pgferry::encode::{row_checksum, Conversion, Wire, ZeroDates, Zone};
+use pgclipper::encode::{row_checksum, Conversion, Wire, ZeroDates, Zone};
 
 const VALUES: usize = 10_000;
 

@@ -1,4 +1,4 @@
-//! Run configuration: what `pgferry.toml`, the command line and the environment say,
+//! Run configuration: what `pgclipper.toml`, the command line and the environment say,
 //! merged and validated into a [`Settings`] before anything touches the network.
 
 use std::path::PathBuf;
@@ -60,7 +60,7 @@ impl std::fmt::Debug for DbUrl {
     }
 }
 
-/// `pgferry.toml`. Every field may also come from the command line, which wins.
+/// `pgclipper.toml`. Every field may also come from the command line, which wins.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
@@ -235,7 +235,7 @@ impl Settings {
     pub fn require_source(&self) -> Result<&DbUrl> {
         self.source.as_ref().ok_or_else(|| {
             Error::Usage(
-                "no source: give --source, PGFERRY_SOURCE or `source` in the config".into(),
+                "no source: give --source, PGCLIPPER_SOURCE or `source` in the config".into(),
             )
         })
     }
@@ -243,7 +243,7 @@ impl Settings {
     pub fn require_target(&self) -> Result<&DbUrl> {
         self.target.as_ref().ok_or_else(|| {
             Error::Usage(
-                "no target: give --target, PGFERRY_TARGET or `target` in the config".into(),
+                "no target: give --target, PGCLIPPER_TARGET or `target` in the config".into(),
             )
         })
     }

@@ -1,4 +1,4 @@
-//! pgferry's error type: every failure says where (table, key, column), what and why,
+//! pgclipper's error type: every failure says where (table, key, column), what and why,
 //! and maps onto the exit codes of the design (1 data, 2 usage, 3 environment).
 
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! pgferry moves the data of a MySQL/MariaDB database into a Postgres database whose schema
+//! pgclipper moves the data of a MySQL/MariaDB database into a Postgres database whose schema
 //! already exists. The modules follow the data: `catalog` → `mapping` → `plan` → `source`
 //! → `encode` → `sink` → `post`, wired together by `pipeline` and driven by `cli`.
 

@@ -1,4 +1,4 @@
-//! The `pgferry` binary: parses arguments and runs; everything else lives in the library.
+//! The `pgclipper` binary: parses arguments and runs; everything else lives in the library.
 
 use mimalloc::MiMalloc;
 
@@ -6,5 +6,5 @@ use mimalloc::MiMalloc;
 static GLOBAL: MiMalloc = MiMalloc;
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
-    pgferry::cli::run()
+    pgclipper::cli::run()
 }

@@ -215,7 +215,7 @@ async fn prepare(
     ))
 }
 
-/// `pgferry check`: every problem at once, nothing moved.
+/// `pgclipper check`: every problem at once, nothing moved.
 pub async fn check(settings: &Settings) -> Result<CheckReport> {
     let (prepared, problems) = prepare(settings, true).await?;
     Ok(CheckReport {
@@ -414,7 +414,7 @@ async fn export(
 
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(settings.encoders)
-        .thread_name(|i| format!("pgferry-encode-{i}"))
+        .thread_name(|i| format!("pgclipper-encode-{i}"))
         .build()
         .map_err(|e| Error::Environment(format!("cannot start encoder threads: {e}")))?;
     let encoders = {
@@ -861,7 +861,7 @@ async fn prepare_target(client: &mut tokio_postgres::Client, plan: &Plan) -> Res
 fn leave_deferred(plan: &Plan) {
     tracing::warn!(
         plan_id = %plan.plan_id,
-        "Foreign keys, unique constraints and secondary indexes of the loaded tables stay deferred, recorded in pgferry.deferred_constraints: `pgferry migrate` on the same workdir resumes and restores them, `pgferry reset` restores them on empty tables."
+        "Foreign keys, unique constraints and secondary indexes of the loaded tables stay deferred, recorded in pgclipper.deferred_constraints: `pgclipper migrate` on the same workdir resumes and restores them, `pgclipper reset` restores them on empty tables."
     );
 }
 
@@ -874,7 +874,7 @@ async fn finish_target(settings: &Settings, plan: &Plan) -> Result<usize> {
     let outcome = async {
         let done = client
             .query_one(
-                "SELECT completed_at IS NOT NULL FROM pgferry.plans WHERE plan_id = $1",
+                "SELECT completed_at IS NOT NULL FROM pgclipper.plans WHERE plan_id = $1",
                 &[&plan.plan_id],
             )
             .await
@@ -992,7 +992,7 @@ async fn resume_plan(settings: &Settings, workdir: &Path, prepared: &Prepared) -
     }
 }
 
-/// `pgferry migrate`: plans, exports and loads at once, then foreign keys and sequences.
+/// `pgclipper migrate`: plans, exports and loads at once, then foreign keys and sequences.
 /// On a workdir that holds a plan it resumes: loaded chunks are skipped, complete chunk
 /// files are loaded without exporting them again, the rest is exported.
 pub async fn migrate(settings: &Settings) -> Result<Summary> {
@@ -1069,7 +1069,7 @@ pub async fn migrate(settings: &Settings) -> Result<Summary> {
     complete(settings, &plan, &manifest, started).await
 }
 
-/// `pgferry export`: MySQL → chunk files and `manifest.json`. On a workdir that holds a
+/// `pgclipper export`: MySQL → chunk files and `manifest.json`. On a workdir that holds a
 /// plan, exports only the chunks without a complete file.
 pub async fn export_only(settings: &Settings) -> Result<Summary> {
     let started = Instant::now();
@@ -1142,7 +1142,7 @@ fn write_manifest(workdir: &Path, plan: &Plan) -> Result<Manifest> {
     Ok(manifest)
 }
 
-/// `pgferry import`: the chunk files of an earlier `export` → Postgres. The ledger is the
+/// `pgclipper import`: the chunk files of an earlier `export` → Postgres. The ledger is the
 /// work queue: several import processes (on one machine or several sharing the workdir)
 /// claim chunks with `FOR UPDATE SKIP LOCKED` and never load one twice; the chunks of a
 /// process that dies are claimed again by the others.
@@ -1330,8 +1330,8 @@ pub async fn reset_preview(settings: &Settings) -> Result<ResetPlan> {
     {
         let row = client
             .query_one(
-                "SELECT (SELECT count(*) FROM pgferry.deferred_constraints WHERE plan_id = $1),
-                        (SELECT count(*) FROM pgferry.sequences WHERE plan_id = $1)",
+                "SELECT (SELECT count(*) FROM pgclipper.deferred_constraints WHERE plan_id = $1),
+                        (SELECT count(*) FROM pgclipper.sequences WHERE plan_id = $1)",
                 &[&plan.plan_id],
             )
             .await
@@ -1346,7 +1346,7 @@ pub async fn reset_preview(settings: &Settings) -> Result<ResetPlan> {
     })
 }
 
-/// `pgferry reset`: empties the tables of the workdir's plan, puts back the foreign keys and
+/// `pgclipper reset`: empties the tables of the workdir's plan, puts back the foreign keys and
 /// sequences as they were, forgets the plan in the ledger and clears the workdir. The source
 /// is never written: pointing the application back at MySQL is the rollback.
 pub async fn reset(settings: &Settings) -> Result<ResetPlan> {

@@ -51,7 +51,7 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     let bytes = std::fs::read(path).map_err(Error::io(path))?;
     serde_json::from_slice(&bytes)
-        .map_err(|e| Error::Data(format!("{}: not a pgferry file: {e}", path.display())))
+        .map_err(|e| Error::Data(format!("{}: not a pgclipper file: {e}", path.display())))
 }
 
 /// A file-system-safe directory name for a table: letters, digits, `_` and `-` kept,
@@ -91,7 +91,7 @@ pub fn complete_chunk(csv: &Path) -> Option<ManifestEntry> {
     read_json(&chunk_meta_path(csv)).ok()
 }
 
-/// Removes what pgferry put in a workdir (plan, manifest, snapshot record, chunk files).
+/// Removes what pgclipper put in a workdir (plan, manifest, snapshot record, chunk files).
 pub fn clear(workdir: &Path) -> Result<()> {
     for file in [PLAN_FILE, MANIFEST_FILE, SNAPSHOT_FILE] {
         match std::fs::remove_file(workdir.join(file)) {
@@ -149,7 +149,7 @@ mod tests {
 
     #[test]
     fn files_and_dirs_are_private() {
-        let dir = std::env::temp_dir().join(format!("pgferry-wd-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("pgclipper-wd-{}", std::process::id()));
         create_private_dir(&dir.join("x")).unwrap();
         let f = dir.join("x").join("f.csv");
         create_private_file(&f).unwrap();

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use common::*;
 use mysql_async::prelude::Queryable;
 use mysql_async::Value;
-use pgferry::catalog::{self, MyType, PgType, SourceTable, TargetTable};
+use pgclipper::catalog::{self, MyType, PgType, SourceTable, TargetTable};
 
 const ROWS_PER_TABLE: usize = 40;
 
@@ -313,7 +313,7 @@ fn alkemio_generated_rows_arrive_value_by_value() {
     let migrated_tables = schema.source.len() - 1;
     assert!(
         out.contains(&format!(
-            "pgferry migrated {} rows",
+            "pgclipper migrated {} rows",
             migrated_tables * ROWS_PER_TABLE
         )),
         "{out}"

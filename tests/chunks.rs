@@ -42,7 +42,7 @@ fn migrate_table(
             .collect();
     src.sort();
     dst.sort();
-    let chunks = pg_query(&target, "SELECT count(*) FROM pgferry.chunks")[0][0]
+    let chunks = pg_query(&target, "SELECT count(*) FROM pgclipper.chunks")[0][0]
         .clone()
         .unwrap()
         .parse()

@@ -8,10 +8,10 @@ use std::process::Command;
 use common::*;
 
 fn run(args: &[&str], envs: &[(&str, &str)]) -> (Option<i32>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pgferry"))
+    let out = Command::new(env!("CARGO_BIN_EXE_pgclipper"))
         .args(args)
-        .env_remove("PGFERRY_SOURCE")
-        .env_remove("PGFERRY_TARGET")
+        .env_remove("PGCLIPPER_SOURCE")
+        .env_remove("PGCLIPPER_TARGET")
         .envs(envs.iter().copied())
         .output()
         .unwrap();
@@ -74,7 +74,7 @@ fn usage_errors_exit_2() {
 fn unknown_configuration_keys_exit_2() {
     let dir = workdir("cfg_bad");
     std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("pgferry.toml");
+    let config = dir.join("pgclipper.toml");
     std::fs::write(&config, "sourse = 'mysql://x@h/db'\n").unwrap();
     let (code, text) = run(&["check", "--config", config.to_str().unwrap()], &[]);
     assert_eq!(code, Some(2), "{text}");
@@ -85,16 +85,16 @@ fn unknown_configuration_keys_exit_2() {
 fn a_wrong_password_exits_3_without_showing_any_password() {
     let (_, target) = tiny_pair();
     let base = mysql_base();
-    let wrong = base.replace("pgferry-test", "Wr0ngSecret");
+    let wrong = base.replace("pgclipper-test", "Wr0ngSecret");
     let source = format!("{wrong}/mysql");
     let (code, text) = run(&["check", "--source", &source, "--target", &target], &[]);
     assert_eq!(code, Some(3), "{text}");
     assert!(
-        text.contains("source") && text.contains("pgferry:***@"),
+        text.contains("source") && text.contains("pgclipper:***@"),
         "{text}"
     );
     assert!(
-        !text.contains("Wr0ngSecret") && !text.contains("pgferry-test"),
+        !text.contains("Wr0ngSecret") && !text.contains("pgclipper-test"),
         "{text}"
     );
     // Nothing listens on port 1.
@@ -104,7 +104,7 @@ fn a_wrong_password_exits_3_without_showing_any_password() {
             "--source",
             &source,
             "--target",
-            "postgres://pgferry:Wr0ngSecret@127.0.0.1:1/db",
+            "postgres://pgclipper:Wr0ngSecret@127.0.0.1:1/db",
         ],
         &[],
     );
@@ -117,14 +117,14 @@ fn environment_variables_and_config_file_supply_the_settings() {
     let (source, target) = tiny_pair();
     let (code, text) = run(
         &["check"],
-        &[("PGFERRY_SOURCE", &source), ("PGFERRY_TARGET", &target)],
+        &[("PGCLIPPER_SOURCE", &source), ("PGCLIPPER_TARGET", &target)],
     );
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("1 tables, 2 columns paired"), "{text}");
 
     let dir = workdir("cfg");
     std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("pgferry.toml");
+    let config = dir.join("pgclipper.toml");
     let wd = dir.join("work");
     std::fs::write(
         &config,
@@ -146,9 +146,9 @@ fn environment_variables_and_config_file_supply_the_settings() {
         &[],
     );
     assert_eq!(code, Some(0), "{text}");
-    assert!(text.contains("pgferry migrated 2 rows"), "{text}");
+    assert!(text.contains("pgclipper migrated 2 rows"), "{text}");
     assert!(wd.join("plan.json").exists() && wd.join("manifest.json").exists());
     assert!(!std::fs::read_to_string(wd.join("plan.json"))
         .unwrap()
-        .contains("pgferry-test"));
+        .contains("pgclipper-test"));
 }

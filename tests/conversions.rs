@@ -638,7 +638,7 @@ fn a_large_blob_arrives_intact() {
     assert!(my[0].starts_with("30000000 "), "{my:?}");
 }
 
-/// A value pgferry must refuse: row 1 is fine, row 2 is not.
+/// A value pgclipper must refuse: row 1 is fine, row 2 is not.
 struct Refusal {
     my: &'static str,
     pg: &'static str,

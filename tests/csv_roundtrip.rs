@@ -1,4 +1,4 @@
-//! Property: any text and any bytes written by pgferry's CSV encoder come back out of a real
+//! Property: any text and any bytes written by pgclipper's CSV encoder come back out of a real
 //! Postgres COPY unchanged, NULL stays NULL and the empty string stays empty.
 
 mod common;
@@ -6,7 +6,7 @@ mod common;
 use bytes::Bytes;
 use futures_util::SinkExt;
 use mysql_async::Value;
-use pgferry::encode::Conversion;
+use pgclipper::encode::Conversion;
 use proptest::prelude::*;
 
 /// Strings dense in what CSV and COPY treat specially.
@@ -180,7 +180,7 @@ fn json_validator_agrees_with_postgres() {
         let postgres_accepts = runtime
             .block_on(client.query(&format!("SELECT $1::text::{cast}"), &[&text]))
             .is_ok();
-        let ours = pgferry::encode::json::validate(text.as_bytes(), jsonb);
+        let ours = pgclipper::encode::json::validate(text.as_bytes(), jsonb);
         prop_assert_eq!(ours.is_ok(), postgres_accepts, "{} as {}: {:?}", text, cast, ours);
     });
 }

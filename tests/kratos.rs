@@ -1,4 +1,4 @@
-//! Kratos' own migration test data, dumped from MySQL, migrated by pgferry into Kratos'
+//! Kratos' own migration test data, dumped from MySQL, migrated by pgclipper into Kratos'
 //! Postgres schema, must equal the same test data as Kratos itself wrote it into Postgres.
 
 mod common;
@@ -50,7 +50,7 @@ fn kratos_test_data_arrives_identical_to_kratos_own_postgres_dump() {
         &wd,
         &["--exclude", "schema_migration", "--chunk-rows", "3"],
     );
-    assert!(out.contains("pgferry migrated 115 rows"), "{out}");
+    assert!(out.contains("pgclipper migrated 115 rows"), "{out}");
 
     let tables = tables(&expected);
     assert_eq!(tables.len(), 25, "{tables:?}");
@@ -64,7 +64,7 @@ fn kratos_test_data_arrives_identical_to_kratos_own_postgres_dump() {
     // Split tables really were split, and every chunk is in the ledger.
     let chunks = pg_query(
         &target,
-        "SELECT count(*) FROM pgferry.chunks WHERE table_name = 'selfservice_login_flows'",
+        "SELECT count(*) FROM pgclipper.chunks WHERE table_name = 'selfservice_login_flows'",
     );
     assert_eq!(chunks[0][0].as_deref(), Some("6"), "17 rows in chunks of 3");
     // The excluded table was left alone.
@@ -79,7 +79,11 @@ fn kratos_test_data_arrives_identical_to_kratos_own_postgres_dump() {
         assert_eq!(pg_query(&target, catalog), pg_query(&expected, catalog), "{catalog}");
     }
     assert_eq!(
-        pg_query(&target, "SELECT count(*) FROM pgferry.deferred_constraints")[0][0].as_deref(),
+        pg_query(
+            &target,
+            "SELECT count(*) FROM pgclipper.deferred_constraints"
+        )[0][0]
+            .as_deref(),
         Some("0")
     );
     // Every foreign key is back, validated.
@@ -145,14 +149,14 @@ fn export_then_import_equals_migrate() {
         ]
     };
     let export: Vec<String> = common("export");
-    pgferry_ok(&export.iter().map(String::as_str).collect::<Vec<_>>());
+    pgclipper_ok(&export.iter().map(String::as_str).collect::<Vec<_>>());
     let identities = pg_query(&target, "SELECT count(*) FROM public.identities");
     assert_eq!(
         identities[0][0].as_deref(),
         Some("0"),
         "export writes nothing to the target"
     );
-    pgferry_ok(&[
+    pgclipper_ok(&[
         "import",
         "--target",
         &postgres_url(&target),

@@ -32,7 +32,7 @@ fn dataset(env_file: &Path, users: u32, events: u32) -> String {
 }
 
 fn shared_env() -> PathBuf {
-    PathBuf::from(std::env::var("PGFERRY_TEST_DIR").expect("run through tools/test")).join("env")
+    PathBuf::from(std::env::var("PGCLIPPER_TEST_DIR").expect("run through tools/test")).join("env")
 }
 
 /// `count:md5` of every table of the dataset, as Postgres holds it.
@@ -60,9 +60,9 @@ fn query_text(pg: &str, db: &str, sql: &str) -> String {
 }
 
 fn spawn(args: &[String]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_pgferry"))
+    Command::new(env!("CARGO_BIN_EXE_pgclipper"))
         .args(args)
-        .env("PGFERRY_LOG", "warn")
+        .env("PGCLIPPER_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -70,9 +70,9 @@ fn spawn(args: &[String]) -> Child {
 }
 
 fn run(args: &[String]) -> (Option<i32>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pgferry"))
+    let out = Command::new(env!("CARGO_BIN_EXE_pgclipper"))
         .args(args)
-        .env("PGFERRY_LOG", "warn")
+        .env("PGCLIPPER_LOG", "warn")
         .output()
         .unwrap();
     (
@@ -112,7 +112,7 @@ fn servers(env_file: &Path) -> (String, String) {
             .unwrap()
             .to_string()
     };
-    (get("PGFERRY_TEST_MYSQL"), get("PGFERRY_TEST_POSTGRES"))
+    (get("PGCLIPPER_TEST_MYSQL"), get("PGCLIPPER_TEST_POSTGRES"))
 }
 
 /// Every chunk loaded, foreign keys back and valid, the sequence past the max id.
@@ -121,7 +121,7 @@ fn assert_complete(pg: &str, db: &str) {
         query_text(
             pg,
             db,
-            "SELECT count(*) FROM pgferry.chunks WHERE loaded_at IS NULL"
+            "SELECT count(*) FROM pgclipper.chunks WHERE loaded_at IS NULL"
         ),
         "0"
     );
@@ -129,7 +129,7 @@ fn assert_complete(pg: &str, db: &str) {
         query_text(
             pg,
             db,
-            "SELECT count(*) FROM pgferry.plans WHERE completed_at IS NULL"
+            "SELECT count(*) FROM pgclipper.plans WHERE completed_at IS NULL"
         ),
         "0"
     );
@@ -183,7 +183,7 @@ fn sigkill_at_random_moments_then_migrate_resumes_to_the_exact_data() {
         child.wait().unwrap();
         kills += 1;
     }
-    assert!(kills >= 2, "only {kills} kills landed while pgferry ran");
+    assert!(kills >= 2, "only {kills} kills landed while pgclipper ran");
     let (code, err) = run(&run_args);
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(digests(&pg, &db), expected);
@@ -284,7 +284,7 @@ fn reset_puts_the_target_back_as_it_was() {
     assert_eq!(query_text(&pg, &db, catalog), constraints_before);
     assert_eq!(query_text(&pg, &db, sequence), sequence_before);
     assert_eq!(
-        query_text(&pg, &db, "SELECT count(*) FROM pgferry.plans"),
+        query_text(&pg, &db, "SELECT count(*) FROM pgclipper.plans"),
         "0"
     );
     assert!(!wd.join("plan.json").exists() && !wd.join("data").exists());
@@ -348,7 +348,7 @@ fn three_import_processes_share_one_plan_and_one_killed_loses_nothing() {
         query_text(
             &pg,
             &db,
-            "SELECT sum(rows) FROM pgferry.chunks WHERE table_name = 'events'"
+            "SELECT sum(rows) FROM pgclipper.chunks WHERE table_name = 'events'"
         ),
         "120000"
     );
@@ -445,7 +445,7 @@ impl Drop for PrivateServers {
 }
 
 /// Runs `migrate`, injects `fault` once it is under way, and returns its exit code and
-/// messages; `fault` returns whether it was injected while pgferry still ran.
+/// messages; `fault` returns whether it was injected while pgclipper still ran.
 fn migrate_with_fault(
     run_args: &[String],
     delay: Duration,
@@ -470,7 +470,7 @@ fn stopped_restarted_and_disconnected_servers_never_hang_and_the_run_resumes() {
     let (my, pg) = servers(&env);
     let expected = reference(&env, 10_000, 200_000);
 
-    // 1. MariaDB stops answering (SIGSTOP): pgferry gives up within its I/O timeout.
+    // 1. MariaDB stops answering (SIGSTOP): pgclipper gives up within its I/O timeout.
     let db = dataset(&env, 10_000, 200_000);
     let wd = workdir("stopped");
     let run_args = args(
@@ -521,7 +521,7 @@ fn stopped_restarted_and_disconnected_servers_never_hang_and_the_run_resumes() {
         &wd,
         &["--chunk-rows", "4000", "--writers", "1"],
     );
-    let pg_bin = std::env::var("PGFERRY_TEST_PG_BIN").unwrap();
+    let pg_bin = std::env::var("PGCLIPPER_TEST_PG_BIN").unwrap();
     let data = servers_.dir.join("postgres/data");
     let (code, err, _) = migrate_with_fault(&run_args, Duration::from_millis(800), || {
         let status = Command::new("runuser")

@@ -1,4 +1,4 @@
-//! The command line: arguments, `pgferry.toml` and environment merged into validated
+//! The command line: arguments, `pgclipper.toml` and environment merged into validated
 //! [`Settings`], then the command run and its outcome printed.
 
 use std::path::PathBuf;
@@ -16,7 +16,7 @@ use crate::pipeline::{self, CheckReport, Summary};
 
 #[derive(Parser, Debug)]
 #[command(
-    name = "pgferry",
+    name = "pgclipper",
     version,
     about = "Moves a MySQL/MariaDB database into an existing Postgres schema."
 )]
@@ -54,7 +54,7 @@ struct RunArgs {
     /// Source URL: mysql://user:pass@host:port/database
     #[arg(
         long,
-        env = "PGFERRY_SOURCE",
+        env = "PGCLIPPER_SOURCE",
         hide_env_values = true,
         value_name = "URL"
     )]
@@ -62,7 +62,7 @@ struct RunArgs {
     /// Target URL: postgres://user:pass@host:port/database
     #[arg(
         long,
-        env = "PGFERRY_TARGET",
+        env = "PGCLIPPER_TARGET",
         hide_env_values = true,
         value_name = "URL"
     )]
@@ -179,7 +179,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
     init_tracing();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .thread_name("pgferry-io")
+        .thread_name("pgclipper-io")
         .build()?;
     let outcome = runtime.block_on(dispatch(cli.command));
     // Tasks still blocked on a dead server must not hold the exit.
@@ -189,7 +189,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Err(e) => {
             // The message already carries what its causes say that is safe to show; the
             // drivers' own messages may quote whole rows, so the chain is not printed.
-            eprintln!("pgferry: error: {e}");
+            eprintln!("pgclipper: error: {e}");
             Ok(ExitCode::from(e.exit() as u8))
         }
     }
@@ -244,7 +244,7 @@ async fn reset(args: RunArgs, yes: bool) -> Result<Exit, Error> {
     let workdir = settings.require_workdir()?;
     let preview = pipeline::reset_preview(&settings).await?;
     println!(
-        "pgferry reset of plan {} ({}):",
+        "pgclipper reset of plan {} ({}):",
         preview.plan.plan_id,
         workdir.display()
     );
@@ -281,7 +281,7 @@ async fn reset(args: RunArgs, yes: bool) -> Result<Exit, Error> {
 
 fn print_check(report: &CheckReport) {
     println!(
-        "pgferry check: {} tables, {} columns paired",
+        "pgclipper check: {} tables, {} columns paired",
         report.tables, report.columns
     );
     for w in &report.warnings {
@@ -291,10 +291,10 @@ fn print_check(report: &CheckReport) {
         println!("  problem: {p}");
     }
     if report.problems.is_empty() {
-        println!("no problems: `pgferry migrate` can run");
+        println!("no problems: `pgclipper migrate` can run");
     } else {
         println!(
-            "{} problem(s): `pgferry migrate` would refuse to run",
+            "{} problem(s): `pgclipper migrate` would refuse to run",
             report.problems.len()
         );
     }
@@ -320,7 +320,7 @@ fn print_summary(verb: &str, summary: &Summary) {
     }
     let secs = summary.elapsed.as_secs_f64().max(1e-3);
     println!(
-        "pgferry {verb} {} rows ({:.1} MiB) of {} tables in {:.1} s ({:.0} rows/s, {:.1} MiB/s); {} sequences advanced",
+        "pgclipper {verb} {} rows ({:.1} MiB) of {} tables in {:.1} s ({:.0} rows/s, {:.1} MiB/s); {} sequences advanced",
         summary.total_rows(),
         summary.total_bytes() as f64 / 1048576.0,
         summary.tables.len(),
@@ -331,10 +331,10 @@ fn print_summary(verb: &str, summary: &Summary) {
     );
 }
 
-/// Human-readable logs on a terminal, JSON lines otherwise; `PGFERRY_LOG` sets the filter.
+/// Human-readable logs on a terminal, JSON lines otherwise; `PGCLIPPER_LOG` sets the filter.
 fn init_tracing() {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PGFERRY_LOG")
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PGCLIPPER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

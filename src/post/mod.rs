@@ -41,7 +41,7 @@ pub async fn advance_sequences(client: &Client, plan_id: &str, qualified: &str) 
             .map_err(Error::target(&context))?;
         client
             .execute(
-                "INSERT INTO pgferry.sequences (plan_id, sequence_name, last_value, is_called)
+                "INSERT INTO pgclipper.sequences (plan_id, sequence_name, last_value, is_called)
                  VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                 &[
                     &plan_id,
@@ -78,7 +78,7 @@ pub async fn restore_sequences(client: &Client, plan_id: &str) -> Result<usize> 
     let context = "restoring sequences";
     let rows = client
         .query(
-            "SELECT sequence_name, last_value, is_called FROM pgferry.sequences WHERE plan_id = $1",
+            "SELECT sequence_name, last_value, is_called FROM pgclipper.sequences WHERE plan_id = $1",
             &[&plan_id],
         )
         .await
@@ -187,7 +187,7 @@ pub async fn defer_objects(
     let mut deferred = Deferred::default();
     for (object, drop) in &objects {
         tx.execute(
-            "INSERT INTO pgferry.deferred_constraints
+            "INSERT INTO pgclipper.deferred_constraints
                  (plan_id, table_name, object_name, kind, restore_sql, referenced_table)
              VALUES ($1, $2, $3, $4, $5, $6)",
             &[
@@ -294,7 +294,7 @@ pub async fn restore_deferred(url: &DbUrl, plan_id: &str, sessions: usize) -> Re
     let rows = client
         .query(
             "SELECT table_name, object_name, kind, restore_sql, referenced_table
-             FROM pgferry.deferred_constraints
+             FROM pgclipper.deferred_constraints
              WHERE plan_id = $1
              ORDER BY kind = 'foreign',
                       pg_total_relation_size(to_regclass(table_name)) DESC NULLS LAST,
@@ -381,7 +381,7 @@ async fn restore_worker(
             .await
             .map_err(Error::target(&context))?;
         tx.execute(
-            "DELETE FROM pgferry.deferred_constraints WHERE plan_id = $1 AND table_name = $2 AND object_name = $3",
+            "DELETE FROM pgclipper.deferred_constraints WHERE plan_id = $1 AND table_name = $2 AND object_name = $3",
             &[&plan_id, table, name],
         )
         .await

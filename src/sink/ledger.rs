@@ -1,7 +1,7 @@
-//! The ledger in the target, schema `pgferry`: which plan is being loaded, one row per
+//! The ledger in the target, schema `pgclipper`: which plan is being loaded, one row per
 //! chunk (the work queue: a writer claims a chunk by locking its row, and marks it loaded in
 //! the transaction of its COPY), the constraints and indexes taken off for the load, and the sequences
-//! as they were before pgferry moved them.
+//! as they were before pgclipper moved them.
 
 use tokio_postgres::{Client, Transaction};
 
@@ -14,16 +14,16 @@ pub async fn ensure(client: &Client) -> Result<()> {
     client
         .batch_execute(
             "BEGIN;
-             SELECT pg_advisory_xact_lock(hashtext('pgferry'));
-             CREATE SCHEMA IF NOT EXISTS pgferry;
-             CREATE TABLE IF NOT EXISTS pgferry.plans (
+             SELECT pg_advisory_xact_lock(hashtext('pgclipper'));
+             CREATE SCHEMA IF NOT EXISTS pgclipper;
+             CREATE TABLE IF NOT EXISTS pgclipper.plans (
                  plan_id      text        PRIMARY KEY,
                  fingerprint  text        NOT NULL,
                  created_at   timestamptz NOT NULL DEFAULT now(),
                  completed_at timestamptz
              );
-             CREATE TABLE IF NOT EXISTS pgferry.chunks (
-                 plan_id      text        NOT NULL REFERENCES pgferry.plans ON DELETE CASCADE,
+             CREATE TABLE IF NOT EXISTS pgclipper.chunks (
+                 plan_id      text        NOT NULL REFERENCES pgclipper.plans ON DELETE CASCADE,
                  table_name   text        NOT NULL,
                  chunk_id     integer     NOT NULL,
                  target_table text        NOT NULL,
@@ -32,8 +32,8 @@ pub async fn ensure(client: &Client) -> Result<()> {
                  loaded_at    timestamptz,
                  PRIMARY KEY (plan_id, table_name, chunk_id)
              );
-             CREATE TABLE IF NOT EXISTS pgferry.deferred_constraints (
-                 plan_id     text NOT NULL REFERENCES pgferry.plans ON DELETE CASCADE,
+             CREATE TABLE IF NOT EXISTS pgclipper.deferred_constraints (
+                 plan_id     text NOT NULL REFERENCES pgclipper.plans ON DELETE CASCADE,
                  table_name  text NOT NULL,
                  object_name text NOT NULL,
                  kind        text NOT NULL CHECK (kind IN ('foreign', 'constraint', 'index')),
@@ -41,9 +41,9 @@ pub async fn ensure(client: &Client) -> Result<()> {
                  PRIMARY KEY (plan_id, table_name, object_name)
              );
              -- The table a foreign key references (its keys must be back before it is).
-             ALTER TABLE pgferry.deferred_constraints ADD COLUMN IF NOT EXISTS referenced_table text;
-             CREATE TABLE IF NOT EXISTS pgferry.sequences (
-                 plan_id       text    NOT NULL REFERENCES pgferry.plans ON DELETE CASCADE,
+             ALTER TABLE pgclipper.deferred_constraints ADD COLUMN IF NOT EXISTS referenced_table text;
+             CREATE TABLE IF NOT EXISTS pgclipper.sequences (
+                 plan_id       text    NOT NULL REFERENCES pgclipper.plans ON DELETE CASCADE,
                  sequence_name text    NOT NULL,
                  last_value    bigint  NOT NULL,
                  is_called     boolean NOT NULL,
@@ -52,23 +52,23 @@ pub async fn ensure(client: &Client) -> Result<()> {
              COMMIT;",
         )
         .await
-        .map_err(Error::target("creating the pgferry ledger"))
+        .map_err(Error::target("creating the pgclipper ledger"))
 }
 
 /// Takes the session-level lock that lets one process at a time register or finish a plan.
 pub async fn lock(client: &Client) -> Result<()> {
     client
-        .execute("SELECT pg_advisory_lock(hashtext('pgferry'))", &[])
+        .execute("SELECT pg_advisory_lock(hashtext('pgclipper'))", &[])
         .await
-        .map_err(Error::target("taking the pgferry lock"))?;
+        .map_err(Error::target("taking the pgclipper lock"))?;
     Ok(())
 }
 
 pub async fn unlock(client: &Client) -> Result<()> {
     client
-        .execute("SELECT pg_advisory_unlock(hashtext('pgferry'))", &[])
+        .execute("SELECT pg_advisory_unlock(hashtext('pgclipper'))", &[])
         .await
-        .map_err(Error::target("releasing the pgferry lock"))?;
+        .map_err(Error::target("releasing the pgclipper lock"))?;
     Ok(())
 }
 
@@ -76,7 +76,7 @@ pub async fn unlock(client: &Client) -> Result<()> {
 pub async fn register_plan(tx: &Transaction<'_>, plan: &Plan, fingerprint: &str) -> Result<()> {
     let context = "recording the plan in the ledger";
     tx.execute(
-        "INSERT INTO pgferry.plans (plan_id, fingerprint) VALUES ($1, $2)",
+        "INSERT INTO pgclipper.plans (plan_id, fingerprint) VALUES ($1, $2)",
         &[&plan.plan_id, &fingerprint],
     )
     .await
@@ -90,7 +90,7 @@ pub async fn register_plan(tx: &Transaction<'_>, plan: &Plan, fingerprint: &str)
         }
     }
     tx.execute(
-        "INSERT INTO pgferry.chunks (plan_id, table_name, chunk_id, target_table)
+        "INSERT INTO pgclipper.chunks (plan_id, table_name, chunk_id, target_table)
          SELECT $1, * FROM unnest($2::text[], $3::int[], $4::text[])",
         &[&plan.plan_id, &tables, &ids, &targets],
     )
@@ -102,7 +102,7 @@ pub async fn register_plan(tx: &Transaction<'_>, plan: &Plan, fingerprint: &str)
 /// The fingerprint recorded with `plan_id`, if the target knows the plan.
 pub async fn plan_fingerprint(client: &Client, plan_id: &str) -> Result<Option<String>> {
     let exists = client
-        .query_one("SELECT to_regclass('pgferry.plans') IS NOT NULL", &[])
+        .query_one("SELECT to_regclass('pgclipper.plans') IS NOT NULL", &[])
         .await
         .map_err(Error::target("reading the ledger"))?;
     if !exists.get::<_, bool>(0) {
@@ -110,7 +110,7 @@ pub async fn plan_fingerprint(client: &Client, plan_id: &str) -> Result<Option<S
     }
     let row = client
         .query_opt(
-            "SELECT fingerprint FROM pgferry.plans WHERE plan_id = $1",
+            "SELECT fingerprint FROM pgclipper.plans WHERE plan_id = $1",
             &[&plan_id],
         )
         .await
@@ -122,7 +122,7 @@ pub async fn plan_fingerprint(client: &Client, plan_id: &str) -> Result<Option<S
 pub async fn loaded_chunks(client: &Client, plan_id: &str) -> Result<Vec<(String, u32)>> {
     let rows = client
         .query(
-            "SELECT table_name, chunk_id FROM pgferry.chunks WHERE plan_id = $1 AND loaded_at IS NOT NULL",
+            "SELECT table_name, chunk_id FROM pgclipper.chunks WHERE plan_id = $1 AND loaded_at IS NOT NULL",
             &[&plan_id],
         )
         .await
@@ -152,7 +152,7 @@ pub async fn claim(
 ) -> Result<Claim> {
     let row = tx
         .query_opt(
-            "SELECT loaded_at IS NULL FROM pgferry.chunks
+            "SELECT loaded_at IS NULL FROM pgclipper.chunks
              WHERE plan_id = $1 AND table_name = $2 AND chunk_id = $3
              FOR UPDATE SKIP LOCKED",
             &[&plan_id, &table, &(chunk_id as i32)],
@@ -169,7 +169,7 @@ pub async fn claim(
 pub async fn claim_next(tx: &Transaction<'_>, plan_id: &str) -> Result<Option<(String, u32)>> {
     let row = tx
         .query_opt(
-            "SELECT table_name, chunk_id FROM pgferry.chunks
+            "SELECT table_name, chunk_id FROM pgclipper.chunks
              WHERE plan_id = $1 AND loaded_at IS NULL
              ORDER BY table_name, chunk_id
              LIMIT 1 FOR UPDATE SKIP LOCKED",
@@ -184,7 +184,7 @@ pub async fn claim_next(tx: &Transaction<'_>, plan_id: &str) -> Result<Option<(S
 pub async fn unloaded_count(client: &Client, plan_id: &str) -> Result<i64> {
     let row = client
         .query_one(
-            "SELECT count(*) FROM pgferry.chunks WHERE plan_id = $1 AND loaded_at IS NULL",
+            "SELECT count(*) FROM pgclipper.chunks WHERE plan_id = $1 AND loaded_at IS NULL",
             &[&plan_id],
         )
         .await
@@ -202,7 +202,7 @@ pub async fn mark_loaded(
     checksum: u64,
 ) -> Result<()> {
     tx.execute(
-        "UPDATE pgferry.chunks SET rows = $4, checksum = $5, loaded_at = now()
+        "UPDATE pgclipper.chunks SET rows = $4, checksum = $5, loaded_at = now()
          WHERE plan_id = $1 AND table_name = $2 AND chunk_id = $3",
         &[
             &plan_id,
@@ -220,7 +220,7 @@ pub async fn mark_loaded(
 pub async fn mark_completed(client: &Client, plan_id: &str) -> Result<()> {
     client
         .execute(
-            "UPDATE pgferry.plans SET completed_at = now() WHERE plan_id = $1",
+            "UPDATE pgclipper.plans SET completed_at = now() WHERE plan_id = $1",
             &[&plan_id],
         )
         .await
@@ -231,7 +231,10 @@ pub async fn mark_completed(client: &Client, plan_id: &str) -> Result<()> {
 /// Forgets a plan: its chunks, deferred constraints and saved sequences go with it.
 pub async fn forget_plan(client: &Client, plan_id: &str) -> Result<()> {
     client
-        .execute("DELETE FROM pgferry.plans WHERE plan_id = $1", &[&plan_id])
+        .execute(
+            "DELETE FROM pgclipper.plans WHERE plan_id = $1",
+            &[&plan_id],
+        )
         .await
         .map_err(Error::target("clearing the ledger"))?;
     Ok(())

@@ -1,4 +1,4 @@
-//! Postgres writers: sessions pinned to UTC and UTF-8, the `pgferry` ledger, and COPY of
+//! Postgres writers: sessions pinned to UTC and UTF-8, the `pgclipper` ledger, and COPY of
 //! chunk files. A chunk's COPY and its ledger mark commit in one transaction, so a chunk is
 //! either loaded and recorded or absent.
 
@@ -32,7 +32,7 @@ pub async fn connect(url: &DbUrl) -> Result<Client> {
         .connect_timeout(Duration::from_secs(30))
         .keepalives(true)
         .keepalives_idle(Duration::from_secs(30))
-        .application_name("pgferry");
+        .application_name("pgclipper");
     let (client, connection) = config.connect(NoTls).await.map_err(|e| Error::Connect {
         side: "target",
         url: url.redacted(),
@@ -66,7 +66,7 @@ pub async fn non_empty_tables(
                 table: name.clone(),
                 column: None,
                 message: format!(
-                    "target table {qualified} is not empty: pgferry loads only into empty tables (leave it out with --exclude {name})"
+                    "target table {qualified} is not empty: pgclipper loads only into empty tables (leave it out with --exclude {name})"
                 ),
             });
         }

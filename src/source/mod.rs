@@ -226,7 +226,7 @@ pub async fn open_snapshot(url: &DbUrl, n: usize) -> Result<Snapshot> {
         if before == after {
             if before.is_none() {
                 tracing::warn!(
-                    "The source keeps no binary log: pgferry cannot prove that its readers share one instant. Stop writes to the source during the migration."
+                    "The source keeps no binary log: pgclipper cannot prove that its readers share one instant. Stop writes to the source during the migration."
                 );
             }
             return Ok(Snapshot {

@@ -21,12 +21,12 @@ fn var(name: &str) -> String {
 
 /// `mysql://user:pass@127.0.0.1:port` of the test MariaDB (no database).
 pub fn mysql_base() -> String {
-    var("PGFERRY_TEST_MYSQL")
+    var("PGCLIPPER_TEST_MYSQL")
 }
 
 /// `postgres://user:pass@127.0.0.1:port` of the test Postgres (no database).
 pub fn postgres_base() -> String {
-    var("PGFERRY_TEST_POSTGRES")
+    var("PGCLIPPER_TEST_POSTGRES")
 }
 
 pub fn mysql_url(db: &str) -> String {
@@ -119,29 +119,29 @@ pub fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Runs the pgferry binary.
-pub fn pgferry(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pgferry"))
+/// Runs the pgclipper binary.
+pub fn pgclipper(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pgclipper"))
         .args(args)
-        .env("PGFERRY_LOG", "warn")
+        .env("PGCLIPPER_LOG", "warn")
         .output()
-        .expect("pgferry binary")
+        .expect("pgclipper binary")
 }
 
-/// Runs pgferry and fails the test, with its output, unless it succeeds.
-pub fn pgferry_ok(args: &[&str]) -> String {
-    let out = pgferry(args);
+/// Runs pgclipper and fails the test, with its output, unless it succeeds.
+pub fn pgclipper_ok(args: &[&str]) -> String {
+    let out = pgclipper(args);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "pgferry {args:?} failed ({:?})\nstdout:\n{stdout}\nstderr:\n{}",
+        "pgclipper {args:?} failed ({:?})\nstdout:\n{stdout}\nstderr:\n{}",
         out.status.code(),
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
 }
 
-/// The arguments of `pgferry migrate` from MySQL database `source` into Postgres database
+/// The arguments of `pgclipper migrate` from MySQL database `source` into Postgres database
 /// `target`, then `extra`.
 fn migrate_args(source: &str, target: &str, workdir: &Path, extra: &[&str]) -> Vec<String> {
     let mut args = vec![
@@ -159,20 +159,20 @@ fn migrate_args(source: &str, target: &str, workdir: &Path, extra: &[&str]) -> V
 
 pub fn migrate(source: &str, target: &str, workdir: &Path, extra: &[&str]) -> Output {
     let args = migrate_args(source, target, workdir, extra);
-    pgferry(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    pgclipper(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 pub fn migrate_ok(source: &str, target: &str, workdir: &Path, extra: &[&str]) -> String {
     let args = migrate_args(source, target, workdir, extra);
-    pgferry_ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    pgclipper_ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
-/// `pgferry check` of MySQL database `source` against Postgres database `target`, then `extra`.
+/// `pgclipper check` of MySQL database `source` against Postgres database `target`, then `extra`.
 pub fn check(source: &str, target: &str, extra: &[&str]) -> Output {
     let (source, target) = (mysql_url(source), postgres_url(target));
     let mut args = vec!["check", "--source", &source, "--target", &target];
     args.extend(extra);
-    pgferry(&args)
+    pgclipper(&args)
 }
 
 pub fn workdir(name: &str) -> PathBuf {
