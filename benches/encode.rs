@@ -3,7 +3,8 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use mysql_async::Value;
-use pgclipper::encode::{row_checksum, Conversion, Wire, ZeroDates, Zone};
+use pgclipper::encode::row_checksum;
+use pgclipper::mapping::{Conversion, Wire, ZeroDates, Zone};
 
 const VALUES: usize = 10_000;
 

@@ -1,64 +1,18 @@
 //! Run configuration: what `pgclipper.toml`, the command line and the environment say,
-//! merged and validated into a [`Settings`] before anything touches the network.
+//! merged and validated into [`Options`] before anything touches the network, then turned
+//! once into the settings of one command ([`CheckSettings`], [`MigrateSettings`] …), in
+//! which every value the command needs is present: nothing downstream sees raw arguments
+//! or asks again whether a URL was given.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::encode::ZeroDates;
 use crate::error::{Error, Result};
-use crate::mapping::MappingOptions;
-
-/// A database URL whose password never leaves this type: `Display` and `Debug` redact it.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct DbUrl(String);
-
-impl DbUrl {
-    pub fn new(url: impl Into<String>) -> Self {
-        DbUrl(url.into())
-    }
-
-    /// The URL with its password, for the drivers only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    pub fn scheme(&self) -> &str {
-        self.0.split("://").next().unwrap_or("")
-    }
-
-    /// The URL with `user:***@` in place of `user:password@`.
-    pub fn redacted(&self) -> String {
-        let Some((scheme, rest)) = self.0.split_once("://") else {
-            return "<unparseable url>".to_string();
-        };
-        // The userinfo ends at the last '@' before the first '/' (a password may hold '@').
-        let authority_end = rest.find('/').unwrap_or(rest.len());
-        let (authority, tail) = rest.split_at(authority_end);
-        match authority.rfind('@') {
-            Some(at) => {
-                let userinfo = &authority[..at];
-                let user = userinfo.split(':').next().unwrap_or("");
-                let password = if userinfo.contains(':') { ":***" } else { "" };
-                format!("{scheme}://{user}{password}@{}{tail}", &authority[at + 1..])
-            }
-            None => self.0.clone(),
-        }
-    }
-}
-
-impl std::fmt::Display for DbUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.redacted())
-    }
-}
-
-impl std::fmt::Debug for DbUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "DbUrl({})", self.redacted())
-    }
-}
+use crate::mapping::{MappingOptions, TableFilter, ZeroDates};
+use crate::sink::{CopyFormat, LoadOptions};
+use crate::url::DbUrl;
 
 /// `pgclipper.toml`. Every field may also come from the command line, which wins.
 #[derive(Debug, Default, Deserialize)]
@@ -103,19 +57,6 @@ pub struct FileConfig {
     pub copy_format: Option<CopyFormat>,
 }
 
-/// How chunks travel to Postgres. The CSV files are written either way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum CopyFormat {
-    /// Postgres' binary COPY format, written beside each CSV file from the same values, for
-    /// every table whose columns all have a binary form (else CSV): Postgres reads it with
-    /// far less work than CSV text.
-    #[default]
-    Binary,
-    /// The CSV files themselves.
-    Csv,
-}
-
 impl FileConfig {
     pub fn load(path: &std::path::Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
@@ -133,43 +74,100 @@ pub mod defaults {
     pub const IO_TIMEOUT_SECS: u64 = 300;
 }
 
-/// Which tables a run covers.
-#[derive(Debug, Clone, Default)]
-pub struct TableFilter {
-    pub only: Option<Vec<String>>,
-    pub exclude: Vec<String>,
-}
-
-impl TableFilter {
-    pub fn includes(&self, table: &str) -> bool {
-        if self.exclude.iter().any(|t| t == table) {
-            return false;
-        }
-        match &self.only {
-            Some(only) => only.iter().any(|t| t == table),
-            None => true,
-        }
-    }
-}
-
-/// Validated settings: nothing downstream sees raw arguments.
+/// Everything the command line, the environment and the config file said, merged and
+/// validated; URLs and workdir may still be missing, since not every command needs them.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub struct Options {
     pub source: Option<DbUrl>,
     pub target: Option<DbUrl>,
     pub target_schema: String,
     pub workdir: Option<PathBuf>,
-    pub tables: TableFilter,
+    pub selection: Selection,
     pub readers: usize,
     pub writers: usize,
     pub encoders: usize,
     pub chunk_bytes: u64,
     pub chunk_rows: Option<u64>,
-    pub mapping: MappingOptions,
     /// Discard the workdir's plan (and what it loaded) and start over.
     pub restart: bool,
-    pub io_timeout: std::time::Duration,
+    pub io_timeout: Duration,
     pub copy_format: CopyFormat,
+}
+
+/// Which tables are copied and how their values convert.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub tables: TableFilter,
+    pub mapping: MappingOptions,
+}
+
+/// The Postgres database and the schema that holds the target tables.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub url: DbUrl,
+    pub schema: String,
+}
+
+/// How the export reads and writes chunks.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    /// MySQL connections on the one snapshot.
+    pub readers: usize,
+    /// Threads converting values.
+    pub encoders: usize,
+    pub chunk_bytes: u64,
+    pub chunk_rows: Option<u64>,
+    pub copy_format: CopyFormat,
+    pub io_timeout: Duration,
+}
+
+/// `check`: both catalogs, nothing moved.
+#[derive(Debug, Clone)]
+pub struct CheckSettings {
+    pub source: DbUrl,
+    pub target: Target,
+    pub selection: Selection,
+    pub io_timeout: Duration,
+}
+
+/// `migrate`: export and load at once.
+#[derive(Debug, Clone)]
+pub struct MigrateSettings {
+    pub source: DbUrl,
+    pub target: Target,
+    pub workdir: PathBuf,
+    pub selection: Selection,
+    pub export: ExportOptions,
+    pub load: LoadOptions,
+    pub restart: bool,
+}
+
+/// `export`: chunk files only (the target's catalog decides the conversions).
+#[derive(Debug, Clone)]
+pub struct ExportSettings {
+    pub source: DbUrl,
+    pub target: Target,
+    pub workdir: PathBuf,
+    pub selection: Selection,
+    pub export: ExportOptions,
+    pub restart: bool,
+}
+
+/// `import`: the chunk files of an earlier export into Postgres.
+#[derive(Debug, Clone)]
+pub struct ImportSettings {
+    pub target: DbUrl,
+    pub workdir: PathBuf,
+    pub load: LoadOptions,
+}
+
+/// `reset`: the way back.
+#[derive(Debug, Clone)]
+pub struct ResetSettings {
+    pub target: DbUrl,
+    pub workdir: PathBuf,
+    /// Sessions that restore the deferred indexes and constraints.
+    pub sessions: usize,
 }
 
 /// `table.column` into its two parts.
@@ -182,7 +180,7 @@ pub fn parse_column_ref(text: &str) -> Result<(String, String)> {
     }
 }
 
-impl Settings {
+impl Options {
     /// Checks the settings without touching the network.
     pub fn validate(&self) -> Result<()> {
         if let Some(s) = &self.source {
@@ -216,7 +214,7 @@ impl Settings {
         if self.chunk_bytes == 0 || self.chunk_rows == Some(0) {
             return Err(Error::Usage("chunk size must be positive".into()));
         }
-        if let Some(zone) = &self.mapping.source_timezone {
+        if let Some(zone) = &self.selection.mapping.source_timezone {
             if zone.is_empty() || zone.contains(|c: char| c.is_whitespace() || c == ',' || c == '"')
             {
                 return Err(Error::Usage(format!(
@@ -224,7 +222,7 @@ impl Settings {
                 )));
             }
         }
-        if let Some(only) = &self.tables.only {
+        if let Some(only) = &self.selection.tables.only {
             if only.is_empty() {
                 return Err(Error::Usage("--tables names no table".into()));
             }
@@ -232,25 +230,99 @@ impl Settings {
         Ok(())
     }
 
-    pub fn require_source(&self) -> Result<&DbUrl> {
-        self.source.as_ref().ok_or_else(|| {
+    fn source(&self) -> Result<DbUrl> {
+        self.source.clone().ok_or_else(|| {
             Error::Usage(
                 "no source: give --source, PGCLIPPER_SOURCE or `source` in the config".into(),
             )
         })
     }
 
-    pub fn require_target(&self) -> Result<&DbUrl> {
-        self.target.as_ref().ok_or_else(|| {
+    fn target_url(&self) -> Result<DbUrl> {
+        self.target.clone().ok_or_else(|| {
             Error::Usage(
                 "no target: give --target, PGCLIPPER_TARGET or `target` in the config".into(),
             )
         })
     }
 
-    pub fn require_workdir(&self) -> Result<&PathBuf> {
-        self.workdir.as_ref().ok_or_else(|| {
+    fn target(&self) -> Result<Target> {
+        Ok(Target {
+            url: self.target_url()?,
+            schema: self.target_schema.clone(),
+        })
+    }
+
+    fn workdir(&self) -> Result<PathBuf> {
+        self.workdir.clone().ok_or_else(|| {
             Error::Usage("no workdir: give --workdir or `workdir` in the config".into())
+        })
+    }
+
+    fn export_options(&self) -> ExportOptions {
+        ExportOptions {
+            readers: self.readers,
+            encoders: self.encoders,
+            chunk_bytes: self.chunk_bytes,
+            chunk_rows: self.chunk_rows,
+            copy_format: self.copy_format,
+            io_timeout: self.io_timeout,
+        }
+    }
+
+    fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            writers: self.writers,
+            copy_format: self.copy_format,
+            io_timeout: self.io_timeout,
+        }
+    }
+
+    pub fn check(&self) -> Result<CheckSettings> {
+        Ok(CheckSettings {
+            source: self.source()?,
+            target: self.target()?,
+            selection: self.selection.clone(),
+            io_timeout: self.io_timeout,
+        })
+    }
+
+    pub fn migrate(&self) -> Result<MigrateSettings> {
+        Ok(MigrateSettings {
+            source: self.source()?,
+            target: self.target()?,
+            workdir: self.workdir()?,
+            selection: self.selection.clone(),
+            export: self.export_options(),
+            load: self.load_options(),
+            restart: self.restart,
+        })
+    }
+
+    pub fn export(&self) -> Result<ExportSettings> {
+        Ok(ExportSettings {
+            source: self.source()?,
+            target: self.target()?,
+            workdir: self.workdir()?,
+            selection: self.selection.clone(),
+            export: self.export_options(),
+            restart: self.restart,
+        })
+    }
+
+    pub fn import(&self) -> Result<ImportSettings> {
+        Ok(ImportSettings {
+            target: self.target_url()?,
+            workdir: self.workdir()?,
+            load: self.load_options(),
+        })
+    }
+
+    pub fn reset(&self) -> Result<ResetSettings> {
+        Ok(ResetSettings {
+            target: self.target_url()?,
+            workdir: self.workdir()?,
+            sessions: self.writers,
         })
     }
 }
@@ -260,40 +332,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn redaction_hides_password_everywhere() {
-        let url = DbUrl::new("mysql://app:s3cr@t!@db.example:3306/prod");
-        for shown in [url.to_string(), format!("{url:?}"), url.redacted()] {
-            assert!(!shown.contains("s3cr"), "{shown}");
-            assert!(shown.contains("app:***@db.example:3306/prod"), "{shown}");
-        }
-    }
-
-    #[test]
-    fn redaction_keeps_urls_without_password() {
-        assert_eq!(
-            DbUrl::new("postgres://app@host/db").redacted(),
-            "postgres://app@host/db"
-        );
-        assert_eq!(
-            DbUrl::new("postgres://host/db").redacted(),
-            "postgres://host/db"
-        );
-    }
-
-    #[test]
     fn unknown_config_fields_are_refused() {
         let err = toml::from_str::<FileConfig>("sorce = 'mysql://x'").unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
-    }
-
-    #[test]
-    fn filter_excludes_and_restricts() {
-        let f = TableFilter {
-            only: Some(vec!["a".into(), "b".into()]),
-            exclude: vec!["b".into()],
-        };
-        assert!(f.includes("a"));
-        assert!(!f.includes("b"));
-        assert!(!f.includes("c"));
     }
 }

@@ -62,18 +62,18 @@ pub enum Error {
         reason: String,
     },
 
-    #[error("source (MySQL) failed while {context}: {source}")]
-    Source {
+    #[error("source (MySQL) failed while {context}: {cause}")]
+    Mysql {
         context: String,
         #[source]
-        source: mysql_async::Error,
+        cause: mysql_async::Error,
     },
 
-    #[error("target (Postgres) failed while {context}: {}", pg_message(.source))]
-    Target {
+    #[error("target (Postgres) failed while {context}: {}", pg_message(.cause))]
+    Postgres {
         context: String,
         #[source]
-        source: tokio_postgres::Error,
+        cause: tokio_postgres::Error,
     },
 
     #[error("{path}: {source}")]
@@ -141,25 +141,27 @@ impl Error {
             Error::Value(_) | Error::Check(_) | Error::Data(_) => Exit::Data,
             // A COPY that Postgres refuses for its data (class 22 data exception,
             // 23 integrity violation) is a data error, not an environment one.
-            Error::Target { source, .. } => match source.code().map(|c| &c.code()[..2]) {
+            Error::Postgres { cause, .. } => match cause.code().map(|c| &c.code()[..2]) {
                 Some("22") | Some("23") => Exit::Data,
                 _ => Exit::Environment,
             },
             Error::Connect { .. }
-            | Error::Source { .. }
+            | Error::Mysql { .. }
             | Error::Io { .. }
             | Error::Environment(_)
             | Error::Cancelled => Exit::Environment,
         }
     }
 
-    /// Worth another try on a fresh connection: the connection broke, the server is
-    /// restarting or shutting down, or Postgres chose this transaction as a serialization or
-    /// deadlock victim. Timeouts are not: a stuck server must stop the run within its limit.
+    /// Worth another try on a fresh connection: the connection broke or was killed, the
+    /// server is restarting or shutting down, or Postgres chose this transaction as a
+    /// serialization or deadlock victim. Timeouts are not: a stuck server must stop the run
+    /// within its limit. [`crate::work::Retry`] is the one place that acts on it.
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Connect { .. } => true,
-            Error::Target { source, .. } => match source.code() {
+            Error::Mysql { cause, .. } => is_mysql_connection_loss(cause),
+            Error::Postgres { cause, .. } => match cause.code() {
                 None => true, // I/O: connection reset or closed
                 Some(code) => matches!(
                     code.code(),
@@ -179,19 +181,31 @@ impl Error {
         }
     }
 
-    pub fn source(context: impl Into<String>) -> impl FnOnce(mysql_async::Error) -> Error {
+    pub fn mysql(context: impl Into<String>) -> impl FnOnce(mysql_async::Error) -> Error {
         let context = context.into();
-        move |source| Error::Source { context, source }
+        move |cause| Error::Mysql { context, cause }
     }
 
-    pub fn target(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> Error {
+    pub fn postgres(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> Error {
         let context = context.into();
-        move |source| Error::Target { context, source }
+        move |cause| Error::Postgres { context, cause }
     }
 
     pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
         move |source| Error::Io { path, source }
+    }
+}
+
+/// A broken MySQL connection (reset, closed, killed, server shutting down): worth reading
+/// the chunk again on a new connection, if the source has not changed meanwhile.
+fn is_mysql_connection_loss(e: &mysql_async::Error) -> bool {
+    use mysql_async::{DriverError, Error as E};
+    match e {
+        E::Io(_) | E::Driver(DriverError::ConnectionClosed) => true,
+        // ER_CONNECTION_KILLED, ER_SERVER_SHUTDOWN, CR_SERVER_GONE_ERROR, CR_SERVER_LOST
+        E::Server(s) => matches!(s.code, 1927 | 1053 | 2006 | 2013),
+        _ => false,
     }
 }
 

@@ -112,6 +112,32 @@ pub fn clear(workdir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `manifest.json` of plan `plan_id` from the sidecars of its chunks (table, chunk id),
+/// which must all be complete.
+pub fn write_manifest<'a>(
+    workdir: &Path,
+    plan_id: &str,
+    plan_chunks: impl IntoIterator<Item = (&'a str, u32)>,
+) -> Result<Manifest> {
+    let mut chunks = Vec::new();
+    for (table, chunk) in plan_chunks {
+        let path = chunk_path(workdir, table, chunk);
+        let entry = complete_chunk(&path).ok_or_else(|| {
+            Error::Data(format!(
+                "{}: chunk file missing or incomplete",
+                path.display()
+            ))
+        })?;
+        chunks.push(entry);
+    }
+    let manifest = Manifest {
+        plan_id: plan_id.to_string(),
+        chunks,
+    };
+    write_json(&workdir.join(MANIFEST_FILE), &manifest)?;
+    Ok(manifest)
+}
+
 /// One finished chunk file, as `manifest.json` and the chunk's sidecar describe it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ManifestEntry {

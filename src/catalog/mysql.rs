@@ -17,7 +17,7 @@ pub async fn read(conn: &mut Conn, database: &str) -> Result<Vec<SourceTable>> {
             (database,),
         )
         .await
-        .map_err(Error::source("reading information_schema.TABLES"))?;
+        .map_err(Error::mysql("reading information_schema.TABLES"))?;
     let mut tables: BTreeMap<String, SourceTable> = table_rows
         .into_iter()
         .map(|r| {
@@ -43,7 +43,7 @@ pub async fn read(conn: &mut Conn, database: &str) -> Result<Vec<SourceTable>> {
             (database,),
         )
         .await
-        .map_err(Error::source("reading information_schema.COLUMNS"))?;
+        .map_err(Error::mysql("reading information_schema.COLUMNS"))?;
     for r in column_rows {
         let Some(table) = tables.get_mut(&text(&r, 0)) else {
             continue; // a view
@@ -79,7 +79,7 @@ pub async fn read(conn: &mut Conn, database: &str) -> Result<Vec<SourceTable>> {
             (database,),
         )
         .await
-        .map_err(Error::source("reading information_schema.STATISTICS"))?;
+        .map_err(Error::mysql("reading information_schema.STATISTICS"))?;
     choose_keys(&mut tables, index_rows);
 
     Ok(tables.into_values().collect())

@@ -30,7 +30,7 @@ pub async fn read(client: &Client, schema: &str) -> Result<Vec<TargetTable>> {
             &[&schema],
         )
         .await
-        .map_err(Error::target("reading pg_catalog"))?;
+        .map_err(Error::postgres("reading pg_catalog"))?;
 
     let mut tables: BTreeMap<String, TargetTable> = BTreeMap::new();
     for r in rows {

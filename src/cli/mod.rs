@@ -1,18 +1,20 @@
 //! The command line: arguments, `pgclipper.toml` and environment merged into validated
-//! [`Settings`], then the command run and its outcome printed.
+//! [`Options`], turned into the settings of the command, the command run and its outcome
+//! printed ([`print`]).
+
+mod print;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{
-    defaults, parse_column_ref, CopyFormat, DbUrl, FileConfig, Settings, TableFilter,
-};
-use crate::encode::ZeroDates;
+use crate::commands;
+use crate::config::{defaults, parse_column_ref, FileConfig, Options, Selection};
 use crate::error::{Error, Exit};
-use crate::mapping::MappingOptions;
-use crate::pipeline::{self, CheckReport, Summary};
+use crate::mapping::{MappingOptions, TableFilter, ZeroDates};
+use crate::sink::CopyFormat;
+use crate::url::DbUrl;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -95,7 +97,7 @@ struct RunArgs {
     #[arg(long, value_name = "ROWS")]
     chunk_rows: Option<u64>,
     /// What zero dates (0000-00-00, month or day 0) become [default: error]
-    #[arg(long, value_enum, value_name = "error|null")]
+    #[arg(long, value_name = "error|null", value_parser = parse_value::<ZeroDates>)]
     zero_dates: Option<ZeroDates>,
     /// Time zone of MySQL datetime values going into timestamptz columns [default: UTC]
     #[arg(long, value_name = "ZONE")]
@@ -110,12 +112,17 @@ struct RunArgs {
     #[arg(long, value_name = "SECONDS")]
     io_timeout: Option<u64>,
     /// How chunks travel to Postgres: binary COPY files beside the CSV files, or the CSV files [default: binary]
-    #[arg(long, value_enum, value_name = "binary|csv")]
+    #[arg(long, value_name = "binary|csv", value_parser = parse_value::<CopyFormat>)]
     copy_format: Option<CopyFormat>,
 }
 
+/// A value of an option whose type knows how to read itself.
+fn parse_value<T: std::str::FromStr<Err = String>>(text: &str) -> Result<T, String> {
+    text.parse()
+}
+
 impl RunArgs {
-    fn settings(self) -> Result<Settings, Error> {
+    fn options(self) -> Result<Options, Error> {
         let file = match &self.config {
             Some(path) => FileConfig::load(path)?,
             None => FileConfig::default(),
@@ -134,7 +141,7 @@ impl RunArgs {
             .source_timezone
             .or(file.source_timezone)
             .filter(|z| !z.eq_ignore_ascii_case("utc"));
-        let settings = Settings {
+        let options = Options {
             source: self.source.map(DbUrl::new).or(file.source),
             target: self.target.map(DbUrl::new).or(file.target),
             target_schema: self
@@ -142,9 +149,16 @@ impl RunArgs {
                 .or(file.target_schema)
                 .unwrap_or_else(|| defaults::TARGET_SCHEMA.to_string()),
             workdir: self.workdir.or(file.workdir),
-            tables: TableFilter {
-                only: self.tables.or(file.tables),
-                exclude,
+            selection: Selection {
+                tables: TableFilter {
+                    only: self.tables.or(file.tables),
+                    exclude,
+                },
+                mapping: MappingOptions {
+                    zero_dates: self.zero_dates.or(file.zero_dates).unwrap_or_default(),
+                    source_timezone: source_timezone.map(Into::into),
+                    drop_columns,
+                },
             },
             readers: self.readers.or(file.readers).unwrap_or(defaults::READERS),
             writers: self.writers.or(file.writers).unwrap_or(defaults::WRITERS),
@@ -155,11 +169,6 @@ impl RunArgs {
                 .unwrap_or(defaults::CHUNK_MIB)
                 << 20,
             chunk_rows: self.chunk_rows.or(file.chunk_rows),
-            mapping: MappingOptions {
-                zero_dates: self.zero_dates.or(file.zero_dates).unwrap_or_default(),
-                source_timezone: source_timezone.map(Into::into),
-                drop_columns,
-            },
             restart: self.restart,
             io_timeout: std::time::Duration::from_secs(
                 self.io_timeout
@@ -168,8 +177,8 @@ impl RunArgs {
             ),
             copy_format: self.copy_format.or(file.copy_format).unwrap_or_default(),
         };
-        settings.validate()?;
-        Ok(settings)
+        options.validate()?;
+        Ok(options)
     }
 }
 
@@ -198,9 +207,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
 async fn dispatch(command: Command) -> Result<Exit, Error> {
     match command {
         Command::Check(args) => {
-            let settings = args.settings()?;
-            let report = pipeline::check(&settings).await?;
-            print_check(&report);
+            let report = commands::check::run(&args.options()?.check()?).await?;
+            print::check(&report);
             Ok(if report.problems.is_empty() {
                 Exit::Success
             } else {
@@ -208,29 +216,18 @@ async fn dispatch(command: Command) -> Result<Exit, Error> {
             })
         }
         Command::Migrate(args) => {
-            let settings = args.settings()?;
-            settings.require_source()?;
-            settings.require_target()?;
-            settings.require_workdir()?;
-            let summary = pipeline::migrate(&settings).await?;
-            print_summary("migrated", &summary);
+            let summary = commands::migrate::run(&args.options()?.migrate()?).await?;
+            print::summary("migrated", &summary);
             Ok(Exit::Success)
         }
         Command::Export(args) => {
-            let settings = args.settings()?;
-            settings.require_source()?;
-            settings.require_target()?;
-            settings.require_workdir()?;
-            let summary = pipeline::export_only(&settings).await?;
-            print_summary("exported", &summary);
+            let summary = commands::export::run(&args.options()?.export()?).await?;
+            print::summary("exported", &summary);
             Ok(Exit::Success)
         }
         Command::Import(args) => {
-            let settings = args.settings()?;
-            settings.require_target()?;
-            settings.require_workdir()?;
-            let summary = pipeline::import(&settings).await?;
-            print_summary("imported", &summary);
+            let summary = commands::import::run(&args.options()?.import()?).await?;
+            print::summary("imported", &summary);
             Ok(Exit::Success)
         }
         Command::Reset { args, yes } => reset(args, yes).await,
@@ -239,26 +236,9 @@ async fn dispatch(command: Command) -> Result<Exit, Error> {
 
 async fn reset(args: RunArgs, yes: bool) -> Result<Exit, Error> {
     use std::io::{BufRead, IsTerminal, Write};
-    let settings = args.settings()?;
-    settings.require_target()?;
-    let workdir = settings.require_workdir()?;
-    let preview = pipeline::reset_preview(&settings).await?;
-    println!(
-        "pgclipper reset of plan {} ({}):",
-        preview.plan.plan_id,
-        workdir.display()
-    );
-    println!(
-        "  empty {} target tables: {}",
-        preview.tables.len(),
-        preview.tables.join(", ")
-    );
-    println!(
-        "  restore {} foreign keys and {} sequences as they were",
-        preview.foreign_keys, preview.sequences
-    );
-    println!("  forget the plan in the ledger and remove its files from the workdir");
-    println!("  the source is not touched");
+    let settings = args.options()?.reset()?;
+    let preview = commands::reset::preview(&settings).await?;
+    print::reset_preview(&preview, &settings.workdir);
     if !yes {
         if !std::io::stdin().is_terminal() {
             return Err(Error::Usage(
@@ -274,61 +254,9 @@ async fn reset(args: RunArgs, yes: bool) -> Result<Exit, Error> {
             return Ok(Exit::Usage);
         }
     }
-    pipeline::reset(&settings).await?;
+    commands::reset::run(&settings).await?;
     println!("reset done");
     Ok(Exit::Success)
-}
-
-fn print_check(report: &CheckReport) {
-    println!(
-        "pgclipper check: {} tables, {} columns paired",
-        report.tables, report.columns
-    );
-    for w in &report.warnings {
-        println!("  warning: {w}");
-    }
-    for p in &report.problems {
-        println!("  problem: {p}");
-    }
-    if report.problems.is_empty() {
-        println!("no problems: `pgclipper migrate` can run");
-    } else {
-        println!(
-            "{} problem(s): `pgclipper migrate` would refuse to run",
-            report.problems.len()
-        );
-    }
-}
-
-fn print_summary(verb: &str, summary: &Summary) {
-    let width = summary
-        .tables
-        .keys()
-        .map(|k| k.len())
-        .max()
-        .unwrap_or(5)
-        .max(5);
-    println!(
-        "{:<width$}  {:>7}  {:>12}  {:>12}",
-        "table", "chunks", "rows", "bytes"
-    );
-    for (name, t) in &summary.tables {
-        println!(
-            "{name:<width$}  {:>7}  {:>12}  {:>12}",
-            t.chunks, t.rows, t.bytes
-        );
-    }
-    let secs = summary.elapsed.as_secs_f64().max(1e-3);
-    println!(
-        "pgclipper {verb} {} rows ({:.1} MiB) of {} tables in {:.1} s ({:.0} rows/s, {:.1} MiB/s); {} sequences advanced",
-        summary.total_rows(),
-        summary.total_bytes() as f64 / 1048576.0,
-        summary.tables.len(),
-        secs,
-        summary.total_rows() as f64 / secs,
-        summary.total_bytes() as f64 / 1048576.0 / secs,
-        summary.sequences,
-    );
 }
 
 /// Human-readable logs on a terminal, JSON lines otherwise; `PGCLIPPER_LOG` sets the filter.

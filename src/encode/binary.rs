@@ -5,13 +5,14 @@
 //!
 //! Every value reaching [`Wire::encode`] has already been accepted (and checked) by
 //! [`Conversion::encode`] for the CSV file, whose text this form must equal value for value.
-//! A column whose conversion has no binary form here (a `datetime` placed in a named time
-//! zone, whose offset Postgres computes) makes its whole table load from CSV.
+//! Which wire a column travels on is decided with its conversion, in `mapping::rules`; a
+//! rule marked CSV only (a `datetime` placed in a named time zone, whose offset Postgres
+//! computes) makes its whole table load from CSV.
 
 use mysql_async::Value;
 
-use super::convert::{self, parse_uuid, Conversion, Refusal, Zone};
-use crate::catalog::PgType;
+use super::read::{self, parse_uuid, Refusal};
+use crate::mapping::{Conversion, Wire};
 
 /// The file signature, flags and header extension length of a binary COPY stream.
 pub const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
@@ -22,81 +23,7 @@ pub const TRAILER: &[u8] = &[0xff, 0xff];
 const POSTGRES_EPOCH_DAYS: i64 = 10_957; // days from 1970-01-01
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
-const TEXT_OID: u32 = 25;
-const VARCHAR_OID: u32 = 1043;
-
-/// How one column travels in binary: the receive format of its target type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wire {
-    Bool,
-    Int2,
-    Int4,
-    Int8,
-    Numeric,
-    Float4,
-    Float8,
-    /// text, varchar, char(n), citext, enum labels, json: the UTF-8 bytes.
-    Text,
-    /// jsonb: a version byte (1), then the JSON text.
-    Jsonb,
-    Uuid,
-    Bytea,
-    /// A one-dimensional array of `element_oid` (text or varchar).
-    TextArray {
-        element_oid: u32,
-    },
-    Date,
-    /// timestamp and timestamptz: microseconds since 2000-01-01 (UTC for timestamptz).
-    Timestamp,
-    Time,
-    Interval,
-    Bits,
-}
-
 impl Wire {
-    /// The binary form of values converted by `conversion` into a `target` column, or
-    /// `None` when the column (and so its table) must load from CSV.
-    pub fn of(conversion: &Conversion, target: &PgType) -> Option<Wire> {
-        use Conversion as C;
-        use PgType as P;
-        Some(match (conversion, target) {
-            (C::IntegerToBool | C::BitToBool, P::Bool) => Wire::Bool,
-            (C::Integer { .. } | C::Year, P::Int2) => Wire::Int2,
-            (C::Integer { .. } | C::Year, P::Int4) => Wire::Int4,
-            (C::Integer { .. } | C::Year, P::Int8) => Wire::Int8,
-            (C::Integer { .. } | C::Decimal { .. }, P::Numeric(_)) => Wire::Numeric,
-            (C::Float32, P::Float4) => Wire::Float4,
-            (C::Float64, P::Float8) => Wire::Float8,
-            // `name` is left out: its text input truncates what its binary input refuses.
-            (C::Text { .. }, P::Text | P::Varchar(_) | P::Char(_)) => Wire::Text,
-            (C::EnumLabel { .. }, P::Enum { .. }) => Wire::Text,
-            (C::Json { jsonb: false }, P::Json) => Wire::Text,
-            (C::Json { jsonb: true }, P::Jsonb) => Wire::Jsonb,
-            (C::TextToUuid | C::BinaryToUuid, P::Uuid) => Wire::Uuid,
-            (C::Bytea, P::Bytea) => Wire::Bytea,
-            (C::SetToArray, P::TextArray { varchar }) => Wire::TextArray {
-                element_oid: if *varchar { VARCHAR_OID } else { TEXT_OID },
-            },
-            (C::Date { .. }, P::Date) => Wire::Date,
-            (
-                C::Timestamp {
-                    zone: Zone::Naive, ..
-                },
-                P::Timestamp(_),
-            ) => Wire::Timestamp,
-            (
-                C::Timestamp {
-                    zone: Zone::Utc, ..
-                },
-                P::Timestamptz(_),
-            ) => Wire::Timestamp,
-            (C::Time { .. }, P::Time(_)) => Wire::Time,
-            (C::Interval, P::Interval) => Wire::Interval,
-            (C::Bits { .. }, P::Bit(_) | P::Varbit(_)) => Wire::Bits,
-            _ => return None,
-        })
-    }
-
     /// Appends one field (length and bytes) for `value`, which `conversion` has just written
     /// to the CSV file as `csv_field` (empty for NULL).
     pub fn encode(
@@ -158,7 +85,7 @@ impl Wire {
                 out.extend_from_slice(&micros.to_be_bytes());
             }
             Wire::Time | Wire::Interval => {
-                let (negative, hours, mm, ss, us) = accepted(convert::time(value));
+                let (negative, hours, mm, ss, us) = accepted(read::time(value));
                 let micros = time_micros(hours as i64, mm, ss, us);
                 let micros = if negative { -micros } else { micros };
                 out.extend_from_slice(&micros.to_be_bytes());
@@ -170,7 +97,7 @@ impl Wire {
                 let Conversion::Bits { width } = *conversion else {
                     unreachable!("bits")
                 };
-                let n = accepted(convert::bits(value));
+                let n = accepted(read::bits(value));
                 out.extend_from_slice(&(width as i32).to_be_bytes());
                 // Most significant bit first, the last byte padded with zero bits.
                 let mut byte = 0u8;
@@ -198,11 +125,11 @@ fn accepted<T>(read: Result<T, Refusal>) -> T {
 }
 
 fn integer(value: &Value) -> i128 {
-    accepted(convert::integer(value))
+    accepted(read::integer(value))
 }
 
 fn bytes(value: &Value) -> &[u8] {
-    accepted(convert::bytes(value))
+    accepted(read::bytes(value))
 }
 
 fn float_text<F: std::str::FromStr>(text: &[u8]) -> F {

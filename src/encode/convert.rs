@@ -3,120 +3,12 @@
 //! Values arrive through MySQL's binary protocol, so integers, floats, dates and times are
 //! already typed; strings, decimals, JSON, enums, sets and bits arrive as bytes.
 
-use std::borrow::Cow;
-use std::collections::HashSet;
-use std::sync::Arc;
-
 use mysql_async::Value;
 
 use super::csv::push_field;
 use super::json;
-
-/// What a zero date (`0000-00-00`, or month or day 0) becomes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum ZeroDates {
-    /// Stop the run (the default: a zero date has no Postgres equivalent).
-    #[default]
-    Error,
-    /// Write NULL (refused still where the target column is NOT NULL).
-    Null,
-}
-
-/// How a MySQL date or time of day is placed on the time line for a Postgres column.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Zone {
-    /// Into `timestamp`: the wall-clock value as it is.
-    Naive,
-    /// Into `timestamptz`, for values that are UTC (MySQL `timestamp`, read with the session
-    /// in UTC; `datetime` when the source time zone is UTC).
-    Utc,
-    /// Into `timestamptz`, for `datetime` values in this source time zone: Postgres applies
-    /// the zone's rules (daylight saving included) as it reads the value.
-    Named(Arc<str>),
-}
-
-/// How one column's values are rendered for its target column. Chosen once per column by
-/// [`crate::mapping::rules::choose`]; applied per value by [`Conversion::encode`].
-#[derive(Debug, Clone)]
-pub enum Conversion {
-    /// Any integer into an integer or numeric column holding `min..=max`.
-    Integer {
-        min: i128,
-        max: i128,
-    },
-    /// 0 → f, 1 → t; anything else is refused.
-    IntegerToBool,
-    /// bit(1) into boolean.
-    BitToBool,
-    /// bit(n) into bit(n)/varbit: the low `width` bits as `0`/`1` text.
-    Bits {
-        width: u32,
-    },
-    /// Exact decimal text; `max_integer_digits` from the target's precision − scale.
-    Decimal {
-        max_integer_digits: Option<u32>,
-    },
-    Float32,
-    Float64,
-    /// Text into text/varchar(n)/char(n): valid UTF-8, no NUL, at most `max_chars` characters.
-    Text {
-        max_chars: Option<u32>,
-    },
-    /// An enum or text label that must be one of the target enum's labels.
-    EnumLabel {
-        labels: Arc<HashSet<String>>,
-    },
-    /// Text holding a uuid, validated and lower-cased.
-    TextToUuid,
-    /// 16 raw bytes as a uuid.
-    BinaryToUuid,
-    /// Bytes as `\x` hex.
-    Bytea,
-    /// Text that must be JSON; `jsonb` also refuses `\u0000`, which jsonb cannot store.
-    Json {
-        jsonb: bool,
-    },
-    /// A MySQL set (`a,b`) into text[].
-    SetToArray,
-    Date {
-        zero_dates: ZeroDates,
-    },
-    /// date/datetime/timestamp into timestamp or timestamptz of `precision` fractional digits.
-    Timestamp {
-        zone: Zone,
-        precision: u8,
-        zero_dates: ZeroDates,
-    },
-    /// time into time(precision): only 00:00:00 to 24:00:00.
-    Time {
-        precision: u8,
-    },
-    /// time into interval: MySQL's whole range, ±838:59:59.
-    Interval,
-    /// year into an integer column.
-    Year,
-}
-
-/// Why a value was refused; the encoder adds table, key and column.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub reason: Cow<'static, str>,
-    pub hint: Option<&'static str>,
-}
-
-impl Refusal {
-    pub fn null_into_not_null() -> Self {
-        Refusal::new("NULL into a NOT NULL target column")
-    }
-
-    fn new(reason: impl Into<Cow<'static, str>>) -> Self {
-        Refusal {
-            reason: reason.into(),
-            hint: None,
-        }
-    }
-}
+use super::read::{bits, bytes, date, integer, parse_uuid, text, time, unexpected, Refusal};
+use crate::mapping::{Conversion, Zone};
 
 type Outcome = Result<(), Refusal>;
 
@@ -300,92 +192,6 @@ impl Conversion {
     }
 }
 
-fn unexpected(value: &Value) -> Refusal {
-    Refusal::new(format!(
-        "the server sent a {} value where this conversion expects another kind",
-        match value {
-            Value::NULL => "NULL",
-            Value::Bytes(_) => "string",
-            Value::Int(_) | Value::UInt(_) => "integer",
-            Value::Float(_) | Value::Double(_) => "floating-point",
-            Value::Date(..) => "date",
-            Value::Time(..) => "time",
-        }
-    ))
-}
-
-#[inline]
-pub(crate) fn integer(value: &Value) -> Result<i128, Refusal> {
-    match value {
-        Value::Int(n) => Ok(*n as i128),
-        Value::UInt(n) => Ok(*n as i128),
-        Value::Bytes(b) => std::str::from_utf8(b)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| Refusal::new("not an integer")),
-        _ => Err(unexpected(value)),
-    }
-}
-
-/// A bit(n) value: big-endian bytes.
-pub(crate) fn bits(value: &Value) -> Result<u64, Refusal> {
-    match value {
-        Value::Bytes(b) if b.len() <= 8 => Ok(b.iter().fold(0u64, |acc, &x| (acc << 8) | x as u64)),
-        Value::Int(n) => Ok(*n as u64),
-        Value::UInt(n) => Ok(*n),
-        _ => Err(unexpected(value)),
-    }
-}
-
-#[inline]
-pub(crate) fn bytes(value: &Value) -> Result<&[u8], Refusal> {
-    match value {
-        Value::Bytes(b) => Ok(b),
-        _ => Err(unexpected(value)),
-    }
-}
-
-/// Text as Postgres can hold it: UTF-8 (the session asks MySQL for utf8mb4, so every
-/// character set arrives converted) and without NUL, which Postgres text cannot store.
-#[inline]
-fn text(value: &Value) -> Result<&str, Refusal> {
-    let raw = bytes(value)?;
-    let text = std::str::from_utf8(raw).map_err(|e| {
-        Refusal::new(format!(
-            "not valid UTF-8 at byte {} (binary data in a text column?)",
-            e.valid_up_to()
-        ))
-    })?;
-    if raw.contains(&0) {
-        return Err(Refusal::new(
-            "contains a NUL byte (0x00), which Postgres text cannot store",
-        ));
-    }
-    Ok(text)
-}
-
-type DateParts = (u16, u8, u8, u8, u8, u8, u32);
-
-/// The parts of a date, or `None` for a zero date that is to become NULL.
-fn date(value: &Value, zero_dates: ZeroDates) -> Result<Option<DateParts>, Refusal> {
-    let Value::Date(y, m, d, hh, mm, ss, us) = *value else {
-        return Err(unexpected(value));
-    };
-    if y == 0 || m == 0 || d == 0 {
-        return match zero_dates {
-            ZeroDates::Null => Ok(None),
-            ZeroDates::Error => Err(Refusal {
-                reason: "zero date (year, month or day 0) has no Postgres equivalent".into(),
-                hint: Some("--zero-dates null writes NULL instead"),
-            }),
-        };
-    }
-    if m > 12 || d > days_in_month(y, m) {
-        return Err(Refusal::new("not a calendar date"));
-    }
-    Ok(Some((y, m, d, hh, mm, ss, us)))
-}
-
 /// Postgres would round fractional seconds beyond the column's precision: refused instead.
 fn check_precision(us: u32, precision: u8) -> Outcome {
     let unit = 10u32.pow(6 - precision.min(6) as u32);
@@ -395,23 +201,6 @@ fn check_precision(us: u32, precision: u8) -> Outcome {
         )));
     }
     Ok(())
-}
-
-fn days_in_month(y: u16, m: u8) -> u8 {
-    match m {
-        2 if (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// (negative, hours, minutes, seconds, microseconds) with days folded into hours.
-pub(crate) fn time(value: &Value) -> Result<(bool, u32, u8, u8, u32), Refusal> {
-    let Value::Time(negative, days, hh, mm, ss, us) = *value else {
-        return Err(unexpected(value));
-    };
-    Ok((negative, days * 24 + hh as u32, mm, ss, us))
 }
 
 fn push_2(n: u8, out: &mut Vec<u8>) {
@@ -468,45 +257,6 @@ fn push_uuid_text(text: &[u8], out: &mut Vec<u8>) -> Outcome {
     let raw = parse_uuid(text)?;
     push_uuid_bytes(&raw, out);
     Ok(())
-}
-
-/// The 16 bytes of a uuid written as text (8-4-4-4-12 or 32 bare hex digits, any case).
-pub(crate) fn parse_uuid(text: &[u8]) -> Result<[u8; 16], Refusal> {
-    fn nibble(b: u8) -> Option<u8> {
-        match b {
-            b'0'..=b'9' => Some(b - b'0'),
-            b'a'..=b'f' => Some(b - b'a' + 10),
-            b'A'..=b'F' => Some(b - b'A' + 10),
-            _ => None,
-        }
-    }
-    let invalid = || Refusal::new("not a uuid (expected 8-4-4-4-12 hex digits)");
-    let mut digits = [0u8; 32];
-    match text.len() {
-        36 => {
-            let mut n = 0;
-            for (i, &b) in text.iter().enumerate() {
-                if matches!(i, 8 | 13 | 18 | 23) {
-                    if b != b'-' {
-                        return Err(invalid());
-                    }
-                } else {
-                    digits[n] = b;
-                    n += 1;
-                }
-            }
-        }
-        32 => digits.copy_from_slice(text),
-        _ => return Err(invalid()),
-    }
-    let mut raw = [0u8; 16];
-    for (byte, pair) in raw.iter_mut().zip(digits.chunks_exact(2)) {
-        let (Some(high), Some(low)) = (nibble(pair[0]), nibble(pair[1])) else {
-            return Err(invalid());
-        };
-        *byte = high << 4 | low;
-    }
-    Ok(raw)
 }
 
 /// 16 bytes as the canonical lower-case 8-4-4-4-12 text, written in one piece.
@@ -574,6 +324,7 @@ pub fn excerpt(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mapping::ZeroDates;
 
     fn enc(c: &Conversion, v: Value) -> Result<String, Refusal> {
         let mut out = Vec::new();

@@ -1,15 +1,35 @@
 //! Pairs every source table and column with its target by name and chooses each
 //! column's conversion; collects every problem at once so `check` can report them all.
 
+pub mod conversion;
 pub mod rules;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+pub use conversion::{Conversion, Rule, Travel, Wire, ZeroDates, Zone};
+
 use crate::catalog::{MyType, PgType, SourceTable, TargetTable};
-use crate::config::TableFilter;
-use crate::encode::{Conversion, ZeroDates};
 use crate::error::Problem;
+
+/// Which tables a run covers.
+#[derive(Debug, Clone, Default)]
+pub struct TableFilter {
+    pub only: Option<Vec<String>>,
+    pub exclude: Vec<String>,
+}
+
+impl TableFilter {
+    pub fn includes(&self, table: &str) -> bool {
+        if self.exclude.iter().any(|t| t == table) {
+            return false;
+        }
+        match &self.only {
+            Some(only) => only.iter().any(|t| t == table),
+            None => true,
+        }
+    }
+}
 
 /// The operator's choices that shape conversions.
 #[derive(Debug, Clone, Default)]
@@ -27,6 +47,8 @@ pub struct ColumnMapping {
     pub source: String,
     pub target: String,
     pub conversion: Conversion,
+    /// How the converted values reach Postgres.
+    pub travel: Travel,
 }
 
 /// One table copied from source to target.
@@ -144,12 +166,13 @@ fn pair_table(
             continue;
         }
         match rules::choose(sc, tc, options) {
-            Ok(conversion) => {
+            Ok(Rule { conversion, travel }) => {
                 check_column(src, sc, tc, &conversion, mapping);
                 columns.push(ColumnMapping {
                     source: sc.name.clone(),
                     target: tc.name.clone(),
                     conversion,
+                    travel,
                 });
             }
             Err(reason) => mapping
@@ -289,5 +312,21 @@ fn problem(table: &str, column: Option<&str>, message: impl Into<String>) -> Pro
         table: table.to_string(),
         column: column.map(str::to_string),
         message: message.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_excludes_and_restricts() {
+        let f = TableFilter {
+            only: Some(vec!["a".into(), "b".into()]),
+            exclude: vec!["b".into()],
+        };
+        assert!(f.includes("a"));
+        assert!(!f.includes("b"));
+        assert!(!f.includes("c"));
     }
 }

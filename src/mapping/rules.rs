@@ -1,40 +1,46 @@
-//! The one table of (MySQL type, Postgres type) → [`Conversion`]. `docs/mapping.md`
-//! documents every row; the tests below check them one by one.
+//! The one table of (MySQL type, Postgres type) → [`Rule`]: the conversion and how its
+//! values travel, one row per type pair. `docs/mapping.md` documents every row; the tests
+//! below check them one by one.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use super::conversion::{Conversion, Rule, Wire, Zone};
 use super::MappingOptions;
 use crate::catalog::{MyType, PgType, SourceColumn, TargetColumn};
-use crate::encode::{Conversion, Zone};
 
-/// The conversion for one column pair, or why there is none.
+const TEXT_OID: u32 = 25;
+const VARCHAR_OID: u32 = 1043;
+
+/// The rule for one column pair, or why there is none.
 pub fn choose(
     src: &SourceColumn,
     dst: &TargetColumn,
     options: &MappingOptions,
-) -> Result<Conversion, String> {
+) -> Result<Rule, String> {
+    use Conversion as C;
     use MyType as M;
     use PgType as P;
+    use Rule as R;
     let no_rule = || {
         Err(format!(
             "no rule converts MySQL {} into Postgres {}",
             src.column_type, dst.type_name
         ))
     };
-    let conversion = match (&src.ty, &dst.ty) {
+    let rule = match (&src.ty, &dst.ty) {
         // Integers.
-        (M::Int { .. }, P::Bool) => Conversion::IntegerToBool,
+        (M::Int { .. }, P::Bool) => R::binary(C::IntegerToBool, Wire::Bool),
         (M::Int { .. }, P::Int2 | P::Int4 | P::Int8 | P::Numeric(_)) => {
             let (min, max) = integer_range(&dst.ty).expect("integer target");
-            Conversion::Integer { min, max }
+            R::binary(C::Integer { min, max }, integer_wire(&dst.ty))
         }
-        (M::Year, P::Int2 | P::Int4 | P::Int8) => Conversion::Year,
+        (M::Year, P::Int2 | P::Int4 | P::Int8) => R::binary(C::Year, integer_wire(&dst.ty)),
         // Bits.
-        (M::Bit(1), P::Bool) => Conversion::BitToBool,
-        (M::Bit(n), P::Bit(m)) if n == m => Conversion::Bits { width: *n },
+        (M::Bit(1), P::Bool) => R::binary(C::BitToBool, Wire::Bool),
+        (M::Bit(n), P::Bit(m)) if n == m => R::binary(C::Bits { width: *n }, Wire::Bits),
         (M::Bit(n), P::Varbit(max)) if max.is_none_or(|m| m >= *n) => {
-            Conversion::Bits { width: *n }
+            R::binary(C::Bits { width: *n }, Wire::Bits)
         }
         // Exact and floating-point numbers.
         (M::Decimal { scale, .. }, P::Numeric(target)) => {
@@ -46,72 +52,111 @@ pub fn choose(
                     ));
                 }
             }
-            Conversion::Decimal {
-                max_integer_digits: target.map(|(p, s)| p - s),
-            }
+            let max_integer_digits = target.map(|(p, s)| p - s);
+            R::binary(C::Decimal { max_integer_digits }, Wire::Numeric)
         }
-        (M::Float, P::Float4) => Conversion::Float32,
-        (M::Float | M::Double, P::Float8) => Conversion::Float64,
-        // Text and what text may hold.
+        (M::Float, P::Float4) => R::binary(C::Float32, Wire::Float4),
+        (M::Float | M::Double, P::Float8) => R::binary(C::Float64, Wire::Float8),
+        // Text and what text may hold. (`name` has no rule: its text input silently cuts
+        // values beyond 63 bytes.)
         (M::Char { .. } | M::Text | M::Enum(_) | M::Set(_) | M::Json, P::Text) => {
-            Conversion::Text { max_chars: None }
+            R::binary(C::Text { max_chars: None }, Wire::Text)
         }
         (M::Char { .. } | M::Text | M::Enum(_) | M::Set(_) | M::Json, P::Varchar(n)) => {
-            Conversion::Text { max_chars: *n }
+            R::binary(C::Text { max_chars: *n }, Wire::Text)
         }
-        (M::Char { .. } | M::Text | M::Enum(_) | M::Set(_), P::Char(n)) => Conversion::Text {
-            max_chars: Some(*n),
-        },
-        (M::Char { .. } | M::Text, P::Uuid) => Conversion::TextToUuid,
-        (M::Char { .. } | M::Text | M::Json, P::Json) => Conversion::Json { jsonb: false },
-        (M::Char { .. } | M::Text | M::Json, P::Jsonb) => Conversion::Json { jsonb: true },
-        (M::Enum(_) | M::Char { .. } | M::Text, P::Enum { labels, .. }) => Conversion::EnumLabel {
-            labels: Arc::new(labels.iter().cloned().collect::<HashSet<_>>()),
-        },
-        (M::Set(_), P::TextArray { .. }) => Conversion::SetToArray,
+        (M::Char { .. } | M::Text | M::Enum(_) | M::Set(_), P::Char(n)) => R::binary(
+            C::Text {
+                max_chars: Some(*n),
+            },
+            Wire::Text,
+        ),
+        (M::Char { .. } | M::Text, P::Uuid) => R::binary(C::TextToUuid, Wire::Uuid),
+        (M::Char { .. } | M::Text | M::Json, P::Json) => {
+            R::binary(C::Json { jsonb: false }, Wire::Text)
+        }
+        (M::Char { .. } | M::Text | M::Json, P::Jsonb) => {
+            R::binary(C::Json { jsonb: true }, Wire::Jsonb)
+        }
+        (M::Enum(_) | M::Char { .. } | M::Text, P::Enum { labels, .. }) => R::binary(
+            C::EnumLabel {
+                labels: Arc::new(labels.iter().cloned().collect::<HashSet<_>>()),
+            },
+            Wire::Text,
+        ),
+        (M::Set(_), P::TextArray { varchar }) => R::binary(
+            C::SetToArray,
+            Wire::TextArray {
+                element_oid: if *varchar { VARCHAR_OID } else { TEXT_OID },
+            },
+        ),
         // Bytes.
-        (M::Binary { .. }, P::Bytea) => Conversion::Bytea,
+        (M::Binary { .. }, P::Bytea) => R::binary(C::Bytea, Wire::Bytea),
         (
             M::Binary {
                 fixed: true,
                 max_bytes: Some(16),
             },
             P::Uuid,
-        ) => Conversion::BinaryToUuid,
-        (M::Binary { .. }, P::Text | P::Varchar(_)) => Conversion::Text {
-            max_chars: match dst.ty {
+        ) => R::binary(C::BinaryToUuid, Wire::Uuid),
+        (M::Binary { .. }, P::Text | P::Varchar(_)) => {
+            let max_chars = match dst.ty {
                 P::Varchar(n) => n,
                 _ => None,
-            },
-        },
+            };
+            R::binary(C::Text { max_chars }, Wire::Text)
+        }
         // Dates and times: MySQL timestamps are read in UTC (the session's time zone);
         // datetimes are wall-clock values, placed in the source time zone for timestamptz.
-        (M::Date | M::DateTime(_) | M::Timestamp(_), P::Date) => Conversion::Date {
-            zero_dates: options.zero_dates,
-        },
-        (M::Date | M::DateTime(_) | M::Timestamp(_), P::Timestamp(p)) => Conversion::Timestamp {
-            zone: Zone::Naive,
-            precision: *p,
-            zero_dates: options.zero_dates,
-        },
-        (M::Timestamp(_), P::Timestamptz(p)) => Conversion::Timestamp {
-            zone: Zone::Utc,
-            precision: *p,
-            zero_dates: options.zero_dates,
-        },
-        (M::Date | M::DateTime(_), P::Timestamptz(p)) => Conversion::Timestamp {
-            zone: match &options.source_timezone {
-                Some(zone) => Zone::Named(zone.clone()),
-                None => Zone::Utc,
+        (M::Date | M::DateTime(_) | M::Timestamp(_), P::Date) => {
+            let zero_dates = options.zero_dates;
+            R::binary(C::Date { zero_dates }, Wire::Date)
+        }
+        (M::Date | M::DateTime(_) | M::Timestamp(_), P::Timestamp(p)) => R::binary(
+            C::Timestamp {
+                zone: Zone::Naive,
+                precision: *p,
+                zero_dates: options.zero_dates,
             },
-            precision: *p,
-            zero_dates: options.zero_dates,
-        },
-        (M::Time(_), P::Time(p)) => Conversion::Time { precision: *p },
-        (M::Time(_), P::Interval) => Conversion::Interval,
+            Wire::Timestamp,
+        ),
+        (M::Timestamp(_), P::Timestamptz(p)) => R::binary(
+            C::Timestamp {
+                zone: Zone::Utc,
+                precision: *p,
+                zero_dates: options.zero_dates,
+            },
+            Wire::Timestamp,
+        ),
+        (M::Date | M::DateTime(_), P::Timestamptz(p)) => {
+            let conversion = |zone| C::Timestamp {
+                zone,
+                precision: *p,
+                zero_dates: options.zero_dates,
+            };
+            match &options.source_timezone {
+                None => R::binary(conversion(Zone::Utc), Wire::Timestamp),
+                Some(zone) => R::csv_only(
+                    conversion(Zone::Named(zone.clone())),
+                    "a datetime placed in a named time zone: Postgres computes its offset (daylight saving included) from the text",
+                ),
+            }
+        }
+        (M::Time(_), P::Time(p)) => R::binary(C::Time { precision: *p }, Wire::Time),
+        (M::Time(_), P::Interval) => R::binary(C::Interval, Wire::Interval),
         _ => return no_rule(),
     };
-    Ok(conversion)
+    Ok(rule)
+}
+
+/// The binary form of an integer target column.
+fn integer_wire(ty: &PgType) -> Wire {
+    match ty {
+        PgType::Int2 => Wire::Int2,
+        PgType::Int4 => Wire::Int4,
+        PgType::Int8 => Wire::Int8,
+        _ => Wire::Numeric,
+    }
 }
 
 /// The values an integer or numeric target column holds.
@@ -134,6 +179,7 @@ fn integer_range(ty: &PgType) -> Option<(i128, i128)> {
 mod tests {
     use super::*;
     use crate::catalog::{mysql, postgres};
+    use crate::mapping::conversion::Travel;
 
     fn src(data_type: &str, column_type: &str) -> SourceColumn {
         SourceColumn {
@@ -188,7 +234,8 @@ mod tests {
         ];
         for ((dt, ct), (pt, typmod), expected) in pairs {
             let c = choose(&src(dt, ct), &dst(pt, typmod), &MappingOptions::default())
-                .unwrap_or_else(|e| panic!("{ct} -> {pt}: {e}"));
+                .unwrap_or_else(|e| panic!("{ct} -> {pt}: {e}"))
+                .conversion;
             assert!(
                 format!("{c:?}").starts_with(expected),
                 "{ct} -> {pt}: {c:?}"
@@ -229,9 +276,124 @@ mod tests {
             &dst("int2", -1),
             &MappingOptions::default(),
         )
-        .unwrap() else {
+        .unwrap()
+        .conversion
+        else {
             panic!()
         };
         assert_eq!(max, 32767);
+    }
+
+    /// Every MySQL type against every Postgres type: where a rule exists, its values travel
+    /// in the binary form of the target type, or the rule says why it is CSV only.
+    #[test]
+    fn every_rule_has_the_target_types_wire_or_says_why_it_is_csv_only() {
+        let sources = [
+            ("tinyint", "tinyint(1)"),
+            ("int", "int(10) unsigned"),
+            ("bigint", "bigint(20)"),
+            ("decimal", "decimal(10,2)"),
+            ("float", "float"),
+            ("double", "double"),
+            ("bit", "bit(1)"),
+            ("char", "char(36)"),
+            ("varchar", "varchar(255)"),
+            ("text", "text"),
+            ("binary", "binary(16)"),
+            ("blob", "blob"),
+            ("json", "json"),
+            ("enum", "enum('a','b')"),
+            ("set", "set('a','b')"),
+            ("date", "date"),
+            ("datetime", "datetime(6)"),
+            ("timestamp", "timestamp(6)"),
+            ("time", "time"),
+            ("year", "year"),
+        ];
+        let targets = [
+            ("bool", -1),
+            ("int2", -1),
+            ("int4", -1),
+            ("int8", -1),
+            ("numeric", ((12 << 16) | 2) + 4),
+            ("numeric", -1),
+            ("float4", -1),
+            ("float8", -1),
+            ("text", -1),
+            ("varchar", 260),
+            ("bpchar", 40),
+            ("uuid", -1),
+            ("bytea", -1),
+            ("json", -1),
+            ("jsonb", -1),
+            ("date", -1),
+            ("timestamp", -1),
+            ("timestamptz", -1),
+            ("time", -1),
+            ("interval", -1),
+            ("bit", 1),
+            ("varbit", -1),
+            ("name", -1),
+        ];
+        let zoned = MappingOptions {
+            source_timezone: Some("Europe/Amsterdam".into()),
+            ..MappingOptions::default()
+        };
+        let mut rules = 0;
+        for options in [MappingOptions::default(), zoned] {
+            for (dt, ct) in sources {
+                let mut s = src(dt, ct);
+                if dt == "bit" {
+                    s.ty = MyType::Bit(1);
+                }
+                for (pt, typmod) in targets {
+                    let d = dst(pt, typmod);
+                    let Ok(rule) = choose(&s, &d, &options) else {
+                        continue;
+                    };
+                    rules += 1;
+                    let fits = match (rule.travel, &d.ty) {
+                        (Travel::Binary(wire), ty) => wire_fits(wire, ty),
+                        (Travel::CsvOnly(_), PgType::Timestamptz(_)) => matches!(
+                            rule.conversion,
+                            Conversion::Timestamp {
+                                zone: Zone::Named(_),
+                                ..
+                            }
+                        ),
+                        (Travel::CsvOnly(_), _) => false,
+                    };
+                    assert!(fits, "{ct} -> {pt}: {rule:?}");
+                }
+            }
+        }
+        assert!(rules > 60, "only {rules} rules found");
+    }
+
+    /// The Postgres types whose binary input reads `wire`.
+    fn wire_fits(wire: Wire, ty: &PgType) -> bool {
+        use PgType as P;
+        match wire {
+            Wire::Bool => matches!(ty, P::Bool),
+            Wire::Int2 => matches!(ty, P::Int2),
+            Wire::Int4 => matches!(ty, P::Int4),
+            Wire::Int8 => matches!(ty, P::Int8),
+            Wire::Numeric => matches!(ty, P::Numeric(_)),
+            Wire::Float4 => matches!(ty, P::Float4),
+            Wire::Float8 => matches!(ty, P::Float8),
+            Wire::Text => matches!(
+                ty,
+                P::Text | P::Varchar(_) | P::Char(_) | P::Json | P::Enum { .. }
+            ),
+            Wire::Jsonb => matches!(ty, P::Jsonb),
+            Wire::Uuid => matches!(ty, P::Uuid),
+            Wire::Bytea => matches!(ty, P::Bytea),
+            Wire::TextArray { .. } => matches!(ty, P::TextArray { .. }),
+            Wire::Date => matches!(ty, P::Date),
+            Wire::Timestamp => matches!(ty, P::Timestamp(_) | P::Timestamptz(_)),
+            Wire::Time => matches!(ty, P::Time(_)),
+            Wire::Interval => matches!(ty, P::Interval),
+            Wire::Bits => matches!(ty, P::Bit(_) | P::Varbit(_)),
+        }
     }
 }

@@ -8,9 +8,13 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value};
 use serde::{Deserialize, Serialize};
 
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use crate::catalog::my_ident;
 use crate::error::{within, Error, Result};
-use crate::mapping::TableMapping;
+use crate::mapping::{self, TableMapping};
+use crate::workdir;
 
 /// A key value as stored in the plan; round-trips to the MySQL value it was read as.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,13 +102,66 @@ pub fn rows_per_chunk(avg_row_length: u64, chunk_bytes: u64, fixed: Option<u64>)
     fixed.unwrap_or_else(|| (chunk_bytes / avg_row_length.max(32)).clamp(1_000, 5_000_000))
 }
 
+/// How large chunks are: a CSV file size, or a fixed number of rows.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkSize {
+    pub bytes: u64,
+    pub rows: Option<u64>,
+}
+
+/// Plans every mapped table and writes `plan.json` (and a directory per table) into the
+/// workdir.
+pub async fn make(
+    conn: &mut Conn,
+    database: &str,
+    tables: &[TableMapping],
+    target_schema: &str,
+    size: ChunkSize,
+    timeout: Duration,
+    workdir: &Path,
+) -> Result<Plan> {
+    workdir::create_private_dir(workdir)?;
+    let mut planned = Vec::new();
+    for table in tables {
+        let rows = rows_per_chunk(table.source.avg_row_length, size.bytes, size.rows);
+        let chunks = plan_table(conn, database, table, rows, timeout).await?;
+        tracing::info!(table = %table.name(), chunks = chunks.len(), rows_per_chunk = rows, "Table planned.");
+        workdir::create_private_dir(&workdir::table_dir(workdir, table.name()))?;
+        planned.push(PlannedTable {
+            name: table.name().to_string(),
+            target: table.target.qualified(),
+            target_columns: table.columns.iter().map(|c| c.target.clone()).collect(),
+            key: table.key_columns().to_vec(),
+            chunks,
+            estimated_rows: table.source.estimated_rows,
+        });
+    }
+    let plan = Plan {
+        plan_id: new_plan_id(),
+        fingerprint: mapping::fingerprint(tables),
+        source_database: database.to_string(),
+        target_schema: target_schema.to_string(),
+        tables: planned,
+    };
+    workdir::write_json(&workdir.join(workdir::PLAN_FILE), &plan)?;
+    Ok(plan)
+}
+
+fn new_plan_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{:x}-{:x}", nanos, std::process::id())
+}
+
 /// Plans the chunks of one table.
 pub async fn plan_table(
     conn: &mut Conn,
     database: &str,
     table: &TableMapping,
     rows_per_chunk: u64,
-    timeout: std::time::Duration,
+    timeout: Duration,
 ) -> Result<Vec<Chunk>> {
     let key = table.key_columns();
     let estimated = table.source.estimated_rows;
@@ -121,7 +178,7 @@ pub async fn plan_table(
         let row: Option<(Value, Value)> = within(timeout, &context, async {
             conn.query_first(format!("SELECT MIN({k}), MAX({k}) FROM {from}"))
                 .await
-                .map_err(Error::source(&context))
+                .map_err(Error::mysql(&context))
         })
         .await?;
         let (Some(min), Some(max)) = row
@@ -150,13 +207,13 @@ pub async fn plan_table(
         let mut result = within(timeout, &context, async {
             conn.exec_iter(format!("SELECT {cols} FROM {from} ORDER BY {cols}"), ())
                 .await
-                .map_err(Error::source(&context))
+                .map_err(Error::mysql(&context))
         })
         .await?;
         let mut boundaries = Vec::new();
         let mut seen = 0u64;
         while let Some(row) = within(timeout, &context, async {
-            result.next().await.map_err(Error::source(&context))
+            result.next().await.map_err(Error::mysql(&context))
         })
         .await?
         {
@@ -211,6 +268,15 @@ pub struct PlannedTable {
 /// InnoDB's estimates wander a little; this much means the table really changed.
 pub fn estimate_moved(planned: u64, now: u64) -> bool {
     planned.abs_diff(now) > 10_000 && planned.abs_diff(now) * 2 > planned.max(now)
+}
+
+impl Plan {
+    /// Every chunk of the plan as (table, chunk id).
+    pub fn chunk_ids(&self) -> impl Iterator<Item = (&str, u32)> {
+        self.tables
+            .iter()
+            .flat_map(|t| t.chunks.iter().map(move |c| (t.name.as_str(), c.id)))
+    }
 }
 
 /// `workdir/plan.json`.

@@ -1,9 +1,10 @@
 //! The ledger in the target, schema `pgclipper`: which plan is being loaded, one row per
 //! chunk (the work queue: a writer claims a chunk by locking its row, and marks it loaded in
-//! the transaction of its COPY), the constraints and indexes taken off for the load, and the sequences
-//! as they were before pgclipper moved them.
+//! the transaction of its COPY), the constraints and indexes taken off for the load, and the
+//! sequences as they were before pgclipper moved them. Every statement on the ledger is in
+//! this file.
 
-use tokio_postgres::{Client, Transaction};
+use tokio_postgres::{Client, GenericClient, Transaction};
 
 use crate::error::{Error, Result};
 use crate::plan::Plan;
@@ -52,7 +53,7 @@ pub async fn ensure(client: &Client) -> Result<()> {
              COMMIT;",
         )
         .await
-        .map_err(Error::target("creating the pgclipper ledger"))
+        .map_err(Error::postgres("creating the pgclipper ledger"))
 }
 
 /// Takes the session-level lock that lets one process at a time register or finish a plan.
@@ -60,7 +61,7 @@ pub async fn lock(client: &Client) -> Result<()> {
     client
         .execute("SELECT pg_advisory_lock(hashtext('pgclipper'))", &[])
         .await
-        .map_err(Error::target("taking the pgclipper lock"))?;
+        .map_err(Error::postgres("taking the pgclipper lock"))?;
     Ok(())
 }
 
@@ -68,7 +69,7 @@ pub async fn unlock(client: &Client) -> Result<()> {
     client
         .execute("SELECT pg_advisory_unlock(hashtext('pgclipper'))", &[])
         .await
-        .map_err(Error::target("releasing the pgclipper lock"))?;
+        .map_err(Error::postgres("releasing the pgclipper lock"))?;
     Ok(())
 }
 
@@ -80,7 +81,7 @@ pub async fn register_plan(tx: &Transaction<'_>, plan: &Plan, fingerprint: &str)
         &[&plan.plan_id, &fingerprint],
     )
     .await
-    .map_err(Error::target(context))?;
+    .map_err(Error::postgres(context))?;
     let (mut tables, mut ids, mut targets) = (Vec::new(), Vec::new(), Vec::new());
     for table in &plan.tables {
         for chunk in &table.chunks {
@@ -95,7 +96,7 @@ pub async fn register_plan(tx: &Transaction<'_>, plan: &Plan, fingerprint: &str)
         &[&plan.plan_id, &tables, &ids, &targets],
     )
     .await
-    .map_err(Error::target(context))?;
+    .map_err(Error::postgres(context))?;
     Ok(())
 }
 
@@ -104,7 +105,7 @@ pub async fn plan_fingerprint(client: &Client, plan_id: &str) -> Result<Option<S
     let exists = client
         .query_one("SELECT to_regclass('pgclipper.plans') IS NOT NULL", &[])
         .await
-        .map_err(Error::target("reading the ledger"))?;
+        .map_err(Error::postgres("reading the ledger"))?;
     if !exists.get::<_, bool>(0) {
         return Ok(None);
     }
@@ -114,7 +115,7 @@ pub async fn plan_fingerprint(client: &Client, plan_id: &str) -> Result<Option<S
             &[&plan_id],
         )
         .await
-        .map_err(Error::target("reading the ledger"))?;
+        .map_err(Error::postgres("reading the ledger"))?;
     Ok(row.map(|r| r.get(0)))
 }
 
@@ -126,7 +127,7 @@ pub async fn loaded_chunks(client: &Client, plan_id: &str) -> Result<Vec<(String
             &[&plan_id],
         )
         .await
-        .map_err(Error::target("reading the ledger"))?;
+        .map_err(Error::postgres("reading the ledger"))?;
     Ok(rows
         .iter()
         .map(|r| (r.get(0), r.get::<_, i32>(1) as u32))
@@ -158,7 +159,7 @@ pub async fn claim(
             &[&plan_id, &table, &(chunk_id as i32)],
         )
         .await
-        .map_err(Error::target("claiming a chunk"))?;
+        .map_err(Error::postgres("claiming a chunk"))?;
     Ok(match row {
         Some(r) if r.get::<_, bool>(0) => Claim::Mine,
         _ => Claim::Taken,
@@ -176,7 +177,7 @@ pub async fn claim_next(tx: &Transaction<'_>, plan_id: &str) -> Result<Option<(S
             &[&plan_id],
         )
         .await
-        .map_err(Error::target("claiming a chunk"))?;
+        .map_err(Error::postgres("claiming a chunk"))?;
     Ok(row.map(|r| (r.get(0), r.get::<_, i32>(1) as u32)))
 }
 
@@ -188,7 +189,7 @@ pub async fn unloaded_count(client: &Client, plan_id: &str) -> Result<i64> {
             &[&plan_id],
         )
         .await
-        .map_err(Error::target("reading the ledger"))?;
+        .map_err(Error::postgres("reading the ledger"))?;
     Ok(row.get(0))
 }
 
@@ -213,7 +214,7 @@ pub async fn mark_loaded(
         ],
     )
     .await
-    .map_err(Error::target("recording a loaded chunk"))?;
+    .map_err(Error::postgres("recording a loaded chunk"))?;
     Ok(())
 }
 
@@ -224,7 +225,7 @@ pub async fn mark_completed(client: &Client, plan_id: &str) -> Result<()> {
             &[&plan_id],
         )
         .await
-        .map_err(Error::target("recording the completed plan"))?;
+        .map_err(Error::postgres("recording the completed plan"))?;
     Ok(())
 }
 
@@ -236,6 +237,206 @@ pub async fn forget_plan(client: &Client, plan_id: &str) -> Result<()> {
             &[&plan_id],
         )
         .await
-        .map_err(Error::target("clearing the ledger"))?;
+        .map_err(Error::postgres("clearing the ledger"))?;
     Ok(())
+}
+
+/// Whether the plan's last steps (indexes, foreign keys, sequences, statistics) are done.
+pub async fn is_completed(client: &Client, plan_id: &str) -> Result<bool> {
+    let row = client
+        .query_one(
+            "SELECT completed_at IS NOT NULL FROM pgclipper.plans WHERE plan_id = $1",
+            &[&plan_id],
+        )
+        .await
+        .map_err(Error::postgres("reading the ledger"))?;
+    Ok(row.get(0))
+}
+
+/// What the ledger holds for a plan that `reset` puts back.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Saved {
+    /// Keys, constraints, indexes and foreign keys taken off for the load and not back yet.
+    pub deferred: i64,
+    /// Sequences moved, with their state before.
+    pub sequences: i64,
+}
+
+pub async fn saved(client: &Client, plan_id: &str) -> Result<Saved> {
+    let row = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM pgclipper.deferred_constraints WHERE plan_id = $1),
+                    (SELECT count(*) FROM pgclipper.sequences WHERE plan_id = $1)",
+            &[&plan_id],
+        )
+        .await
+        .map_err(Error::postgres("reading the ledger"))?;
+    Ok(Saved {
+        deferred: row.get(0),
+        sequences: row.get(1),
+    })
+}
+
+/// What a deferred object is; stored as text in `deferred_constraints.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    ForeignKey,
+    /// A primary key, unique or exclusion constraint (with the index behind it).
+    Constraint,
+    /// An index that backs no constraint.
+    Index,
+}
+
+impl ObjectKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::ForeignKey => "foreign",
+            ObjectKind::Constraint => "constraint",
+            ObjectKind::Index => "index",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self> {
+        Ok(match text {
+            "foreign" => ObjectKind::ForeignKey,
+            "constraint" => ObjectKind::Constraint,
+            "index" => ObjectKind::Index,
+            other => {
+                return Err(Error::Data(format!(
+                    "the ledger records a deferred object of unknown kind {other:?}"
+                )))
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for ObjectKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ObjectKind::ForeignKey => "foreign key",
+            ObjectKind::Constraint => "constraint",
+            ObjectKind::Index => "index",
+        })
+    }
+}
+
+/// One object taken off for the load, as the ledger records it.
+#[derive(Debug, Clone)]
+pub struct DeferredObject {
+    /// The qualified table it belongs to.
+    pub table: String,
+    pub name: String,
+    pub kind: ObjectKind,
+    /// The statement that re-creates it.
+    pub restore: String,
+    /// For a foreign key, the table it references (`None` in ledgers of older versions).
+    pub referenced: Option<String>,
+}
+
+/// Records an object about to be dropped, in the transaction that drops it.
+pub async fn record_deferred(
+    tx: &Transaction<'_>,
+    plan_id: &str,
+    object: &DeferredObject,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO pgclipper.deferred_constraints
+             (plan_id, table_name, object_name, kind, restore_sql, referenced_table)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            &plan_id,
+            &object.table,
+            &object.name,
+            &object.kind.as_str(),
+            &object.restore,
+            &object.referenced,
+        ],
+    )
+    .await
+    .map_err(Error::postgres("recording a deferred object"))?;
+    Ok(())
+}
+
+/// The plan's objects still deferred: keys and indexes first, largest table first (the
+/// longest builds start early), then foreign keys.
+pub async fn deferred_objects(client: &Client, plan_id: &str) -> Result<Vec<DeferredObject>> {
+    let rows = client
+        .query(
+            "SELECT table_name, object_name, kind, restore_sql, referenced_table
+             FROM pgclipper.deferred_constraints
+             WHERE plan_id = $1
+             ORDER BY kind = 'foreign',
+                      pg_total_relation_size(to_regclass(table_name)) DESC NULLS LAST,
+                      table_name, object_name",
+            &[&plan_id],
+        )
+        .await
+        .map_err(Error::postgres("reading deferred constraints and indexes"))?;
+    rows.iter()
+        .map(|r| {
+            Ok(DeferredObject {
+                table: r.get(0),
+                name: r.get(1),
+                kind: ObjectKind::parse(r.get(2))?,
+                restore: r.get(3),
+                referenced: r.get(4),
+            })
+        })
+        .collect()
+}
+
+/// Forgets a restored object, in the transaction that re-created it.
+pub async fn restored(tx: &Transaction<'_>, plan_id: &str, object: &DeferredObject) -> Result<()> {
+    tx.execute(
+        "DELETE FROM pgclipper.deferred_constraints
+         WHERE plan_id = $1 AND table_name = $2 AND object_name = $3",
+        &[&plan_id, &object.table, &object.name],
+    )
+    .await
+    .map_err(Error::postgres("recording a restored object"))?;
+    Ok(())
+}
+
+/// A sequence's state.
+#[derive(Debug, Clone)]
+pub struct SequenceState {
+    pub name: String,
+    pub last_value: i64,
+    pub is_called: bool,
+}
+
+/// Saves a sequence's state before the plan moves it; a resumed run keeps the first saved.
+pub async fn save_sequence(
+    client: &impl GenericClient,
+    plan_id: &str,
+    state: &SequenceState,
+) -> Result<()> {
+    client
+        .execute(
+            "INSERT INTO pgclipper.sequences (plan_id, sequence_name, last_value, is_called)
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            &[&plan_id, &state.name, &state.last_value, &state.is_called],
+        )
+        .await
+        .map_err(Error::postgres("saving a sequence's state"))?;
+    Ok(())
+}
+
+/// Every sequence the plan moved, as it was before.
+pub async fn saved_sequences(client: &Client, plan_id: &str) -> Result<Vec<SequenceState>> {
+    let rows = client
+        .query(
+            "SELECT sequence_name, last_value, is_called FROM pgclipper.sequences WHERE plan_id = $1",
+            &[&plan_id],
+        )
+        .await
+        .map_err(Error::postgres("reading the saved sequences"))?;
+    Ok(rows
+        .iter()
+        .map(|r| SequenceState {
+            name: r.get(0),
+            last_value: r.get(1),
+            is_called: r.get(2),
+        })
+        .collect())
 }

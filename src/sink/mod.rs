@@ -1,9 +1,12 @@
-//! Postgres writers: sessions pinned to UTC and UTF-8, the `pgclipper` ledger, and COPY of
-//! chunk files. A chunk's COPY and its ledger mark commit in one transaction, so a chunk is
-//! either loaded and recorded or absent.
+//! Postgres writers: sessions pinned to UTC and UTF-8, the `pgclipper` ledger
+//! ([`ledger`]), COPY of chunk files, and the writer loops ([`writer`]). A chunk's COPY and
+//! its ledger mark commit in one transaction, so a chunk is either loaded and recorded or
+//! absent.
 
 pub mod ledger;
+pub mod writer;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -12,10 +15,48 @@ use futures_util::SinkExt;
 use tokio::io::AsyncReadExt;
 use tokio_postgres::{Client, Config, NoTls};
 
+pub use ledger::{DeferredObject, ObjectKind};
+
 use crate::catalog::pg_ident;
-use crate::config::{CopyFormat, DbUrl};
 use crate::encode::FinishedChunk;
 use crate::error::{within, Error, Problem, Result};
+use crate::plan::Plan;
+use crate::url::DbUrl;
+
+/// How chunks travel to Postgres. The CSV files are written either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CopyFormat {
+    /// Postgres' binary COPY format, written beside each CSV file from the same values, for
+    /// every table whose columns all have a binary form (else CSV): Postgres reads it with
+    /// far less work than CSV text.
+    #[default]
+    Binary,
+    /// The CSV files themselves.
+    Csv,
+}
+
+impl std::str::FromStr for CopyFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "binary" => Ok(CopyFormat::Binary),
+            "csv" => Ok(CopyFormat::Csv),
+            _ => Err(format!("{text:?}: expected binary or csv")),
+        }
+    }
+}
+
+/// How chunks are loaded.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// COPY connections; also the sessions that rebuild indexes and run ANALYZE.
+    pub writers: usize,
+    pub copy_format: CopyFormat,
+    /// How long one network step may take.
+    pub io_timeout: Duration,
+}
 
 const SESSION_SETUP: &str = "SET TimeZone = 'UTC'; SET client_encoding = 'UTF8'; \
      SET synchronous_commit = off; SET DateStyle = 'ISO, YMD'";
@@ -46,8 +87,20 @@ pub async fn connect(url: &DbUrl) -> Result<Client> {
     client
         .batch_execute(SESSION_SETUP)
         .await
-        .map_err(Error::target("setting up the session"))?;
+        .map_err(Error::postgres("setting up the session"))?;
     Ok(client)
+}
+
+/// Whether Postgres knows the time zone `zone` by that name.
+pub async fn knows_time_zone(client: &Client, zone: &str) -> Result<bool> {
+    let known = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)",
+            &[&zone],
+        )
+        .await
+        .map_err(Error::postgres("looking up the source time zone"))?;
+    Ok(known.get(0))
 }
 
 /// A problem for every target table that already holds rows.
@@ -60,7 +113,9 @@ pub async fn non_empty_tables(
         let row = client
             .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {qualified})"), &[])
             .await
-            .map_err(Error::target(format!("checking that {qualified} is empty")))?;
+            .map_err(Error::postgres(format!(
+                "checking that {qualified} is empty"
+            )))?;
         if row.get::<_, bool>(0) {
             problems.push(Problem {
                 table: name.clone(),
@@ -107,6 +162,23 @@ impl CopyTarget {
     }
 }
 
+/// Where each of the plan's tables goes, by source table name.
+pub fn copy_targets(plan: &Plan, format: CopyFormat) -> HashMap<String, CopyTarget> {
+    plan.tables
+        .iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                CopyTarget {
+                    qualified: t.target.clone(),
+                    columns: t.target_columns.clone(),
+                    format,
+                },
+            )
+        })
+        .collect()
+}
+
 /// What became of a chunk handed to a writer.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -129,7 +201,10 @@ pub async fn load_chunk(
         chunk.chunk_id, chunk.table, target.qualified
     );
     let tx = within(timeout, &context, async {
-        client.transaction().await.map_err(Error::target(&context))
+        client
+            .transaction()
+            .await
+            .map_err(Error::postgres(&context))
     })
     .await?;
     let claim = within(
@@ -143,7 +218,7 @@ pub async fn load_chunk(
     }
     copy_and_mark(&tx, plan_id, target, chunk, &context, timeout).await?;
     within(timeout, &context, async {
-        tx.commit().await.map_err(Error::target(&context))
+        tx.commit().await.map_err(Error::postgres(&context))
     })
     .await?;
     Ok(Outcome::Loaded)
@@ -163,14 +238,17 @@ pub async fn copy_and_mark(
         let sink = within(timeout, context, async {
             tx.copy_in::<_, bytes::Bytes>(&target.copy_sql(binary))
                 .await
-                .map_err(Error::target(context))
+                .map_err(Error::postgres(context))
         })
         .await?;
         futures_util::pin_mut!(sink);
         stream_file(path, sink.as_mut(), context, timeout).await?;
         // Postgres checks every row at the end: allow for the chunk's size.
         let loaded = within(timeout * 4, context, async {
-            sink.as_mut().finish().await.map_err(Error::target(context))
+            sink.as_mut()
+                .finish()
+                .await
+                .map_err(Error::postgres(context))
         })
         .await?;
         if loaded != chunk.rows {
@@ -211,7 +289,7 @@ async fn stream_file(
         within(timeout, context, async {
             sink.send(buffer.freeze())
                 .await
-                .map_err(Error::target(context))
+                .map_err(Error::postgres(context))
         })
         .await?;
     }

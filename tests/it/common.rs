@@ -1,6 +1,5 @@
 //! Helpers for tests against the real MariaDB and Postgres servers that `tools/test`
 //! starts. A missing server fails the test: nothing here skips.
-#![allow(dead_code)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,11 +1,9 @@
 //! Alkemio's MySQL schema filled with generated rows that respect every foreign key and
 //! carry awkward text, migrated into Alkemio's Postgres baseline, compared value by value.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use common::*;
+use crate::common::*;
 use mysql_async::prelude::Queryable;
 use mysql_async::Value;
 use pgclipper::catalog::{self, MyType, PgType, SourceTable, TargetTable};

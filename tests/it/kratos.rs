@@ -1,9 +1,7 @@
 //! Kratos' own migration test data, dumped from MySQL, migrated by pgclipper into Kratos'
 //! Postgres schema, must equal the same test data as Kratos itself wrote it into Postgres.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 const KRATOS: &str = "kratos-v1.3.1";
 

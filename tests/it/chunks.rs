@@ -1,9 +1,7 @@
 //! Chunk boundaries against a real MariaDB: every row lands exactly once, whatever the key
 //! shape or collation, with chunks small enough that every boundary is exercised.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// Creates the table on both sides, fills the source, migrates in chunks of `chunk_rows`,
 /// and returns (source rows, target rows, chunks loaded), rows rendered by `columns`.

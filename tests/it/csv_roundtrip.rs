@@ -1,12 +1,10 @@
 //! Property: any text and any bytes written by pgclipper's CSV encoder come back out of a real
 //! Postgres COPY unchanged, NULL stays NULL and the empty string stays empty.
 
-mod common;
-
 use bytes::Bytes;
 use futures_util::SinkExt;
 use mysql_async::Value;
-use pgclipper::encode::Conversion;
+use pgclipper::mapping::Conversion;
 use proptest::prelude::*;
 
 /// Strings dense in what CSV and COPY treat specially.
@@ -53,15 +51,15 @@ fn encode(rows: &[(Option<String>, Option<Vec<u8>>)]) -> Vec<u8> {
 
 /// A new Postgres database and a client on it, with the runtime that drives the client.
 fn fresh_database(prefix: &str) -> (tokio::runtime::Runtime, tokio_postgres::Client) {
-    let db = common::unique(prefix);
-    common::create_pg_db(&db);
+    let db = crate::common::unique(prefix);
+    crate::common::create_pg_db(&db);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let client = runtime.block_on(async {
         let (client, conn) =
-            tokio_postgres::connect(&common::postgres_url(&db), tokio_postgres::NoTls)
+            tokio_postgres::connect(&crate::common::postgres_url(&db), tokio_postgres::NoTls)
                 .await
                 .unwrap();
         tokio::spawn(conn);

@@ -1,11 +1,9 @@
 //! The command line as an operator meets it: exit codes, configuration file, environment
 //! variables, and passwords that never show.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 fn run(args: &[&str], envs: &[(&str, &str)]) -> (Option<i32>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_pgclipper"))

@@ -1,0 +1,150 @@
+//! `pgclipper migrate`: plan, export and load at once, then keys, constraints, indexes,
+//! foreign keys, sequences and statistics. On a workdir that holds a plan it resumes
+//! ([`super::resume`]).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use super::export::export_chunks;
+use super::resume::{self, WorkLeft};
+use super::{prepare_or_refuse, reset, Prepared, Summary, TargetRows};
+use crate::config::MigrateSettings;
+use crate::encode::pool::OnFinished;
+use crate::encode::FinishedChunk;
+use crate::error::Result;
+use crate::plan::{self, ChunkSize, Plan};
+use crate::post;
+use crate::sink::{ledger, writer};
+use crate::work::{self, Failure};
+use crate::workdir;
+
+pub async fn run(settings: &MigrateSettings) -> Result<Summary> {
+    let started = Instant::now();
+    let (workdir, target) = (&settings.workdir, &settings.target);
+    // STEP 1: --restart puts the target back as it was before the workdir's plan.
+    if settings.restart && resume::has_plan(workdir) {
+        reset::discard(&target.url, workdir, settings.load.writers).await?;
+    }
+    // STEP 2: read both catalogs and pair them; any problem stops here. Then go on with the
+    // workdir's plan, if both catalogs and the ledger still fit it, or plan every table.
+    let (mut prepared, plan) = if resume::has_plan(workdir) {
+        let prepared = prepare(settings, TargetRows::MayExist).await?;
+        let plan = resume::existing_plan(workdir, &prepared, &target.schema)?;
+        resume::check_ledger(&plan, &prepared.postgres, workdir).await?;
+        tracing::info!(plan_id = %plan.plan_id, "Resuming the plan in the workdir.");
+        (prepared, plan)
+    } else {
+        let mut prepared = prepare(settings, TargetRows::MustBeEmpty).await?;
+        let plan = make_plan(settings, &mut prepared).await?;
+        (prepared, plan)
+    };
+    // STEP 3: record the plan in the ledger; take the tables' keys, constraints, indexes and
+    // foreign keys off until the data is in.
+    post::before_load(&mut prepared.postgres, &plan).await?;
+    // STEP 4: what is left: loaded chunks skipped, complete files loaded as they are.
+    let loaded: HashSet<(String, u32)> = ledger::loaded_chunks(&prepared.postgres, &plan.plan_id)
+        .await?
+        .into_iter()
+        .collect();
+    let left = resume::work_left(
+        &prepared.mapping.tables,
+        &plan,
+        workdir,
+        &loaded,
+        settings.export.copy_format,
+    );
+    tracing::info!(
+        loaded = left.loaded,
+        files_ready = left.ready.len(),
+        to_export = left.to_export.len(),
+        "Chunks of the plan."
+    );
+    // STEP 5: export and load at once: readers → encoders → chunk files → COPY writers.
+    export_and_load(settings, &prepared, &plan, left)
+        .await
+        .inspect_err(|_| post::leave_deferred(&plan))?;
+    // STEP 6: the manifest of every chunk file.
+    let manifest = workdir::write_manifest(workdir, &plan.plan_id, plan.chunk_ids())?;
+    // STEP 7: keys, constraints, indexes and foreign keys back; sequences; statistics.
+    let finished = post::after_load(&target.url, &plan, settings.load.writers).await?;
+    Ok(Summary::from_manifest(
+        &manifest,
+        started.elapsed(),
+        finished.sequences,
+    ))
+}
+
+async fn prepare(settings: &MigrateSettings, rows: TargetRows) -> Result<Prepared> {
+    let (source, target) = (&settings.source, &settings.target);
+    let timeout = settings.export.io_timeout;
+    prepare_or_refuse(source, target, &settings.selection, timeout, rows).await
+}
+
+async fn make_plan(settings: &MigrateSettings, prepared: &mut Prepared) -> Result<Plan> {
+    let options = &settings.export;
+    let size = ChunkSize {
+        bytes: options.chunk_bytes,
+        rows: options.chunk_rows,
+    };
+    let (tables, schema) = (&prepared.mapping.tables, &settings.target.schema);
+    let (conn, database) = (&mut prepared.mysql, prepared.database.as_str());
+    let timeout = options.io_timeout;
+    plan::make(
+        conn,
+        database,
+        tables,
+        schema,
+        size,
+        timeout,
+        &settings.workdir,
+    )
+    .await
+}
+
+/// The writers take chunk files as the encoders finish them (and the ready files of an
+/// earlier run first); the first error anywhere stops every stage and is the result.
+async fn export_and_load(
+    settings: &MigrateSettings,
+    prepared: &Prepared,
+    plan: &Plan,
+    left: WorkLeft,
+) -> Result<()> {
+    let failure = Failure::new();
+    let (chunk_tx, chunk_rx) = mpsc::channel::<FinishedChunk>(settings.load.writers * 2);
+    let loaded = Arc::new(writer::Loaded::default());
+    let progress = loaded.log_every_10s();
+    let url = &settings.target.url;
+    let writers = writer::from_channel(url, plan, &settings.load, chunk_rx, &loaded, &failure);
+    let ready = {
+        let chunk_tx = chunk_tx.clone();
+        tokio::spawn(async move {
+            for chunk in left.ready {
+                if chunk_tx.send(chunk).await.is_err() {
+                    break; // every writer stopped: the failure says why
+                }
+            }
+        })
+    };
+    // Encoder threads are not tokio workers: blocking here is the back-pressure.
+    let to_writers: OnFinished = Arc::new(move |chunk| chunk_tx.blocking_send(chunk).is_ok());
+    let source = (&settings.source, prepared.database.as_str());
+    let exported = export_chunks(
+        source,
+        &settings.workdir,
+        &settings.export,
+        left.to_export,
+        &failure,
+        to_writers,
+    )
+    .await;
+    if let Err(e) = exported {
+        failure.fail(e);
+    }
+    work::join(ready, "the feeder of ready chunk files").await?;
+    writers.join().await?;
+    progress.abort();
+    failure.result()
+}

@@ -1,0 +1,251 @@
+//! A chunk's files on their way to disk: `<chunk>.csv` and, for tables that load in binary,
+//! `<chunk>.pgcopy`, written under temporary names by the encoder threads, fsynced, and
+//! renamed into place with their `.meta.json` sidecar when the chunk's last batch is in.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use mysql_async::Row;
+
+use super::{binary, TableCodec};
+use crate::error::{Error, Result};
+use crate::workdir;
+
+/// A chunk on its way to disk. Batches of a chunk may be encoded on several threads at
+/// once; `pending` counts the batches in flight plus one for the reader, and whoever
+/// brings it to zero finishes the file.
+pub struct ChunkWriter {
+    pub codec: Arc<TableCodec>,
+    pub chunk_id: u32,
+    tmp_path: PathBuf,
+    final_path: PathBuf,
+    /// The binary COPY file's temporary and final paths, when the table loads in binary.
+    binary_paths: Option<(PathBuf, PathBuf)>,
+    state: Mutex<ChunkState>,
+    pending: AtomicUsize,
+    /// Set when the reader lost its connection mid-chunk and reads the chunk again into a
+    /// new writer: batches still in flight are dropped and the partial file removed.
+    abandoned: AtomicBool,
+}
+
+#[derive(Default)]
+struct ChunkState {
+    file: Option<File>,
+    binary_file: Option<File>,
+    rows: u64,
+    bytes: u64,
+    checksum: u64,
+}
+
+/// A chunk file complete on disk.
+#[derive(Debug, Clone)]
+pub struct FinishedChunk {
+    pub table: String,
+    pub chunk_id: u32,
+    pub rows: u64,
+    pub bytes: u64,
+    pub checksum: u64,
+    pub path: PathBuf,
+    /// The same rows in binary COPY format, loaded instead of the CSV file while it exists.
+    pub binary_path: Option<PathBuf>,
+}
+
+impl FinishedChunk {
+    /// The chunk as `manifest.json` lists it (file name relative to its table directory's
+    /// parent's parent, i.e. the workdir).
+    pub fn manifest_entry(&self) -> workdir::ManifestEntry {
+        let relative = |path: &std::path::Path| {
+            path.iter()
+                .rev()
+                .take(3)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<PathBuf>()
+                .to_string_lossy()
+                .into_owned()
+        };
+        workdir::ManifestEntry {
+            table: self.table.clone(),
+            chunk: self.chunk_id,
+            rows: self.rows,
+            bytes: self.bytes,
+            checksum: format!("{:016x}", self.checksum),
+            file: relative(&self.path),
+            binary_file: self.binary_path.as_deref().map(relative),
+        }
+    }
+
+    /// A complete chunk file described by its manifest entry.
+    pub fn from_entry(workdir: &std::path::Path, entry: &workdir::ManifestEntry) -> Self {
+        FinishedChunk {
+            table: entry.table.clone(),
+            chunk_id: entry.chunk,
+            rows: entry.rows,
+            bytes: entry.bytes,
+            checksum: u64::from_str_radix(&entry.checksum, 16).unwrap_or(0),
+            path: workdir.join(&entry.file),
+            binary_path: entry.binary_file.as_ref().map(|f| workdir.join(f)),
+        }
+    }
+}
+
+impl ChunkWriter {
+    /// `attempt` numbers the reader's tries at this chunk: each writes its own temporary file.
+    pub fn new(
+        codec: Arc<TableCodec>,
+        chunk_id: u32,
+        final_path: PathBuf,
+        attempt: u32,
+    ) -> Arc<Self> {
+        let tmp = |extension: &str| match attempt {
+            0 => final_path.with_extension(format!("{extension}.tmp")),
+            n => final_path.with_extension(format!("{extension}.tmp{n}")),
+        };
+        let binary_paths = codec.wires.is_some().then(|| {
+            (
+                tmp(BINARY_EXTENSION),
+                final_path.with_extension(BINARY_EXTENSION),
+            )
+        });
+        Arc::new(ChunkWriter {
+            codec,
+            chunk_id,
+            tmp_path: tmp("csv"),
+            binary_paths,
+            final_path,
+            state: Mutex::new(ChunkState::default()),
+            pending: AtomicUsize::new(1),
+            abandoned: AtomicBool::new(false),
+        })
+    }
+
+    /// The reader gives this try at the chunk up (its connection broke): releases the
+    /// reader's share, so the last batch in flight removes the partial file.
+    pub fn abandon(&self) {
+        self.abandoned.store(true, Ordering::Release);
+        let _ = self.release();
+    }
+
+    /// Called by the reader before it hands a batch to the encoders.
+    pub fn batch_sent(&self) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Encodes one batch and appends it to the file (and the binary file).
+    pub fn write_batch(&self, rows: &[Row], buffers: &mut Buffers) -> Result<()> {
+        if self.abandoned.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let (buffer, binary) = (&mut buffers.csv, &mut buffers.binary);
+        buffer.clear();
+        binary.clear();
+        let checksum = self
+            .codec
+            .encode_rows(rows, buffer, binary)
+            .map_err(Error::Value)?;
+        let mut state = self.state.lock().expect("chunk state lock");
+        if state.file.is_none() {
+            state.file = Some(workdir::create_private_file(&self.tmp_path)?);
+        }
+        if let Some((tmp, _)) = &self.binary_paths {
+            if state.binary_file.is_none() {
+                let mut file = workdir::create_private_file(tmp)?;
+                file.write_all(binary::HEADER).map_err(Error::io(tmp))?;
+                state.binary_file = Some(file);
+            }
+            let file = state.binary_file.as_mut().expect("opened above");
+            file.write_all(binary).map_err(Error::io(tmp))?;
+        }
+        state
+            .file
+            .as_mut()
+            .expect("opened above")
+            .write_all(buffer)
+            .map_err(Error::io(&self.tmp_path))?;
+        state.rows += rows.len() as u64;
+        state.bytes += buffer.len() as u64;
+        state.checksum = state.checksum.wrapping_add(checksum);
+        Ok(())
+    }
+
+    /// Marks a batch (or the reader) done; the last one finishes the file.
+    pub fn release(&self) -> Result<Option<FinishedChunk>> {
+        if self.pending.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return Ok(None);
+        }
+        let mut state = self.state.lock().expect("chunk state lock");
+        if self.abandoned.load(Ordering::Acquire) {
+            state.file = None;
+            state.binary_file = None;
+            let _ = std::fs::remove_file(&self.tmp_path);
+            if let Some((tmp, _)) = &self.binary_paths {
+                let _ = std::fs::remove_file(tmp);
+            }
+            return Ok(None);
+        }
+        let file = match state.file.take() {
+            Some(f) => f,
+            None => workdir::create_private_file(&self.tmp_path)?, // an empty chunk
+        };
+        file.sync_all().map_err(Error::io(&self.tmp_path))?;
+        drop(file);
+        // The binary file before the CSV file: a CSV file under its final name means both
+        // are complete. An empty chunk needs none.
+        let mut binary_path = None;
+        if let (Some((tmp, path)), Some(mut file)) = (&self.binary_paths, state.binary_file.take())
+        {
+            file.write_all(binary::TRAILER).map_err(Error::io(tmp))?;
+            file.sync_all().map_err(Error::io(tmp))?;
+            drop(file);
+            std::fs::rename(tmp, path).map_err(Error::io(path))?;
+            binary_path = Some(path.clone());
+        }
+        let finished = FinishedChunk {
+            table: self.codec.table.clone(),
+            chunk_id: self.chunk_id,
+            rows: state.rows,
+            bytes: state.bytes,
+            checksum: state.checksum,
+            path: self.final_path.clone(),
+            binary_path,
+        };
+        // The sidecar first: a CSV file under its final name is complete and described.
+        workdir::write_json(
+            &workdir::chunk_meta_path(&self.final_path),
+            &finished.manifest_entry(),
+        )?;
+        std::fs::rename(&self.tmp_path, &self.final_path).map_err(Error::io(&self.final_path))?;
+        Ok(Some(finished))
+    }
+}
+
+/// The extension of a chunk's binary COPY file, beside its `.csv`.
+pub const BINARY_EXTENSION: &str = "pgcopy";
+
+/// An encoder's reusable buffers for one batch.
+pub struct Buffers {
+    csv: Vec<u8>,
+    binary: Vec<u8>,
+}
+
+impl Buffers {
+    /// Lets go of the memory a very large batch left behind.
+    pub fn shrink(&mut self) {
+        if self.csv.capacity() > 8 << 20 || self.binary.capacity() > 8 << 20 {
+            *self = Buffers::default();
+        }
+    }
+}
+
+impl Default for Buffers {
+    fn default() -> Self {
+        Buffers {
+            csv: Vec::with_capacity(1 << 20),
+            binary: Vec::with_capacity(1 << 20),
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The encoder pool: rayon threads that take batches of rows from the readers (through a
+//! bounded channel and a byte budget, so memory depends on those bounds, never on a
+//! table's size), encode them into their chunk's files and hand every finished chunk on.
+
+use std::sync::Arc;
+
+use mysql_async::Row;
+
+use super::budget::ByteBudget;
+use super::chunk::{Buffers, ChunkWriter, FinishedChunk};
+use crate::error::{Error, Result};
+use crate::work::{self, Failure};
+
+/// Bytes of rows in flight between readers and encoders (at least one batch always passes).
+const IN_FLIGHT_BYTES: usize = 32 << 20;
+
+/// Where finished chunks go; returns `false` when nobody downstream listens any more.
+pub type OnFinished = Arc<dyn Fn(FinishedChunk) -> bool + Send + Sync>;
+
+/// Work for the encoders: a batch of rows of one chunk (with its size, taken from the
+/// [`ByteBudget`]), or the reader's end of a chunk.
+enum EncodeJob {
+    Rows(Arc<ChunkWriter>, Vec<Row>, usize),
+    End(Arc<ChunkWriter>),
+}
+
+/// The running pool; [`Encoders::wait`] returns once the readers' [`Input`]s are all gone
+/// and every job is done.
+pub struct Encoders {
+    threads: tokio::task::JoinHandle<()>,
+}
+
+/// The readers' end of the pool: cloned once per reader.
+#[derive(Clone)]
+pub struct Input {
+    jobs: crossbeam_channel::Sender<EncodeJob>,
+    budget: Arc<ByteBudget>,
+    failure: Arc<Failure>,
+}
+
+/// Starts `threads` encoder threads. A failure (a refused value, a full disk) is recorded
+/// in `failure`, which stops the readers too.
+pub fn start(
+    threads: usize,
+    failure: &Arc<Failure>,
+    finished: OnFinished,
+) -> Result<(Encoders, Input)> {
+    let (job_tx, job_rx) = crossbeam_channel::bounded::<EncodeJob>(threads * 4);
+    let budget = Arc::new(ByteBudget::new(IN_FLIGHT_BYTES));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("pgclipper-encode-{i}"))
+        .build()
+        .map_err(|e| Error::Environment(format!("cannot start encoder threads: {e}")))?;
+    let handle = {
+        let (failure, budget) = (failure.clone(), budget.clone());
+        tokio::task::spawn_blocking(move || {
+            pool.scope(|scope| {
+                for _ in 0..threads {
+                    let (jobs, failure, finished, budget) = (
+                        job_rx.clone(),
+                        failure.clone(),
+                        finished.clone(),
+                        budget.clone(),
+                    );
+                    scope.spawn(move |_| encoder_loop(jobs, &budget, &failure, &*finished));
+                }
+            })
+        })
+    };
+    let input = Input {
+        jobs: job_tx,
+        budget,
+        failure: failure.clone(),
+    };
+    Ok((Encoders { threads: handle }, input))
+}
+
+impl Encoders {
+    pub async fn wait(self) -> Result<()> {
+        work::join(self.threads, "an encoder").await
+    }
+}
+
+impl Input {
+    /// Hands a batch of `writer`'s rows (`bytes` of them) to the encoders; blocks while the
+    /// encoders are behind.
+    pub fn rows(&self, writer: &Arc<ChunkWriter>, rows: Vec<Row>, bytes: usize) -> Result<()> {
+        if self.failure.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        writer.batch_sent();
+        // Readers run on tokio and block here when the encoders are behind:
+        // `block_in_place` lets the runtime move other tasks off this worker meanwhile.
+        tokio::task::block_in_place(|| {
+            self.budget.acquire(bytes, &|| self.failure.is_cancelled());
+            self.jobs.send(EncodeJob::Rows(writer.clone(), rows, bytes))
+        })
+        .map_err(|_| Error::Cancelled)
+    }
+
+    /// The reader's end of `writer`'s chunk: the last batch done finishes its files.
+    pub fn end(&self, writer: Arc<ChunkWriter>) -> Result<()> {
+        tokio::task::block_in_place(|| self.jobs.send(EncodeJob::End(writer)))
+            .map_err(|_| Error::Cancelled)
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.failure.is_cancelled()
+    }
+
+    pub fn fail(&self, error: Error) {
+        self.failure.fail(error)
+    }
+}
+
+/// One encoder thread: takes jobs until the readers are gone, hands every finished chunk
+/// to `finished`.
+fn encoder_loop(
+    jobs: crossbeam_channel::Receiver<EncodeJob>,
+    budget: &ByteBudget,
+    failure: &Failure,
+    finished: &(dyn Fn(FinishedChunk) -> bool + Send + Sync),
+) {
+    let mut buffers = Buffers::default();
+    for job in jobs {
+        if failure.is_cancelled() {
+            // Drain, so no reader stays blocked on a full channel or budget.
+            if let EncodeJob::Rows(_, _, bytes) = job {
+                budget.release(bytes);
+            }
+            continue;
+        }
+        let (writer, outcome) = match job {
+            EncodeJob::Rows(writer, rows, bytes) => {
+                let outcome = writer.write_batch(&rows, &mut buffers);
+                drop(rows);
+                budget.release(bytes);
+                (writer, outcome)
+            }
+            EncodeJob::End(writer) => (writer, Ok(())),
+        };
+        match outcome.and_then(|()| writer.release()) {
+            Ok(Some(chunk)) => {
+                if !finished(chunk) {
+                    failure.fail(Error::Cancelled);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => failure.fail(e),
+        }
+        buffers.shrink(); // one huge row must not pin its memory
+    }
+}

@@ -1,0 +1,171 @@
+//! Readers of MySQL values, shared by the CSV and the binary encoder: each takes the
+//! value a conversion expects (an integer, bytes, UTF-8 text, a calendar date, a time, a
+//! uuid) or refuses it with the reason.
+
+use std::borrow::Cow;
+
+use mysql_async::Value;
+
+use crate::mapping::ZeroDates;
+
+/// Why a value was refused; the encoder adds table, key and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: Cow<'static, str>,
+    pub hint: Option<&'static str>,
+}
+
+impl Refusal {
+    pub fn null_into_not_null() -> Self {
+        Refusal::new("NULL into a NOT NULL target column")
+    }
+
+    pub(crate) fn new(reason: impl Into<Cow<'static, str>>) -> Self {
+        Refusal {
+            reason: reason.into(),
+            hint: None,
+        }
+    }
+}
+
+pub(crate) fn unexpected(value: &Value) -> Refusal {
+    Refusal::new(format!(
+        "the server sent a {} value where this conversion expects another kind",
+        match value {
+            Value::NULL => "NULL",
+            Value::Bytes(_) => "string",
+            Value::Int(_) | Value::UInt(_) => "integer",
+            Value::Float(_) | Value::Double(_) => "floating-point",
+            Value::Date(..) => "date",
+            Value::Time(..) => "time",
+        }
+    ))
+}
+
+#[inline]
+pub(crate) fn integer(value: &Value) -> Result<i128, Refusal> {
+    match value {
+        Value::Int(n) => Ok(*n as i128),
+        Value::UInt(n) => Ok(*n as i128),
+        Value::Bytes(b) => std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| Refusal::new("not an integer")),
+        _ => Err(unexpected(value)),
+    }
+}
+
+/// A bit(n) value: big-endian bytes.
+pub(crate) fn bits(value: &Value) -> Result<u64, Refusal> {
+    match value {
+        Value::Bytes(b) if b.len() <= 8 => Ok(b.iter().fold(0u64, |acc, &x| (acc << 8) | x as u64)),
+        Value::Int(n) => Ok(*n as u64),
+        Value::UInt(n) => Ok(*n),
+        _ => Err(unexpected(value)),
+    }
+}
+
+#[inline]
+pub(crate) fn bytes(value: &Value) -> Result<&[u8], Refusal> {
+    match value {
+        Value::Bytes(b) => Ok(b),
+        _ => Err(unexpected(value)),
+    }
+}
+
+/// Text as Postgres can hold it: UTF-8 (the session asks MySQL for utf8mb4, so every
+/// character set arrives converted) and without NUL, which Postgres text cannot store.
+#[inline]
+pub(crate) fn text(value: &Value) -> Result<&str, Refusal> {
+    let raw = bytes(value)?;
+    let text = std::str::from_utf8(raw).map_err(|e| {
+        Refusal::new(format!(
+            "not valid UTF-8 at byte {} (binary data in a text column?)",
+            e.valid_up_to()
+        ))
+    })?;
+    if raw.contains(&0) {
+        return Err(Refusal::new(
+            "contains a NUL byte (0x00), which Postgres text cannot store",
+        ));
+    }
+    Ok(text)
+}
+
+pub(crate) type DateParts = (u16, u8, u8, u8, u8, u8, u32);
+
+/// The parts of a date, or `None` for a zero date that is to become NULL.
+pub(crate) fn date(value: &Value, zero_dates: ZeroDates) -> Result<Option<DateParts>, Refusal> {
+    let Value::Date(y, m, d, hh, mm, ss, us) = *value else {
+        return Err(unexpected(value));
+    };
+    if y == 0 || m == 0 || d == 0 {
+        return match zero_dates {
+            ZeroDates::Null => Ok(None),
+            ZeroDates::Error => Err(Refusal {
+                reason: "zero date (year, month or day 0) has no Postgres equivalent".into(),
+                hint: Some("--zero-dates null writes NULL instead"),
+            }),
+        };
+    }
+    if m > 12 || d > days_in_month(y, m) {
+        return Err(Refusal::new("not a calendar date"));
+    }
+    Ok(Some((y, m, d, hh, mm, ss, us)))
+}
+
+fn days_in_month(y: u16, m: u8) -> u8 {
+    match m {
+        2 if (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// (negative, hours, minutes, seconds, microseconds) with days folded into hours.
+pub(crate) fn time(value: &Value) -> Result<(bool, u32, u8, u8, u32), Refusal> {
+    let Value::Time(negative, days, hh, mm, ss, us) = *value else {
+        return Err(unexpected(value));
+    };
+    Ok((negative, days * 24 + hh as u32, mm, ss, us))
+}
+
+/// The 16 bytes of a uuid written as text (8-4-4-4-12 or 32 bare hex digits, any case).
+pub(crate) fn parse_uuid(text: &[u8]) -> Result<[u8; 16], Refusal> {
+    fn nibble(b: u8) -> Option<u8> {
+        match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
+        }
+    }
+    let invalid = || Refusal::new("not a uuid (expected 8-4-4-4-12 hex digits)");
+    let mut digits = [0u8; 32];
+    match text.len() {
+        36 => {
+            let mut n = 0;
+            for (i, &b) in text.iter().enumerate() {
+                if matches!(i, 8 | 13 | 18 | 23) {
+                    if b != b'-' {
+                        return Err(invalid());
+                    }
+                } else {
+                    digits[n] = b;
+                    n += 1;
+                }
+            }
+        }
+        32 => digits.copy_from_slice(text),
+        _ => return Err(invalid()),
+    }
+    let mut raw = [0u8; 16];
+    for (byte, pair) in raw.iter_mut().zip(digits.chunks_exact(2)) {
+        let (Some(high), Some(low)) = (nibble(pair[0]), nibble(pair[1])) else {
+            return Err(invalid());
+        };
+        *byte = high << 4 | low;
+    }
+    Ok(raw)
+}

@@ -1,0 +1,238 @@
+//! The COPY writer loops. During `migrate` every writer takes finished chunks from the
+//! encoders' channel ([`from_channel`]); during `import` every writer claims the next
+//! unloaded chunk in the ledger, the work queue that all import processes share
+//! ([`from_ledger`]). Both retry a chunk after transient errors on a new connection.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_postgres::Client;
+
+use super::{
+    connect, copy_and_mark, copy_targets, ledger, load_chunk, CopyTarget, LoadOptions, Outcome,
+};
+use crate::encode::FinishedChunk;
+use crate::error::{within, Error, Result};
+use crate::plan::Plan;
+use crate::url::DbUrl;
+use crate::work::{Failure, Retry, Workers};
+
+/// Rows and bytes loaded by this process so far, for the progress line.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub chunks: AtomicU64,
+    pub rows: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+impl Loaded {
+    fn add(&self, chunk: &FinishedChunk) {
+        self.chunks.fetch_add(1, Ordering::Relaxed);
+        self.rows.fetch_add(chunk.rows, Ordering::Relaxed);
+        self.bytes.fetch_add(chunk.bytes, Ordering::Relaxed);
+    }
+
+    /// A progress line every 10 seconds until the returned task is aborted.
+    pub fn log_every_10s(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let (loaded, started) = (self.clone(), Instant::now());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(10));
+            tick.tick().await;
+            let mut rows_before = 0;
+            loop {
+                tick.tick().await;
+                let rows = loaded.rows.load(Ordering::Relaxed);
+                tracing::info!(
+                    rows,
+                    mib = loaded.bytes.load(Ordering::Relaxed) >> 20,
+                    rows_per_s = (rows - rows_before) / 10,
+                    elapsed_s = started.elapsed().as_secs(),
+                    "Loading."
+                );
+                rows_before = rows;
+            }
+        })
+    }
+}
+
+/// `options.writers` writers loading the chunks that arrive on `chunks` until it closes.
+/// A chunk's binary COPY file is removed once loaded (the CSV file stays as the record).
+pub fn from_channel(
+    url: &DbUrl,
+    plan: &Plan,
+    options: &LoadOptions,
+    chunks: mpsc::Receiver<FinishedChunk>,
+    loaded: &Arc<Loaded>,
+    failure: &Arc<Failure>,
+) -> Workers {
+    let targets = Arc::new(copy_targets(plan, options.copy_format));
+    let chunks = Arc::new(tokio::sync::Mutex::new(chunks));
+    Workers::spawn(options.writers, failure, "a COPY writer", |_| {
+        let (chunks, targets, url, loaded, failure) = (
+            chunks.clone(),
+            targets.clone(),
+            url.clone(),
+            loaded.clone(),
+            failure.clone(),
+        );
+        let (plan_id, timeout) = (plan.plan_id.clone(), options.io_timeout);
+        async move {
+            let mut client = None;
+            loop {
+                let next = chunks.lock().await.recv().await;
+                let Some(chunk) = next else { return Ok(()) };
+                if failure.is_cancelled() {
+                    return Ok(());
+                }
+                let target = &targets[&chunk.table];
+                match load_with_retries(&mut client, &url, &plan_id, target, &chunk, timeout)
+                    .await?
+                {
+                    Outcome::Loaded => {
+                        tracing::debug!(table = %chunk.table, chunk = chunk.chunk_id, rows = chunk.rows, "Chunk loaded.");
+                        if let Some(path) = &chunk.binary_path {
+                            let _ = std::fs::remove_file(path);
+                        }
+                        loaded.add(&chunk);
+                    }
+                    Outcome::Skipped => {
+                        tracing::info!(table = %chunk.table, chunk = chunk.chunk_id, "Chunk loaded by another process; skipped.");
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Loads one chunk on the writer's connection (opened when missing), trying again on a
+/// fresh connection after transient errors.
+async fn load_with_retries(
+    client: &mut Option<Client>,
+    url: &DbUrl,
+    plan_id: &str,
+    target: &CopyTarget,
+    chunk: &FinishedChunk,
+    timeout: Duration,
+) -> Result<Outcome> {
+    let mut retry = Retry::writer();
+    loop {
+        let tried = async {
+            if client.is_none() {
+                *client = Some(connect(url).await?);
+            }
+            let open = client.as_mut().expect("connected above");
+            load_chunk(open, plan_id, target, chunk, timeout).await
+        }
+        .await;
+        match tried {
+            Err(e) => {
+                *client = None;
+                if !retry
+                    .wait_after(&e, "Transient target error; trying again.")
+                    .await
+                {
+                    return Err(e);
+                }
+            }
+            ok => return ok,
+        }
+    }
+}
+
+/// `options.writers` writers that claim and load chunks from the ledger until none of the
+/// plan's chunks is left unloaded. `chunks` are the manifest's chunk files.
+pub fn from_ledger(
+    url: &DbUrl,
+    plan: &Plan,
+    options: &LoadOptions,
+    chunks: HashMap<(String, u32), FinishedChunk>,
+    failure: &Arc<Failure>,
+) -> Workers {
+    let targets = Arc::new(copy_targets(plan, options.copy_format));
+    let chunks = Arc::new(chunks);
+    Workers::spawn(options.writers, failure, "an import writer", |_| {
+        let (chunks, targets, url, failure) = (
+            chunks.clone(),
+            targets.clone(),
+            url.clone(),
+            failure.clone(),
+        );
+        let (plan_id, timeout) = (plan.plan_id.clone(), options.io_timeout);
+        async move {
+            // A transient error loses at most the claimed chunk's transaction: connect again
+            // and go on with the queue.
+            let mut retry = Retry::writer();
+            loop {
+                let tried = async {
+                    let mut client = connect(&url).await?;
+                    claim_and_load(&mut client, timeout, &plan_id, &chunks, &targets, &failure)
+                        .await
+                }
+                .await;
+                match tried {
+                    Ok(()) => return Ok(()),
+                    Err(e) => {
+                        if !retry
+                            .wait_after(&e, "Transient target error; trying again.")
+                            .await
+                        {
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// One import writer's queue: claims and loads chunks until none is left unloaded. A chunk
+/// held by another process is waited for, since that process may die and release it.
+async fn claim_and_load(
+    client: &mut Client,
+    timeout: Duration,
+    plan_id: &str,
+    chunks: &HashMap<(String, u32), FinishedChunk>,
+    targets: &HashMap<String, CopyTarget>,
+    failure: &Failure,
+) -> Result<()> {
+    while !failure.is_cancelled() {
+        let tx = client
+            .transaction()
+            .await
+            .map_err(Error::postgres("claiming a chunk"))?;
+        let claimed = within(
+            timeout,
+            "claiming a chunk",
+            ledger::claim_next(&tx, plan_id),
+        )
+        .await?;
+        let Some((table, chunk_id)) = claimed else {
+            drop(tx);
+            if ledger::unloaded_count(client, plan_id).await? == 0 {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            continue;
+        };
+        let chunk = chunks.get(&(table.clone(), chunk_id)).ok_or_else(|| {
+            Error::Data(format!(
+                "chunk {chunk_id} of `{table}` is in the ledger but not in the manifest"
+            ))
+        })?;
+        let target = &targets[&table];
+        let context = format!(
+            "loading chunk {chunk_id} of `{table}` into {}",
+            target.qualified
+        );
+        copy_and_mark(&tx, plan_id, target, chunk, &context, timeout).await?;
+        within(timeout, &context, async {
+            tx.commit().await.map_err(Error::postgres(&context))
+        })
+        .await?;
+        tracing::debug!(table = %table, chunk = chunk_id, rows = chunk.rows, "Chunk loaded.");
+    }
+    Ok(())
+}

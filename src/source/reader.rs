@@ -1,0 +1,190 @@
+//! The reader loop: every reader connection of the snapshot takes the next chunk from the
+//! queue and streams its rows to the encoders in batches; after a lost connection it reads
+//! the chunk again on a new snapshot, if the source has not been written since.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Row, Value};
+
+use super::snapshot::{self, BinlogPosition, Snapshot};
+use super::{chunk_query, KeyColumn};
+use crate::encode::pool::Input;
+use crate::encode::{ChunkWriter, TableCodec};
+use crate::error::{within, Error, Result};
+use crate::plan::Chunk;
+use crate::url::DbUrl;
+use crate::work::{Failure, Queue, Retry, Workers};
+
+/// Rows per batch handed from a reader to the encoders, and the byte budget of one batch.
+const BATCH_ROWS: usize = 1024;
+const BATCH_BYTES: usize = 1 << 20;
+
+/// One table's share of the export: how to read, convert and place its chunks.
+pub struct TableJob {
+    pub codec: Arc<TableCodec>,
+    pub key: Vec<KeyColumn>,
+    pub select: Vec<String>,
+}
+
+/// One chunk to read, and the file it becomes.
+pub struct ChunkTask {
+    pub job: Arc<TableJob>,
+    pub chunk: Chunk,
+    pub path: PathBuf,
+}
+
+/// Where the readers come from: to reopen one after a lost connection.
+#[derive(Clone)]
+pub struct Origin {
+    pub url: DbUrl,
+    pub database: String,
+    pub binlog: Option<BinlogPosition>,
+}
+
+/// One reader per connection of `snapshot`, reading `tasks` in order into `input`.
+pub fn spawn(
+    snapshot: Snapshot,
+    origin: Origin,
+    tasks: Vec<ChunkTask>,
+    input: Input,
+    io_timeout: Duration,
+    failure: &Arc<Failure>,
+) -> Workers {
+    let queue = Queue::new(tasks, failure);
+    let mut connections = snapshot.readers.into_iter();
+    Workers::spawn(connections.len(), failure, "a reader", |_| {
+        let conn = connections.next().expect("one connection per reader");
+        reader_loop(
+            conn,
+            origin.clone(),
+            queue.clone(),
+            input.clone(),
+            io_timeout,
+        )
+    })
+}
+
+async fn reader_loop(
+    mut conn: Conn,
+    origin: Origin,
+    queue: Arc<Queue<ChunkTask>>,
+    input: Input,
+    io_timeout: Duration,
+) -> Result<()> {
+    let outcome = async {
+        while let Some(task) = queue.next() {
+            let mut retry = Retry::reader();
+            loop {
+                let attempt = retry.attempt();
+                let Err(e) = read_chunk(&mut conn, &origin.database, &task, &input, io_timeout, attempt).await
+                else {
+                    break;
+                };
+                let what = "Source connection lost; reading the chunk again on a new snapshot.";
+                if !retry.wait_after(&e, what).await {
+                    return Err(e);
+                }
+                tracing::info!(table = %task.job.codec.table, chunk = task.chunk.id, "Reopening a reader.");
+                conn = within(
+                    io_timeout,
+                    "reopening a reader",
+                    snapshot::reopen_reader(&origin.url, &origin.database, &origin.binlog),
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    // The encoders must see the readers gone even if the server no longer answers.
+    drop(input);
+    // Ends the snapshot transaction; the connection goes with it. After a failure the
+    // server may be stuck: the other stages must hear of the failure at once, not after
+    // the disconnect's time limit.
+    let disconnect = async move {
+        let _ = tokio::time::timeout(io_timeout, conn.disconnect()).await;
+    };
+    match outcome {
+        Ok(()) => disconnect.await,
+        Err(_) => drop(tokio::spawn(disconnect)),
+    }
+    outcome
+}
+
+/// One try at a chunk: a fresh writer (its own temporary files), abandoned on failure.
+async fn read_chunk(
+    conn: &mut Conn,
+    database: &str,
+    task: &ChunkTask,
+    input: &Input,
+    timeout: Duration,
+    attempt: u32,
+) -> Result<()> {
+    let job = &task.job;
+    let writer = ChunkWriter::new(job.codec.clone(), task.chunk.id, task.path.clone(), attempt);
+    let outcome = stream_rows(conn, database, task, input, timeout, &writer).await;
+    if outcome.is_err() {
+        writer.abandon();
+    }
+    outcome
+}
+
+/// Streams the chunk's rows to the encoders in batches, then its end mark.
+async fn stream_rows(
+    conn: &mut Conn,
+    database: &str,
+    task: &ChunkTask,
+    input: &Input,
+    timeout: Duration,
+    writer: &Arc<ChunkWriter>,
+) -> Result<()> {
+    let job = &task.job;
+    let context = format!("reading chunk {} of `{}`", task.chunk.id, job.codec.table);
+    let (sql, params) = chunk_query(
+        database,
+        &job.codec.table,
+        &job.select,
+        &job.key,
+        &task.chunk,
+    );
+    let mut result = within(timeout, &context, async {
+        conn.exec_iter(sql, params)
+            .await
+            .map_err(Error::mysql(&context))
+    })
+    .await?;
+    // The timeout bounds the fetch of a whole batch (a clock read per row cost 1% of the CPU);
+    // handing the batch on is outside it, since full encoders rightly make a reader wait.
+    let mut end = false;
+    while !end {
+        let mut batch: Vec<Row> = Vec::with_capacity(BATCH_ROWS);
+        let mut batch_bytes = 0;
+        end = within(timeout, &context, async {
+            while let Some(row) = result.next().await.map_err(Error::mysql(&context))? {
+                batch_bytes += row_size(&row);
+                batch.push(row);
+                if batch.len() >= BATCH_ROWS || batch_bytes >= BATCH_BYTES {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        })
+        .await?;
+        if !batch.is_empty() {
+            input.rows(writer, batch, batch_bytes)?;
+        }
+    }
+    input.end(writer.clone())
+}
+
+fn row_size(row: &Row) -> usize {
+    (0..row.len())
+        .map(|i| match row.as_ref(i) {
+            Some(Value::Bytes(b)) => b.len() + 1,
+            _ => 9,
+        })
+        .sum()
+}

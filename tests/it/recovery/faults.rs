@@ -1,0 +1,255 @@
+//! Faults of the disk and of the servers: a full workdir, a stopped (SIGSTOPped) or
+//! restarted server, killed reader connections: never a hang, always a resumable state.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::common::*;
+
+#[test]
+fn a_full_disk_stops_with_the_path_and_a_later_run_with_space_completes() {
+    let env = shared_env();
+    let (my, pg) = servers(&env);
+    let expected = reference(&env, 5_000, 60_000);
+    let db = dataset(&env, 5_000, 60_000);
+    let mount = workdir("tmpfs");
+    std::fs::create_dir_all(&mount).unwrap();
+    let status = Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=4m",
+            "tmpfs",
+            mount.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success(), "mounting a tmpfs needs root");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(mount.clone());
+    let wd = mount.join("work");
+    let run_args = args("migrate", &my, &pg, &db, &wd, &["--chunk-rows", "5000"]);
+    let (code, err) = run(&run_args);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        err.contains(wd.to_str().unwrap()) && err.contains("No space left on device"),
+        "{err}"
+    );
+
+    let status = Command::new("mount")
+        .args(["-o", "remount,size=200m", mount.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (code, err) = run(&run_args);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(digests(&pg, &db), expected);
+    assert_complete(&pg, &db);
+}
+
+/// A MariaDB and Postgres pair of this test's own, to stop and restart at will.
+struct PrivateServers {
+    dir: PathBuf,
+}
+
+impl PrivateServers {
+    fn start() -> Self {
+        let dir = std::env::temp_dir().join(unique("private-servers"));
+        let out = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/dbctl"))
+            .args(["start", dir.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PrivateServers { dir }
+    }
+
+    fn env(&self) -> PathBuf {
+        self.dir.join("env")
+    }
+
+    fn mariadb_pid(&self) -> String {
+        std::fs::read_to_string(self.dir.join("mariadb/pid"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+}
+
+impl Drop for PrivateServers {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.mariadb_pid()])
+            .status();
+        let _ = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/dbctl"))
+            .args(["stop", self.dir.to_str().unwrap()])
+            .status();
+    }
+}
+
+/// Runs `migrate`, injects `fault` once it is under way, and returns its exit code and
+/// messages; `fault` returns whether it was injected while pgclipper still ran.
+fn migrate_with_fault(
+    run_args: &[String],
+    delay: Duration,
+    fault: impl FnOnce(),
+) -> (Option<i32>, String, Duration) {
+    let started = Instant::now();
+    let child = spawn(run_args);
+    std::thread::sleep(delay);
+    fault();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[test]
+fn stopped_restarted_and_disconnected_servers_never_hang_and_the_run_resumes() {
+    let servers_ = PrivateServers::start();
+    let env = servers_.env();
+    let (my, pg) = servers(&env);
+    let expected = reference(&env, 10_000, 200_000);
+
+    // 1. MariaDB stops answering (SIGSTOP): pgclipper gives up within its I/O timeout.
+    let db = dataset(&env, 10_000, 200_000);
+    let wd = workdir("stopped");
+    let run_args = args(
+        "migrate",
+        &my,
+        &pg,
+        &db,
+        &wd,
+        &[
+            "--chunk-rows",
+            "4000",
+            "--writers",
+            "1",
+            "--io-timeout",
+            "3",
+        ],
+    );
+    let pid = servers_.mariadb_pid();
+    let (code, err, took) = migrate_with_fault(&run_args, Duration::from_millis(600), || {
+        assert!(Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success());
+    });
+    assert!(Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("no answer within 3 s"), "{err}");
+    assert!(took < Duration::from_secs(30), "gave up after {took:?}");
+    let (code, err) = run(&run_args);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(digests(&pg, &db), expected);
+    assert_complete(&pg, &db);
+
+    // 2. Postgres restarts mid-run: the writers retry on fresh connections and the run
+    //    completes by itself.
+    let db = dataset(&env, 10_000, 200_000);
+    let wd = workdir("pgrestart");
+    let run_args = args(
+        "migrate",
+        &my,
+        &pg,
+        &db,
+        &wd,
+        &["--chunk-rows", "4000", "--writers", "1"],
+    );
+    let pg_bin = std::env::var("PGCLIPPER_TEST_PG_BIN").unwrap();
+    let data = servers_.dir.join("postgres/data");
+    let (code, err, _) = migrate_with_fault(&run_args, Duration::from_millis(800), || {
+        let status = Command::new("runuser")
+            .args([
+                "-u",
+                "postgres",
+                "--",
+                &format!("{pg_bin}/pg_ctl"),
+                "-D",
+                data.to_str().unwrap(),
+                "-m",
+                "fast",
+                "-w",
+                "restart",
+            ])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    });
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("Transient target error; trying again."),
+        "the restart hit no load: {err}"
+    );
+    assert_eq!(digests(&pg, &db), expected);
+    assert_complete(&pg, &db);
+
+    // 3. The MariaDB connections are killed mid-chunk: the readers read their chunks again on
+    //    a new snapshot (the source database has not changed) and the run completes.
+    let db = dataset(&env, 10_000, 200_000);
+    let wd = workdir("killconn");
+    let run_args = args(
+        "migrate",
+        &my,
+        &pg,
+        &db,
+        &wd,
+        &["--chunk-rows", "4000", "--writers", "1"],
+    );
+    let socket = servers_.dir.join("mariadb/sock");
+    let (code, err, _) = migrate_with_fault(&run_args, Duration::from_millis(600), || {
+        let sql = format!(
+            "SELECT GROUP_CONCAT(CONCAT('KILL CONNECTION ', id) SEPARATOR ';') FROM information_schema.PROCESSLIST WHERE db = '{db}' AND id <> CONNECTION_ID()"
+        );
+        let out = Command::new("mariadb")
+            .args([
+                "--no-defaults",
+                "-uroot",
+                &format!("--socket={}", socket.display()),
+                "-N",
+                "-e",
+                &sql,
+            ])
+            .output()
+            .unwrap();
+        let kills = String::from_utf8(out.stdout).unwrap();
+        assert!(kills.contains("KILL"), "no reader connection to kill");
+        Command::new("mariadb")
+            .args([
+                "--no-defaults",
+                "-uroot",
+                &format!("--socket={}", socket.display()),
+                "-e",
+                kills.trim(),
+            ])
+            .status()
+            .unwrap();
+    });
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("Source connection lost; reading the chunk again"),
+        "no reader was hit: {err}"
+    );
+    assert_eq!(digests(&pg, &db), expected);
+    assert_complete(&pg, &db);
+}
