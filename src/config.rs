@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::mapping::{MappingOptions, TableFilter, ZeroDates};
 use crate::sink::{CopyFormat, LoadOptions};
-use crate::url::DbUrl;
+use crate::url::{redact_urls, DbUrl};
 
 /// `pgclipper.toml`. Every field may also come from the command line, which wins.
 #[derive(Debug, Default, Deserialize)]
@@ -58,10 +58,22 @@ pub struct FileConfig {
 }
 
 impl FileConfig {
+    /// A configuration file that cannot be read or parsed is a usage error; the parser's
+    /// message quotes the offending line, so URLs in it are redacted.
     pub fn load(path: &std::path::Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
-        toml::from_str(&text)
-            .map_err(|e| Error::Usage(format!("{}: invalid configuration: {e}", path.display())))
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Usage(format!(
+                "cannot read the configuration file {}: {e}",
+                path.display()
+            ))
+        })?;
+        toml::from_str(&text).map_err(|e| {
+            Error::Usage(format!(
+                "{}: invalid configuration: {}",
+                path.display(),
+                redact_urls(&e.to_string())
+            ))
+        })
     }
 }
 
@@ -126,6 +138,8 @@ pub struct ExportOptions {
 pub struct CheckSettings {
     pub source: DbUrl,
     pub target: Target,
+    /// Judge what `migrate` on this workdir would do (resume its plan).
+    pub workdir: Option<PathBuf>,
     pub selection: Selection,
     pub io_timeout: Duration,
 }
@@ -282,6 +296,7 @@ impl Options {
         Ok(CheckSettings {
             source: self.source()?,
             target: self.target()?,
+            workdir: self.workdir.clone(),
             selection: self.selection.clone(),
             io_timeout: self.io_timeout,
         })

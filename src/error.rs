@@ -10,6 +10,10 @@ pub enum Exit {
     Data = 1,
     Usage = 2,
     Environment = 3,
+    /// Stopped by SIGINT (Ctrl-C): 128 + 2, as shells report it.
+    Interrupted = 130,
+    /// Stopped by SIGTERM: 128 + 15.
+    Terminated = 143,
 }
 
 /// A value that does not fit its target column. Built on the cold path only: the hot
@@ -62,7 +66,7 @@ pub enum Error {
         reason: String,
     },
 
-    #[error("source (MySQL) failed while {context}: {cause}")]
+    #[error("source (MySQL) failed while {context}: {}", mysql_message(.cause))]
     Mysql {
         context: String,
         #[source]
@@ -97,6 +101,13 @@ pub enum Error {
 
     #[error("cancelled because another part of the run failed")]
     Cancelled,
+
+    #[error("stopped by {signal}: {state}")]
+    Interrupted {
+        signal: &'static str,
+        /// What the stopped command leaves behind and what to do next.
+        state: &'static str,
+    },
 }
 
 fn render_problems(problems: &[Problem]) -> String {
@@ -107,8 +118,10 @@ fn render_problems(problems: &[Problem]) -> String {
         .join("\n")
 }
 
-/// tokio-postgres' Display says only "db error"; the server's message is what an operator needs.
-fn pg_message(e: &tokio_postgres::Error) -> String {
+/// tokio-postgres' Display says only "db error" (or "error connecting to server"); the
+/// server's message and SQLSTATE, or the cause below (the OS error), is what an operator
+/// needs.
+pub fn pg_message(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => {
             let mut s = format!("{}: {}", db.code().code(), db.message());
@@ -124,8 +137,38 @@ fn pg_message(e: &tokio_postgres::Error) -> String {
             }
             s
         }
-        None => e.to_string(),
+        None => with_causes(e),
     }
+}
+
+/// mysql_async repeats itself ("Input/output error: Input/output error: …"): the server's
+/// error as it is, an I/O error by its innermost cause.
+pub fn mysql_message(e: &mysql_async::Error) -> String {
+    match e {
+        mysql_async::Error::Io(io) => {
+            let mut cause: &dyn std::error::Error = io;
+            while let Some(next) = cause.source() {
+                cause = next;
+            }
+            format!("I/O error: {cause}")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// An error's message followed by each cause's, skipping causes the message already says.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 impl From<ValueError> for Error {
@@ -138,6 +181,8 @@ impl Error {
     pub fn exit(&self) -> Exit {
         match self {
             Error::Usage(_) => Exit::Usage,
+            Error::Interrupted { signal, .. } if *signal == "SIGTERM" => Exit::Terminated,
+            Error::Interrupted { .. } => Exit::Interrupted,
             Error::Value(_) | Error::Check(_) | Error::Data(_) => Exit::Data,
             // A COPY that Postgres refuses for its data (class 22 data exception,
             // 23 integrity violation) is a data error, not an environment one.

@@ -53,9 +53,53 @@ impl std::fmt::Debug for DbUrl {
     }
 }
 
+/// `text` with the password of every URL in it replaced by `***`: for messages that quote
+/// what the operator typed (a command line clap refused, a config line TOML refused).
+pub fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (before, after) = rest.split_at(at + 3);
+        out.push_str(before);
+        // The authority ends where a path, a quote or white space begins; its userinfo at
+        // the last '@' in it (a password may hold '@').
+        let end = after
+            .find(|c: char| c == '/' || c == '"' || c == '\'' || c.is_whitespace())
+            .unwrap_or(after.len());
+        let authority = &after[..end];
+        match (authority.rfind('@'), authority.find(':')) {
+            (Some(at), Some(colon)) if colon < at => {
+                out.push_str(&authority[..colon]);
+                out.push_str(":***");
+                out.push_str(&authority[at..]);
+            }
+            _ => out.push_str(authority),
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_are_redacted_wherever_a_message_quotes_a_url() {
+        let text = "error: unexpected argument 'mysql://u:S3cretPW@db:3306/x' found\n\
+                    2 | source = \"mysql://app:p@ss@host/db\ntarget = postgres://me@h/db and postgres://a:b@h";
+        let shown = redact_urls(text);
+        assert!(
+            !shown.contains("S3cretPW") && !shown.contains("p@ss"),
+            "{shown}"
+        );
+        assert!(shown.contains("'mysql://u:***@db:3306/x'"), "{shown}");
+        assert!(shown.contains("\"mysql://app:***@host/db"), "{shown}");
+        assert!(shown.contains("postgres://me@h/db"), "{shown}");
+        assert!(shown.ends_with("postgres://a:***@h"), "{shown}");
+        assert_eq!(redact_urls("no url here"), "no url here");
+    }
 
     #[test]
     fn redaction_hides_password_everywhere() {

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -127,6 +127,62 @@ impl<T> Queue<T> {
             return None;
         }
         self.items.lock().expect("queue lock").pop_front()
+    }
+}
+
+/// What a stage did so far in this run (chunks, rows, bytes), counted as each chunk is
+/// done, for the progress line and the summary.
+#[derive(Debug, Default)]
+pub struct Tally {
+    chunks: AtomicU64,
+    rows: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// A snapshot of a [`Tally`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub chunks: u64,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+impl Tally {
+    pub fn add(&self, rows: u64, bytes: u64) {
+        self.chunks.fetch_add(1, Ordering::Relaxed);
+        self.rows.fetch_add(rows, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn counts(&self) -> Counts {
+        Counts {
+            chunks: self.chunks.load(Ordering::Relaxed),
+            rows: self.rows.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A progress line every 10 seconds until the returned task is aborted.
+    pub fn log_every_10s(self: &Arc<Self>, what: &'static str) -> JoinHandle<()> {
+        let (tally, started) = (self.clone(), std::time::Instant::now());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(10));
+            tick.tick().await;
+            let mut rows_before = 0;
+            loop {
+                tick.tick().await;
+                let now = tally.counts();
+                tracing::info!(
+                    chunks = now.chunks,
+                    rows = now.rows,
+                    mib = now.bytes >> 20,
+                    rows_per_s = (now.rows - rows_before) / 10,
+                    elapsed_s = started.elapsed().as_secs(),
+                    "{what}"
+                );
+                rows_before = now.rows;
+            }
+        })
     }
 }
 

@@ -9,6 +9,18 @@ use crate::error::{Error, Result};
 
 /// Every ordinary or partitioned table of `schema`, with its columns in order.
 pub async fn read(client: &Client, schema: &str) -> Result<Vec<TargetTable>> {
+    let exists = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+            &[&schema],
+        )
+        .await
+        .map_err(Error::postgres("reading the target catalog"))?;
+    if !exists.get::<_, bool>(0) {
+        return Err(Error::Usage(format!(
+            "--target-schema {schema}: the target database has no schema of that name (its tables are created by the application's migrations)"
+        )));
+    }
     // Domains are resolved to their base type; arrays report their element type.
     let rows = client
         .query(

@@ -1,4 +1,21 @@
-//! What the commands print on standard output for the operator.
+//! What the commands print on standard output for the operator. Never a panic when the
+//! reader is gone (`pgclipper check | head -1`): what cannot be written is dropped.
+
+/// `println!` that ignores a closed standard output.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// A question on standard output, without a line end.
+pub fn prompt(question: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = write!(out, "{question}");
+    let _ = out.flush();
+}
 
 use std::path::Path;
 
@@ -8,46 +25,65 @@ use crate::commands::Summary;
 
 /// What `reset` will do, before it asks.
 pub fn reset_preview(preview: &Preview, workdir: &Path) {
-    println!(
+    say!(
         "pgclipper reset of plan {} ({}):",
         preview.plan.plan_id,
         workdir.display()
     );
-    println!(
+    say!(
         "  empty {} target tables: {}",
         preview.tables.len(),
         preview.tables.join(", ")
     );
-    println!(
-        "  restore {} keys, constraints, indexes and foreign keys and {} sequences as they were",
-        preview.saved.deferred, preview.saved.sequences
+    let saved = &preview.saved;
+    say!(
+        "  restore as they were: {} foreign keys, {} primary keys and unique or exclusion constraints, {} indexes, {} sequences",
+        saved.foreign_keys, saved.constraints, saved.indexes, saved.sequences
     );
-    println!("  forget the plan in the ledger and remove its files from the workdir");
-    println!("  the source is not touched");
+    say!("  forget the plan in the ledger and remove its files from the workdir");
+    say!("  the source is not touched");
 }
 
 pub fn check(report: &CheckReport) {
-    println!(
+    say!(
         "pgclipper check: {} tables, {} columns paired",
-        report.tables, report.columns
+        report.tables,
+        report.columns
     );
     for w in &report.warnings {
-        println!("  warning: {w}");
+        say!("  warning: {w}");
     }
     for p in &report.problems {
-        println!("  problem: {p}");
+        say!("  problem: {p}");
+    }
+    if let Some(resumes) = &report.resumes {
+        say!("{resumes}");
     }
     if report.problems.is_empty() {
-        println!("no problems: `pgclipper migrate` can run");
+        say!("no problems: `pgclipper migrate` can run");
     } else {
-        println!(
+        say!(
             "{} problem(s): `pgclipper migrate` would refuse to run",
             report.problems.len()
         );
     }
 }
 
-pub fn summary(verb: &str, summary: &Summary) {
+/// What a run did: the plan's tables, what this run did of them and what earlier runs
+/// had, and where the personal data now lies.
+pub fn summary(verb: &str, summary: &Summary, loads: bool) {
+    let mib = |bytes: u64| bytes as f64 / 1048576.0;
+    let total = summary.total();
+    let workdir = summary.workdir.display();
+    if let Some(at) = &summary.completed_before {
+        say!(
+            "nothing to do: this plan completed at {at} ({} rows, {:.1} MiB, {} tables)",
+            total.rows,
+            mib(total.bytes),
+            summary.tables.len()
+        );
+        return;
+    }
     let width = summary
         .tables
         .keys()
@@ -55,25 +91,51 @@ pub fn summary(verb: &str, summary: &Summary) {
         .max()
         .unwrap_or(5)
         .max(5);
-    println!(
+    say!(
         "{:<width$}  {:>7}  {:>12}  {:>12}",
-        "table", "chunks", "rows", "bytes"
+        "table",
+        "chunks",
+        "rows",
+        "bytes"
     );
     for (name, t) in &summary.tables {
-        println!(
+        say!(
             "{name:<width$}  {:>7}  {:>12}  {:>12}",
-            t.chunks, t.rows, t.bytes
+            t.chunks,
+            t.rows,
+            t.bytes
         );
     }
+    let done = summary.this_run;
     let secs = summary.elapsed.as_secs_f64().max(1e-3);
-    println!(
-        "pgclipper {verb} {} rows ({:.1} MiB) of {} tables in {:.1} s ({:.0} rows/s, {:.1} MiB/s); {} sequences advanced",
-        summary.total_rows(),
-        summary.total_bytes() as f64 / 1048576.0,
+    let mut line = format!(
+        "pgclipper {verb} {} rows ({:.1} MiB) in {} chunks of {} tables in {:.1} s ({:.0} rows/s, {:.1} MiB/s)",
+        done.rows,
+        mib(done.bytes),
+        done.chunks,
         summary.tables.len(),
         secs,
-        summary.total_rows() as f64 / secs,
-        summary.total_bytes() as f64 / 1048576.0 / secs,
-        summary.sequences,
+        done.rows as f64 / secs,
+        mib(done.bytes) / secs,
     );
+    if done.chunks < total.chunks {
+        line.push_str(&format!(
+            "; {} chunks ({} rows) were done by an earlier run",
+            total.chunks - done.chunks,
+            total.rows.saturating_sub(done.rows)
+        ));
+    }
+    if let Some(n) = summary.sequences {
+        line.push_str(&format!("; {n} sequences advanced"));
+    }
+    say!("{line}");
+    say!(
+        "the chunk files in {workdir} ({:.1} MiB) hold personal data: once they are no longer needed, remove them (`rm -r {workdir}`)",
+        mib(total.bytes)
+    );
+    if loads {
+        say!(
+            "the ledger schema `pgclipper` stays in the target for `reset` and resumes: once the cut-over is accepted, drop it with `DROP SCHEMA pgclipper CASCADE`"
+        );
+    }
 }

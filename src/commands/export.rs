@@ -16,16 +16,19 @@ use crate::plan::{self, ChunkSize};
 use crate::source::reader::{self, ChunkTask, Origin};
 use crate::source::snapshot;
 use crate::url::DbUrl;
-use crate::work::Failure;
+use crate::work::{Failure, Tally};
 use crate::workdir;
 
 pub async fn run(settings: &ExportSettings) -> Result<Summary> {
     let started = Instant::now();
     let workdir = &settings.workdir;
     let options = &settings.export;
-    // STEP 1: --restart forgets what an earlier export wrote.
-    if settings.restart {
-        workdir::clear(workdir)?;
+    // STEP 1: the workdir, for this run alone; --restart forgets what an earlier export
+    // wrote there.
+    let _lock = workdir::open_for_plan(workdir)?;
+    if settings.restart && resume::has_plan(workdir) {
+        let plan: crate::plan::Plan = workdir::read_json(&workdir.join(workdir::PLAN_FILE))?;
+        workdir::clear(workdir, plan.tables.iter().map(|t| t.name.as_str()))?;
     }
     // STEP 2: read both catalogs and pair them; any problem stops here.
     let mut prepared = prepare_or_refuse(
@@ -68,7 +71,15 @@ pub async fn run(settings: &ExportSettings) -> Result<Summary> {
     );
     // STEP 5: read them on one snapshot and write their files.
     let failure = Failure::new();
-    let keep_files: OnFinished = Arc::new(|_| true);
+    let exported = Arc::new(Tally::default());
+    let progress = exported.log_every_10s("Exporting.");
+    let keep_files: OnFinished = {
+        let exported = exported.clone();
+        Arc::new(move |chunk| {
+            exported.add(chunk.rows, chunk.bytes);
+            true
+        })
+    };
     let source = (&settings.source, prepared.database.as_str());
     if let Err(e) = export_chunks(
         source,
@@ -82,10 +93,16 @@ pub async fn run(settings: &ExportSettings) -> Result<Summary> {
     {
         failure.fail(e);
     }
+    progress.abort();
     failure.result()?;
     // STEP 6: the manifest of every chunk file, for `import`.
     let manifest = workdir::write_manifest(workdir, &plan.plan_id, plan.chunk_ids())?;
-    Ok(Summary::from_manifest(&manifest, started.elapsed(), 0))
+    Ok(Summary::new(
+        &manifest,
+        exported.counts(),
+        started.elapsed(),
+        workdir,
+    ))
 }
 
 /// The export step: readers on one consistent snapshot of the source → encoders → chunk

@@ -5,22 +5,23 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::{resume, Summary};
 use crate::config::ImportSettings;
-use crate::encode::FinishedChunk;
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::post;
 use crate::sink::{self, ledger, writer};
-use crate::work::Failure;
-use crate::workdir::{self, Manifest};
+use crate::work::{Failure, Tally};
+use crate::workdir::{self, Manifest, ManifestEntry};
 
 pub async fn run(settings: &ImportSettings) -> Result<Summary> {
     let started = Instant::now();
     let workdir = &settings.workdir;
     // STEP 1: the plan and the manifest of the export.
+    workdir::require_plan(workdir, "")?;
     let (plan, manifest) = read_export(workdir)?;
     // STEP 2: a target that knows the plan, or whose tables are empty; the plan recorded
     // and the tables' keys, constraints, indexes and foreign keys taken off (once, whichever
@@ -30,28 +31,31 @@ pub async fn run(settings: &ImportSettings) -> Result<Summary> {
     resume::check_ledger(&plan, &client, workdir).await?;
     post::before_load(&mut client, &plan).await?;
     // STEP 3: load: writers claim chunks from the ledger until none is left unloaded.
-    let chunks: HashMap<(String, u32), FinishedChunk> = manifest
+    let chunks: HashMap<(String, u32), ManifestEntry> = manifest
         .chunks
         .iter()
-        .map(|e| {
-            (
-                (e.table.clone(), e.chunk),
-                FinishedChunk::from_entry(workdir, e),
-            )
-        })
+        .map(|e| ((e.table.clone(), e.chunk), e.clone()))
         .collect();
-    let failure = Failure::new();
-    writer::from_ledger(&settings.target, &plan, &settings.load, chunks, &failure)
-        .wait()
-        .await
-        .inspect_err(|_| post::leave_deferred(&plan))?;
+    let (failure, loaded) = (Failure::new(), Arc::new(Tally::default()));
+    let progress = loaded.log_every_10s("Loading.");
+    let options = &settings.load;
+    writer::from_ledger(
+        &settings.target,
+        &plan,
+        options,
+        workdir,
+        chunks,
+        &loaded,
+        &failure,
+    )
+    .wait()
+    .await
+    .inspect_err(|_| post::leave_deferred(&plan))?;
+    progress.abort();
     // STEP 4: keys, constraints, indexes and foreign keys back; sequences; statistics.
     let finished = post::after_load(&settings.target, &plan, settings.load.writers).await?;
-    Ok(Summary::from_manifest(
-        &manifest,
-        started.elapsed(),
-        finished.sequences,
-    ))
+    let summary = Summary::new(&manifest, loaded.counts(), started.elapsed(), workdir);
+    Ok(summary.finished(&finished))
 }
 
 /// The plan and the manifest of a finished export, which must belong together.

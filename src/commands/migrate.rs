@@ -18,13 +18,15 @@ use crate::error::Result;
 use crate::plan::{self, ChunkSize, Plan};
 use crate::post;
 use crate::sink::{ledger, writer};
-use crate::work::{self, Failure};
+use crate::work::{self, Failure, Tally};
 use crate::workdir;
 
 pub async fn run(settings: &MigrateSettings) -> Result<Summary> {
     let started = Instant::now();
     let (workdir, target) = (&settings.workdir, &settings.target);
-    // STEP 1: --restart puts the target back as it was before the workdir's plan.
+    // STEP 1: the workdir, for this run alone; --restart puts the target back as it was
+    // before the workdir's plan (the operator said yes to that).
+    let _lock = workdir::open_for_plan(workdir)?;
     if settings.restart && resume::has_plan(workdir) {
         reset::discard(&target.url, workdir, settings.load.writers).await?;
     }
@@ -63,18 +65,16 @@ pub async fn run(settings: &MigrateSettings) -> Result<Summary> {
         "Chunks of the plan."
     );
     // STEP 5: export and load at once: readers → encoders → chunk files → COPY writers.
-    export_and_load(settings, &prepared, &plan, left)
+    let loaded = Arc::new(Tally::default());
+    export_and_load(settings, &prepared, &plan, left, &loaded)
         .await
         .inspect_err(|_| post::leave_deferred(&plan))?;
     // STEP 6: the manifest of every chunk file.
     let manifest = workdir::write_manifest(workdir, &plan.plan_id, plan.chunk_ids())?;
     // STEP 7: keys, constraints, indexes and foreign keys back; sequences; statistics.
     let finished = post::after_load(&target.url, &plan, settings.load.writers).await?;
-    Ok(Summary::from_manifest(
-        &manifest,
-        started.elapsed(),
-        finished.sequences,
-    ))
+    let summary = Summary::new(&manifest, loaded.counts(), started.elapsed(), workdir);
+    Ok(summary.finished(&finished))
 }
 
 async fn prepare(settings: &MigrateSettings, rows: TargetRows) -> Result<Prepared> {
@@ -111,13 +111,13 @@ async fn export_and_load(
     prepared: &Prepared,
     plan: &Plan,
     left: WorkLeft,
+    loaded: &Arc<Tally>,
 ) -> Result<()> {
     let failure = Failure::new();
     let (chunk_tx, chunk_rx) = mpsc::channel::<FinishedChunk>(settings.load.writers * 2);
-    let loaded = Arc::new(writer::Loaded::default());
-    let progress = loaded.log_every_10s();
+    let progress = loaded.log_every_10s("Loading.");
     let url = &settings.target.url;
-    let writers = writer::from_channel(url, plan, &settings.load, chunk_rx, &loaded, &failure);
+    let writers = writer::from_channel(url, plan, &settings.load, chunk_rx, loaded, &failure);
     let ready = {
         let chunk_tx = chunk_tx.clone();
         tokio::spawn(async move {

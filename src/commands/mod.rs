@@ -10,6 +10,7 @@ pub mod reset;
 pub mod resume;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mysql_async::Conn;
@@ -21,6 +22,7 @@ use crate::mapping::{self, Mapping};
 use crate::sink;
 use crate::source;
 use crate::url::DbUrl;
+use crate::work::Counts;
 use crate::workdir::Manifest;
 
 /// Both catalogs read and paired.
@@ -125,7 +127,7 @@ pub async fn prepare_or_refuse(
     Ok(prepared)
 }
 
-/// Per-table totals of a run.
+/// Per-table totals of a plan.
 #[derive(Debug, Default, Clone)]
 pub struct TableSummary {
     pub chunks: usize,
@@ -133,36 +135,53 @@ pub struct TableSummary {
     pub bytes: u64,
 }
 
-/// What a command reports when it is done.
-#[derive(Debug, Default)]
+/// What a command reports when it is done: the whole plan, and what this run did of it.
+#[derive(Debug)]
 pub struct Summary {
+    /// The plan's tables, from its manifest.
     pub tables: BTreeMap<String, TableSummary>,
-    pub sequences: usize,
+    /// Exported or loaded by this run; the rest of the plan was done by earlier runs.
+    pub this_run: Counts,
+    /// Sequences advanced (commands that load only).
+    pub sequences: Option<usize>,
+    /// When the plan had been completed already, if it had: this run had nothing to do.
+    pub completed_before: Option<String>,
     pub elapsed: Duration,
+    /// Where the chunk files are.
+    pub workdir: PathBuf,
 }
 
 impl Summary {
-    /// The whole plan's totals, from its manifest.
-    pub fn from_manifest(manifest: &Manifest, elapsed: Duration, sequences: usize) -> Self {
-        let mut summary = Summary {
-            elapsed,
-            sequences,
-            ..Summary::default()
-        };
+    pub fn new(manifest: &Manifest, this_run: Counts, elapsed: Duration, workdir: &Path) -> Self {
+        let mut tables: BTreeMap<String, TableSummary> = BTreeMap::new();
         for c in &manifest.chunks {
-            let t = summary.tables.entry(c.table.clone()).or_default();
+            let t = tables.entry(c.table.clone()).or_default();
             t.chunks += 1;
             t.rows += c.rows;
             t.bytes += c.bytes;
         }
-        summary
+        Summary {
+            tables,
+            this_run,
+            sequences: None,
+            completed_before: None,
+            elapsed,
+            workdir: workdir.to_path_buf(),
+        }
     }
 
-    pub fn total_rows(&self) -> u64 {
-        self.tables.values().map(|t| t.rows).sum()
+    /// What the load's last steps did.
+    pub fn finished(mut self, finished: &crate::post::Finished) -> Self {
+        self.sequences = Some(finished.sequences);
+        self.completed_before = finished.completed_before.clone();
+        self
     }
 
-    pub fn total_bytes(&self) -> u64 {
-        self.tables.values().map(|t| t.bytes).sum()
+    pub fn total(&self) -> Counts {
+        Counts {
+            chunks: self.tables.values().map(|t| t.chunks as u64).sum(),
+            rows: self.tables.values().map(|t| t.rows).sum(),
+            bytes: self.tables.values().map(|t| t.bytes).sum(),
+        }
     }
 }

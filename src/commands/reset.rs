@@ -24,6 +24,7 @@ pub struct Preview {
 
 /// Reads what a reset of the workdir's plan would touch; changes nothing.
 pub async fn preview(settings: &ResetSettings) -> Result<Preview> {
+    workdir::require_plan(&settings.workdir, " (there is nothing to reset)")?;
     let plan: Plan = workdir::read_json(&settings.workdir.join(workdir::PLAN_FILE))?;
     let client = sink::connect(&settings.target).await?;
     let saved = match ledger::plan_fingerprint(&client, &plan.plan_id).await? {
@@ -38,6 +39,8 @@ pub async fn preview(settings: &ResetSettings) -> Result<Preview> {
 }
 
 pub async fn run(settings: &ResetSettings) -> Result<()> {
+    workdir::require_plan(&settings.workdir, " (there is nothing to reset)")?;
+    let _lock = workdir::open_for_plan(&settings.workdir)?;
     discard(&settings.target, &settings.workdir, settings.sessions).await
 }
 
@@ -47,8 +50,8 @@ pub(super) async fn discard(target: &DbUrl, workdir: &Path, sessions: usize) -> 
     let plan: Plan = workdir::read_json(&workdir.join(workdir::PLAN_FILE))?;
     // STEP 2: the target: tables emptied, everything put back, the plan forgotten.
     post::put_back(target, &plan, sessions).await?;
-    // STEP 3: the workdir: plan, manifest and chunk files removed.
-    workdir::clear(workdir)?;
+    // STEP 3: the workdir: plan, manifest and chunk files removed (nothing else).
+    workdir::clear(workdir, plan.tables.iter().map(|t| t.name.as_str()))?;
     tracing::info!(plan_id = %plan.plan_id, tables = plan.tables.len(), "Reset: target tables emptied, keys, constraints, indexes, foreign keys and sequences restored.");
     Ok(())
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tokio_postgres::Client;
 
 use super::Prepared;
-use crate::encode::{FinishedChunk, TableCodec};
+use crate::encode::{chunk, FinishedChunk, TableCodec};
 use crate::error::{Error, Result};
 use crate::mapping::{self, TableMapping};
 use crate::plan::{self, Plan};
@@ -144,12 +144,19 @@ pub fn work_left(
             }
             let path = workdir::chunk_path(workdir, table.name(), chunk.id);
             match workdir::complete_chunk(&path) {
-                Some(entry) => ready.push(FinishedChunk::from_entry(workdir, &entry)),
-                None => tasks.push_back(ChunkTask {
-                    job: job.clone(),
-                    chunk: chunk.clone(),
-                    path,
-                }),
+                Some(entry) if chunk::intact(workdir, &entry) => {
+                    ready.push(FinishedChunk::from_entry(workdir, &entry))
+                }
+                complete => {
+                    if complete.is_some() {
+                        tracing::warn!(file = %path.display(), "A chunk file does not match its record (size or checksum): it is exported again.");
+                    }
+                    tasks.push_back(ChunkTask {
+                        job: job.clone(),
+                        chunk: chunk.clone(),
+                        path,
+                    })
+                }
             }
         }
         by_table.push(tasks);

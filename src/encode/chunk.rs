@@ -3,16 +3,18 @@
 //! renamed into place with their `.meta.json` sidecar when the chunk's last batch is in.
 
 use std::fs::File;
-use std::io::Write;
-use std::path::PathBuf;
+use std::io::{BufRead, Read, Write};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use mysql_async::Row;
 
-use super::{binary, TableCodec};
+use xxhash_rust::xxh3::Xxh3;
+
+use super::{binary, row_checksum, TableCodec};
 use crate::error::{Error, Result};
-use crate::workdir;
+use crate::workdir::{self, ManifestEntry};
 
 /// A chunk on its way to disk. Batches of a chunk may be encoded on several threads at
 /// once; `pending` counts the batches in flight plus one for the reader, and whoever
@@ -38,6 +40,9 @@ struct ChunkState {
     rows: u64,
     bytes: u64,
     checksum: u64,
+    /// The binary file as written so far: its length and hash, for the sidecar.
+    binary_bytes: u64,
+    binary_hash: Xxh3,
 }
 
 /// A chunk file complete on disk.
@@ -76,6 +81,8 @@ impl FinishedChunk {
             checksum: format!("{:016x}", self.checksum),
             file: relative(&self.path),
             binary_file: self.binary_path.as_deref().map(relative),
+            binary_bytes: None,
+            binary_checksum: None,
         }
     }
 
@@ -156,9 +163,11 @@ impl ChunkWriter {
                 let mut file = workdir::create_private_file(tmp)?;
                 file.write_all(binary::HEADER).map_err(Error::io(tmp))?;
                 state.binary_file = Some(file);
+                state.add_binary(binary::HEADER);
             }
             let file = state.binary_file.as_mut().expect("opened above");
             file.write_all(binary).map_err(Error::io(tmp))?;
+            state.add_binary(binary);
         }
         state
             .file
@@ -199,6 +208,7 @@ impl ChunkWriter {
         if let (Some((tmp, path)), Some(mut file)) = (&self.binary_paths, state.binary_file.take())
         {
             file.write_all(binary::TRAILER).map_err(Error::io(tmp))?;
+            state.add_binary(binary::TRAILER);
             file.sync_all().map_err(Error::io(tmp))?;
             drop(file);
             std::fs::rename(tmp, path).map_err(Error::io(path))?;
@@ -213,13 +223,94 @@ impl ChunkWriter {
             path: self.final_path.clone(),
             binary_path,
         };
+        let mut entry = finished.manifest_entry();
+        if finished.binary_path.is_some() {
+            entry.binary_bytes = Some(state.binary_bytes);
+            entry.binary_checksum = Some(format!("{:016x}", state.binary_hash.digest()));
+        }
         // The sidecar first: a CSV file under its final name is complete and described.
-        workdir::write_json(
-            &workdir::chunk_meta_path(&self.final_path),
-            &finished.manifest_entry(),
-        )?;
+        workdir::write_json(&workdir::chunk_meta_path(&self.final_path), &entry)?;
         std::fs::rename(&self.tmp_path, &self.final_path).map_err(Error::io(&self.final_path))?;
         Ok(Some(finished))
+    }
+}
+
+impl ChunkState {
+    fn add_binary(&mut self, bytes: &[u8]) {
+        self.binary_bytes += bytes.len() as u64;
+        self.binary_hash.update(bytes);
+    }
+}
+
+/// Whether a complete chunk's files still hold what its sidecar records: the CSV file's
+/// size and row checksum, and the binary file's size and hash where it still exists (a
+/// sidecar of an older version records no hash: its binary file is not trusted). A file
+/// damaged after it was written, or half-written by another process, is exported again.
+pub fn intact(workdir: &Path, entry: &ManifestEntry) -> bool {
+    let csv = workdir.join(&entry.file);
+    let csv_ok = csv_checksum(&csv)
+        .is_ok_and(|(bytes, sum)| bytes == entry.bytes && format!("{sum:016x}") == entry.checksum);
+    let binary_ok = match &entry.binary_file {
+        None => true,
+        Some(file) => {
+            let path = workdir.join(file);
+            !path.exists()
+                || match (entry.binary_bytes, &entry.binary_checksum) {
+                    (Some(bytes), Some(checksum)) => file_hash(&path)
+                        .is_ok_and(|(n, hash)| n == bytes && format!("{hash:016x}") == *checksum),
+                    _ => false,
+                }
+        }
+    };
+    csv_ok && binary_ok
+}
+
+/// The size of a CSV chunk file and the wrapping sum of its rows' checksums, as the encoder
+/// computed them: a row ends at a line feed outside double quotes.
+fn csv_checksum(path: &Path) -> std::io::Result<(u64, u64)> {
+    let mut file = std::io::BufReader::with_capacity(1 << 20, File::open(path)?);
+    let (mut bytes, mut sum, mut quoted) = (0u64, 0u64, false);
+    let mut row = Vec::with_capacity(4096);
+    loop {
+        let buffer = file.fill_buf()?;
+        if buffer.is_empty() {
+            break;
+        }
+        let mut start = 0;
+        for (i, &b) in buffer.iter().enumerate() {
+            if b == b'"' {
+                quoted = !quoted;
+            } else if b == b'\n' && !quoted {
+                row.extend_from_slice(&buffer[start..=i]);
+                sum = sum.wrapping_add(row_checksum(&row));
+                row.clear();
+                start = i + 1;
+            }
+        }
+        row.extend_from_slice(&buffer[start..]);
+        let n = buffer.len();
+        bytes += n as u64;
+        file.consume(n);
+    }
+    if !row.is_empty() {
+        // A last row without its line feed: the file was cut short.
+        sum = sum.wrapping_add(row_checksum(&row));
+    }
+    Ok((bytes, sum))
+}
+
+/// The size of a file and the xxh3 hash of its bytes.
+fn file_hash(path: &Path) -> std::io::Result<(u64, u64)> {
+    let mut file = File::open(path)?;
+    let (mut hash, mut bytes) = (Xxh3::new(), 0u64);
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            return Ok((bytes, hash.digest()));
+        }
+        hash.update(&buffer[..n]);
+        bytes += n as u64;
     }
 }
 

@@ -310,6 +310,12 @@ pub fn excerpt(value: &Value) -> String {
         Value::UInt(n) => n.to_string(),
         Value::Float(f) => f.to_string(),
         Value::Double(f) => f.to_string(),
+        // A date alone when the time of day is zero (a `date` column sends none),
+        // fractions of a second only when there are any.
+        Value::Date(y, m, d, 0, 0, 0, 0) => format!("{y:04}-{m:02}-{d:02}"),
+        Value::Date(y, m, d, hh, mm, ss, 0) => {
+            format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}")
+        }
         Value::Date(y, m, d, hh, mm, ss, us) => {
             format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}.{us:06}")
         }

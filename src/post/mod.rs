@@ -62,13 +62,13 @@ pub fn leave_deferred(plan: &Plan) {
 }
 
 /// What [`after_load`] did.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Finished {
     /// Keys, constraints, indexes and foreign keys put back.
     pub restored: usize,
     pub sequences: usize,
-    /// Another process (or an earlier run) had finished the plan already.
-    pub already: bool,
+    /// When another process (or an earlier run) had finished the plan, if one had.
+    pub completed_before: Option<String>,
 }
 
 /// Once every chunk is loaded: keys, constraints, indexes and foreign keys back (foreign
@@ -78,9 +78,9 @@ pub async fn after_load(url: &DbUrl, plan: &Plan, sessions: usize) -> Result<Fin
     let client = sink::connect(url).await?;
     ledger::lock(&client).await?;
     let outcome = async {
-        if ledger::is_completed(&client, &plan.plan_id).await? {
+        if let Some(at) = ledger::completed_at(&client, &plan.plan_id).await? {
             return Ok(Finished {
-                already: true,
+                completed_before: Some(at),
                 ..Finished::default()
             });
         }
@@ -98,7 +98,7 @@ pub async fn after_load(url: &DbUrl, plan: &Plan, sessions: usize) -> Result<Fin
         Ok(Finished {
             restored,
             sequences: moved,
-            already: false,
+            completed_before: None,
         })
     }
     .await;

@@ -241,11 +241,13 @@ pub async fn forget_plan(client: &Client, plan_id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Whether the plan's last steps (indexes, foreign keys, sequences, statistics) are done.
-pub async fn is_completed(client: &Client, plan_id: &str) -> Result<bool> {
+/// When the plan's last steps (indexes, foreign keys, sequences, statistics) were done, if
+/// they were.
+pub async fn completed_at(client: &Client, plan_id: &str) -> Result<Option<String>> {
     let row = client
         .query_one(
-            "SELECT completed_at IS NOT NULL FROM pgclipper.plans WHERE plan_id = $1",
+            "SELECT to_char(completed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS \"UTC\"')
+             FROM pgclipper.plans WHERE plan_id = $1",
             &[&plan_id],
         )
         .await
@@ -256,8 +258,10 @@ pub async fn is_completed(client: &Client, plan_id: &str) -> Result<bool> {
 /// What the ledger holds for a plan that `reset` puts back.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Saved {
-    /// Keys, constraints, indexes and foreign keys taken off for the load and not back yet.
-    pub deferred: i64,
+    /// Taken off for the load and not back yet, by kind.
+    pub foreign_keys: i64,
+    pub constraints: i64,
+    pub indexes: i64,
     /// Sequences moved, with their state before.
     pub sequences: i64,
 }
@@ -265,15 +269,20 @@ pub struct Saved {
 pub async fn saved(client: &Client, plan_id: &str) -> Result<Saved> {
     let row = client
         .query_one(
-            "SELECT (SELECT count(*) FROM pgclipper.deferred_constraints WHERE plan_id = $1),
-                    (SELECT count(*) FROM pgclipper.sequences WHERE plan_id = $1)",
+            "SELECT count(*) FILTER (WHERE kind = 'foreign'),
+                    count(*) FILTER (WHERE kind = 'constraint'),
+                    count(*) FILTER (WHERE kind = 'index'),
+                    (SELECT count(*) FROM pgclipper.sequences WHERE plan_id = $1)
+             FROM pgclipper.deferred_constraints WHERE plan_id = $1",
             &[&plan_id],
         )
         .await
         .map_err(Error::postgres("reading the ledger"))?;
     Ok(Saved {
-        deferred: row.get(0),
-        sequences: row.get(1),
+        foreign_keys: row.get(0),
+        constraints: row.get(1),
+        indexes: row.get(2),
+        sequences: row.get(3),
     })
 }
 

@@ -69,6 +69,11 @@ pub async fn connect(url: &DbUrl) -> Result<Client> {
         .expose()
         .parse()
         .map_err(|e| Error::Usage(format!("invalid --target URL {url}: {e}")))?;
+    if config.get_dbname().is_none() {
+        return Err(Error::Usage(format!(
+            "--target URL {url} names no database (postgres://user:pass@host:port/DATABASE)"
+        )));
+    }
     config
         .connect_timeout(Duration::from_secs(30))
         .keepalives(true)
@@ -77,7 +82,7 @@ pub async fn connect(url: &DbUrl) -> Result<Client> {
     let (client, connection) = config.connect(NoTls).await.map_err(|e| Error::Connect {
         side: "target",
         url: url.redacted(),
-        reason: e.to_string(),
+        reason: crate::error::pg_message(&e),
     })?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {

@@ -4,9 +4,9 @@
 //! ([`from_ledger`]). Both retry a chunk after transient errors on a new connection.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_postgres::Client;
@@ -14,49 +14,12 @@ use tokio_postgres::Client;
 use super::{
     connect, copy_and_mark, copy_targets, ledger, load_chunk, CopyTarget, LoadOptions, Outcome,
 };
-use crate::encode::FinishedChunk;
+use crate::encode::{chunk, FinishedChunk};
 use crate::error::{within, Error, Result};
 use crate::plan::Plan;
 use crate::url::DbUrl;
-use crate::work::{Failure, Retry, Workers};
-
-/// Rows and bytes loaded by this process so far, for the progress line.
-#[derive(Debug, Default)]
-pub struct Loaded {
-    pub chunks: AtomicU64,
-    pub rows: AtomicU64,
-    pub bytes: AtomicU64,
-}
-
-impl Loaded {
-    fn add(&self, chunk: &FinishedChunk) {
-        self.chunks.fetch_add(1, Ordering::Relaxed);
-        self.rows.fetch_add(chunk.rows, Ordering::Relaxed);
-        self.bytes.fetch_add(chunk.bytes, Ordering::Relaxed);
-    }
-
-    /// A progress line every 10 seconds until the returned task is aborted.
-    pub fn log_every_10s(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let (loaded, started) = (self.clone(), Instant::now());
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(10));
-            tick.tick().await;
-            let mut rows_before = 0;
-            loop {
-                tick.tick().await;
-                let rows = loaded.rows.load(Ordering::Relaxed);
-                tracing::info!(
-                    rows,
-                    mib = loaded.bytes.load(Ordering::Relaxed) >> 20,
-                    rows_per_s = (rows - rows_before) / 10,
-                    elapsed_s = started.elapsed().as_secs(),
-                    "Loading."
-                );
-                rows_before = rows;
-            }
-        })
-    }
-}
+use crate::work::{Failure, Retry, Tally, Workers};
+use crate::workdir::ManifestEntry;
 
 /// `options.writers` writers loading the chunks that arrive on `chunks` until it closes.
 /// A chunk's binary COPY file is removed once loaded (the CSV file stays as the record).
@@ -65,7 +28,7 @@ pub fn from_channel(
     plan: &Plan,
     options: &LoadOptions,
     chunks: mpsc::Receiver<FinishedChunk>,
-    loaded: &Arc<Loaded>,
+    loaded: &Arc<Tally>,
     failure: &Arc<Failure>,
 ) -> Workers {
     let targets = Arc::new(copy_targets(plan, options.copy_format));
@@ -96,7 +59,7 @@ pub fn from_channel(
                         if let Some(path) = &chunk.binary_path {
                             let _ = std::fs::remove_file(path);
                         }
-                        loaded.add(&chunk);
+                        loaded.add(chunk.rows, chunk.bytes);
                     }
                     Outcome::Skipped => {
                         tracing::info!(table = %chunk.table, chunk = chunk.chunk_id, "Chunk loaded by another process; skipped.");
@@ -143,21 +106,27 @@ async fn load_with_retries(
 }
 
 /// `options.writers` writers that claim and load chunks from the ledger until none of the
-/// plan's chunks is left unloaded. `chunks` are the manifest's chunk files.
+/// plan's chunks is left unloaded. `chunks` are the manifest's chunk files in `workdir`.
 pub fn from_ledger(
     url: &DbUrl,
     plan: &Plan,
     options: &LoadOptions,
-    chunks: HashMap<(String, u32), FinishedChunk>,
+    workdir: &Path,
+    chunks: HashMap<(String, u32), ManifestEntry>,
+    loaded: &Arc<Tally>,
     failure: &Arc<Failure>,
 ) -> Workers {
     let targets = Arc::new(copy_targets(plan, options.copy_format));
-    let chunks = Arc::new(chunks);
+    let chunks = Arc::new(ChunkFiles {
+        workdir: workdir.to_path_buf(),
+        entries: chunks,
+    });
     Workers::spawn(options.writers, failure, "an import writer", |_| {
-        let (chunks, targets, url, failure) = (
+        let (chunks, targets, url, loaded, failure) = (
             chunks.clone(),
             targets.clone(),
             url.clone(),
+            loaded.clone(),
             failure.clone(),
         );
         let (plan_id, timeout) = (plan.plan_id.clone(), options.io_timeout);
@@ -168,8 +137,15 @@ pub fn from_ledger(
             loop {
                 let tried = async {
                     let mut client = connect(&url).await?;
-                    claim_and_load(&mut client, timeout, &plan_id, &chunks, &targets, &failure)
-                        .await
+                    let writer = LedgerWriter {
+                        timeout,
+                        plan_id: &plan_id,
+                        chunks: &chunks,
+                        targets: &targets,
+                        loaded: &loaded,
+                        failure: &failure,
+                    };
+                    writer.claim_and_load(&mut client).await
                 }
                 .await;
                 match tried {
@@ -188,51 +164,82 @@ pub fn from_ledger(
     })
 }
 
-/// One import writer's queue: claims and loads chunks until none is left unloaded. A chunk
-/// held by another process is waited for, since that process may die and release it.
-async fn claim_and_load(
-    client: &mut Client,
+/// The chunk files of an export, as its manifest lists them.
+struct ChunkFiles {
+    workdir: PathBuf,
+    entries: HashMap<(String, u32), ManifestEntry>,
+}
+
+/// What one import writer works with.
+struct LedgerWriter<'a> {
     timeout: Duration,
-    plan_id: &str,
-    chunks: &HashMap<(String, u32), FinishedChunk>,
-    targets: &HashMap<String, CopyTarget>,
-    failure: &Failure,
-) -> Result<()> {
-    while !failure.is_cancelled() {
-        let tx = client
-            .transaction()
-            .await
-            .map_err(Error::postgres("claiming a chunk"))?;
-        let claimed = within(
-            timeout,
-            "claiming a chunk",
-            ledger::claim_next(&tx, plan_id),
-        )
-        .await?;
-        let Some((table, chunk_id)) = claimed else {
-            drop(tx);
-            if ledger::unloaded_count(client, plan_id).await? == 0 {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            continue;
-        };
-        let chunk = chunks.get(&(table.clone(), chunk_id)).ok_or_else(|| {
-            Error::Data(format!(
-                "chunk {chunk_id} of `{table}` is in the ledger but not in the manifest"
-            ))
-        })?;
-        let target = &targets[&table];
-        let context = format!(
-            "loading chunk {chunk_id} of `{table}` into {}",
-            target.qualified
-        );
-        copy_and_mark(&tx, plan_id, target, chunk, &context, timeout).await?;
-        within(timeout, &context, async {
-            tx.commit().await.map_err(Error::postgres(&context))
-        })
-        .await?;
-        tracing::debug!(table = %table, chunk = chunk_id, rows = chunk.rows, "Chunk loaded.");
+    plan_id: &'a str,
+    chunks: &'a ChunkFiles,
+    targets: &'a HashMap<String, CopyTarget>,
+    loaded: &'a Tally,
+    failure: &'a Failure,
+}
+
+impl LedgerWriter<'_> {
+    /// Claims and loads chunks until none is left unloaded. A chunk held by another
+    /// process is waited for, since that process may die and release it.
+    async fn claim_and_load(&self, client: &mut Client) -> Result<()> {
+        let (timeout, plan_id) = (self.timeout, self.plan_id);
+        while !self.failure.is_cancelled() {
+            let tx = client
+                .transaction()
+                .await
+                .map_err(Error::postgres("claiming a chunk"))?;
+            let claimed = within(
+                timeout,
+                "claiming a chunk",
+                ledger::claim_next(&tx, plan_id),
+            )
+            .await?;
+            let Some((table, chunk_id)) = claimed else {
+                drop(tx);
+                if ledger::unloaded_count(client, plan_id).await? == 0 {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                continue;
+            };
+            let chunk = self.chunk_file(&table, chunk_id)?;
+            let target = &self.targets[&table];
+            let context = format!(
+                "loading chunk {chunk_id} of `{table}` into {}",
+                target.qualified
+            );
+            copy_and_mark(&tx, plan_id, target, &chunk, &context, timeout).await?;
+            within(timeout, &context, async {
+                tx.commit().await.map_err(Error::postgres(&context))
+            })
+            .await?;
+            tracing::debug!(table = %table, chunk = chunk_id, rows = chunk.rows, "Chunk loaded.");
+            self.loaded.add(chunk.rows, chunk.bytes);
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// The claimed chunk's files, if they still hold what the export recorded.
+    fn chunk_file(&self, table: &str, chunk_id: u32) -> Result<FinishedChunk> {
+        let entry = self
+            .chunks
+            .entries
+            .get(&(table.to_string(), chunk_id))
+            .ok_or_else(|| {
+                Error::Data(format!(
+                    "chunk {chunk_id} of `{table}` is in the ledger but not in the manifest"
+                ))
+            })?;
+        let workdir = &self.chunks.workdir;
+        if !chunk::intact(workdir, entry) {
+            return Err(Error::Data(format!(
+                "{}: the chunk file does not match its record (size or checksum): run `pgclipper export` on {} again to write it anew, then `import`",
+                workdir.join(&entry.file).display(),
+                workdir.display()
+            )));
+        }
+        Ok(FinishedChunk::from_entry(workdir, entry))
+    }
 }

@@ -47,7 +47,7 @@ pub async fn connect(url: &DbUrl) -> Result<Conn> {
         Ok(Err(e)) => Err(Error::Connect {
             side: "source",
             url: url.redacted(),
-            reason: e.to_string(),
+            reason: crate::error::mysql_message(&e),
         }),
         Err(_) => Err(Error::Connect {
             side: "source",

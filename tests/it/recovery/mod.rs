@@ -234,8 +234,16 @@ fn a_failed_run_resumes_but_a_changed_source_or_schema_is_refused_until_restart(
     assert!(err.contains("schema") && err.contains("--restart"), "{err}");
     psql(&db, b"ALTER TABLE users ALTER COLUMN score TYPE integer");
 
+    // --restart empties the target tables: without a terminal to ask on, only with --yes.
     let mut restart = run_args.clone();
     restart.push("--restart".into());
+    let (code, err) = run(&restart);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--restart empties the plan's target tables and asks first"),
+        "{err}"
+    );
+    restart.push("--yes".into());
     let (code, err) = run(&restart);
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(digests(&pg, &db), expected);
