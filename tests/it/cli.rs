@@ -1,46 +1,14 @@
 //! The command line as an operator meets it: exit codes, configuration file, environment
 //! variables, and passwords that never show.
 
-use std::process::Command;
-
 use crate::common::*;
-
-fn run(args: &[&str], envs: &[(&str, &str)]) -> (Option<i32>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pgclipper"))
-        .args(args)
-        .env_remove("PGCLIPPER_SOURCE")
-        .env_remove("PGCLIPPER_TARGET")
-        .envs(envs.iter().copied())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), text)
-}
-
-/// A one-table source and its empty target.
-fn tiny_pair() -> (String, String) {
-    let source = unique("cli");
-    create_mysql_db(&source);
-    mysql_exec(Some(&source), b"CREATE TABLE t (id int PRIMARY KEY, v varchar(10)); INSERT INTO t VALUES (1, 'a'), (2, NULL);");
-    let target = unique("cli");
-    create_pg_db(&target);
-    psql(
-        &target,
-        b"CREATE TABLE t (id int PRIMARY KEY, v varchar(10))",
-    );
-    (mysql_url(&source), postgres_url(&target))
-}
 
 #[test]
 fn usage_errors_exit_2() {
-    let (code, text) = run(&["migrate", "--workdir", "/tmp/x"], &[]);
+    let (code, text) = run_cli(&["migrate", "--workdir", "/tmp/x"], &[]);
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("no source"), "{text}");
-    let (code, text) = run(
+    let (code, text) = run_cli(
         &[
             "check",
             "--source",
@@ -52,9 +20,9 @@ fn usage_errors_exit_2() {
     );
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("mysql://"), "{text}");
-    let (code, _) = run(&["migrate", "--no-such-flag"], &[]);
+    let (code, _) = run_cli(&["migrate", "--no-such-flag"], &[]);
     assert_eq!(code, Some(2));
-    let (code, text) = run(
+    let (code, text) = run_cli(
         &[
             "check",
             "--source",
@@ -74,7 +42,7 @@ fn unknown_configuration_keys_exit_2() {
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("pgclipper.toml");
     std::fs::write(&config, "sourse = 'mysql://x@h/db'\n").unwrap();
-    let (code, text) = run(&["check", "--config", config.to_str().unwrap()], &[]);
+    let (code, text) = run_cli(&["check", "--config", config.to_str().unwrap()], &[]);
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("unknown field"), "{text}");
 }
@@ -85,7 +53,7 @@ fn a_wrong_password_exits_3_without_showing_any_password() {
     let base = mysql_base();
     let wrong = base.replace("pgclipper-test", "Wr0ngSecret");
     let source = format!("{wrong}/mysql");
-    let (code, text) = run(&["check", "--source", &source, "--target", &target], &[]);
+    let (code, text) = run_cli(&["check", "--source", &source, "--target", &target], &[]);
     assert_eq!(code, Some(3), "{text}");
     assert!(
         text.contains("source") && text.contains("pgclipper:***@"),
@@ -96,7 +64,7 @@ fn a_wrong_password_exits_3_without_showing_any_password() {
         "{text}"
     );
     // Nothing listens on port 1.
-    let (code, text) = run(
+    let (code, text) = run_cli(
         &[
             "check",
             "--source",
@@ -113,7 +81,7 @@ fn a_wrong_password_exits_3_without_showing_any_password() {
 #[test]
 fn environment_variables_and_config_file_supply_the_settings() {
     let (source, target) = tiny_pair();
-    let (code, text) = run(
+    let (code, text) = run_cli(
         &["check"],
         &[("PGCLIPPER_SOURCE", &source), ("PGCLIPPER_TARGET", &target)],
     );
@@ -133,7 +101,7 @@ fn environment_variables_and_config_file_supply_the_settings() {
     )
     .unwrap();
     // Flags in any order, the rest from the file.
-    let (code, text) = run(
+    let (code, text) = run_cli(
         &[
             "migrate",
             "--chunk-rows",

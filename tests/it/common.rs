@@ -252,3 +252,35 @@ pub fn pg_table_text(db: &str, table: &str) -> Vec<String> {
     rows.sort();
     rows
 }
+
+/// Runs the pgclipper binary without the URL environment variables; returns its exit code
+/// and everything it printed (stdout, then stderr).
+pub fn run_cli(args: &[&str], envs: &[(&str, &str)]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pgclipper"))
+        .args(args)
+        .env_remove("PGCLIPPER_SOURCE")
+        .env_remove("PGCLIPPER_TARGET")
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+/// A one-table source and its empty target, as URLs.
+pub fn tiny_pair() -> (String, String) {
+    let source = unique("cli");
+    create_mysql_db(&source);
+    mysql_exec(Some(&source), b"CREATE TABLE t (id int PRIMARY KEY, v varchar(10)); INSERT INTO t VALUES (1, 'a'), (2, NULL);");
+    let target = unique("cli");
+    create_pg_db(&target);
+    psql(
+        &target,
+        b"CREATE TABLE t (id int PRIMARY KEY, v varchar(10))",
+    );
+    (mysql_url(&source), postgres_url(&target))
+}

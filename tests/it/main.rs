@@ -8,5 +8,6 @@ mod cli;
 mod common;
 mod conversions;
 mod csv_roundtrip;
+mod first_hour;
 mod kratos;
 mod recovery;

@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 mod faults;
+mod operator;
 
 use crate::common::*;
 
@@ -273,9 +274,18 @@ fn reset_puts_the_target_back_as_it_was() {
         "--workdir".into(),
         wd.to_string_lossy().into(),
     ];
-    let (code, err) = run(&reset);
-    assert_eq!(code, Some(2), "{err}");
+    let shown: Vec<&str> = reset.iter().map(String::as_str).collect();
+    let (code, text) = run_cli(&shown, &[]);
+    assert_eq!(code, Some(2), "{text}");
     assert_eq!(query_text(&pg, &db, "SELECT count(*) FROM events"), "5000");
+    // The preview counts what it restores by kind: after a completed load, only the
+    // sequence is not as it was.
+    assert!(
+        text.contains("restore as they were: 0 foreign keys, 0 primary keys and unique or exclusion constraints, 0 indexes, 1 sequences"),
+        "{text}"
+    );
+    // A file of the operator's in the workdir is not pgclipper's to delete.
+    std::fs::write(wd.join("data/keep.txt"), "mine").unwrap();
 
     let mut yes = reset.clone();
     yes.push("--yes".into());
@@ -295,7 +305,11 @@ fn reset_puts_the_target_back_as_it_was() {
         query_text(&pg, &db, "SELECT count(*) FROM pgclipper.plans"),
         "0"
     );
-    assert!(!wd.join("plan.json").exists() && !wd.join("data").exists());
+    assert!(!wd.join("plan.json").exists() && !wd.join("data/events").exists());
+    assert_eq!(
+        std::fs::read_to_string(wd.join("data/keep.txt")).unwrap(),
+        "mine"
+    );
     assert_eq!(
         mysql_query(&db, "SELECT count(*) FROM events")[0][0].as_deref(),
         Some(&b"5000"[..])
