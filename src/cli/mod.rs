@@ -118,7 +118,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Ok(cli) => cli,
         Err(e) => return Ok(ExitCode::from(refuse_arguments(e))),
     };
-    init_tracing();
+    let json_logs = init_tracing();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("pgclipper-io")
@@ -138,9 +138,15 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Err(e) => {
             // The message already carries what its causes say that is safe to show; the
             // drivers' own messages may quote whole rows, so the chain is not printed.
-            use std::io::Write;
-            let _ = writeln!(std::io::stderr(), "pgclipper: error: {e}");
-            Ok(ExitCode::from(e.exit() as u8))
+            let code = e.exit() as u8;
+            if json_logs && tracing::enabled!(tracing::Level::ERROR) {
+                // One stream of JSON lines: the last one says why the run ended.
+                tracing::error!(exit_code = code, "pgclipper: error: {e}");
+            } else {
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr(), "pgclipper: error: {e}");
+            }
+            Ok(ExitCode::from(code))
         }
     }
 }
@@ -279,7 +285,8 @@ fn confirmed(yes: bool, what: &str) -> Result<bool, Error> {
 }
 
 /// Human-readable logs on a terminal, JSON lines otherwise; `PGCLIPPER_LOG` sets the filter.
-fn init_tracing() {
+/// Returns whether the logs are JSON lines.
+fn init_tracing() -> bool {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("PGCLIPPER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -288,7 +295,9 @@ fn init_tracing() {
         .with_writer(std::io::stderr);
     if std::io::stderr().is_terminal() {
         builder.init();
+        false
     } else {
         builder.json().init();
+        true
     }
 }

@@ -118,8 +118,16 @@ pub async fn prepare_or_refuse(
     rows: TargetRows,
 ) -> Result<Prepared> {
     let (prepared, problems) = prepare(source, target, selection, io_timeout, rows).await?;
-    for w in &prepared.mapping.warnings {
-        tracing::warn!(table = %w.table, column = w.column.as_deref().unwrap_or(""), "{}", w.message);
+    // `check` shows them to the operator; the run records each, and says once how many.
+    let warnings = &prepared.mapping.warnings;
+    for w in warnings {
+        tracing::info!(table = %w.table, column = w.column.as_deref().unwrap_or(""), "Catalog warning: {}", w.message);
+    }
+    if !warnings.is_empty() {
+        tracing::warn!(
+            warnings = warnings.len(),
+            "The catalogs gave warnings (each in this log at level info; `pgclipper check` lists them)."
+        );
     }
     if !problems.is_empty() {
         return Err(Error::Check(problems));

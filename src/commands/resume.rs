@@ -57,7 +57,7 @@ pub fn check_catalogs(
     if fingerprint_now != plan.fingerprint || plan.target_schema != target_schema {
         return Err(Error::Data(format!(
             "the source or target schema (or the tables chosen) changed since {} was planned: \
-             run again with --restart to start over",
+             run again with --restart to start over (`migrate --restart` first empties the plan's target tables)",
             workdir.display()
         )));
     }
@@ -66,7 +66,7 @@ pub fn check_catalogs(
         if plan::estimate_moved(planned.estimated_rows, now) {
             return Err(Error::Data(format!(
                 "`{}` holds about {now} rows now against {} when {} was planned: the source changed; \
-                 stop the application and run again with --restart",
+                 stop the application and run again with --restart (`migrate --restart` first empties the plan's target tables)",
                 planned.name,
                 planned.estimated_rows,
                 workdir.display()
@@ -83,7 +83,7 @@ pub async fn check_ledger(plan: &Plan, client: &Client, workdir: &Path) -> Resul
     match ledger::plan_fingerprint(client, &plan.plan_id).await? {
         Some(recorded) if recorded == plan.fingerprint => Ok(()),
         Some(_) => Err(Error::Data(format!(
-            "the target's ledger disagrees with plan {}: run again with --restart",
+            "the target's ledger disagrees with plan {}: run again with --restart (`migrate --restart` first empties the plan's target tables)",
             plan.plan_id
         ))),
         None => {
@@ -97,7 +97,7 @@ pub async fn check_ledger(plan: &Plan, client: &Client, workdir: &Path) -> Resul
                 return Ok(());
             }
             Err(Error::Data(format!(
-                "the target does not know plan {} of {} and its tables hold rows (was it reset, or is this another database?): run again with --restart\n{}",
+                "the target does not know plan {} of {} and its tables hold rows (was it reset, or is this another database?): run again with --restart (`migrate --restart` first empties the plan's target tables)\n{}",
                 plan.plan_id,
                 workdir.display(),
                 problems
@@ -250,6 +250,12 @@ mod tests {
         assert!(check_catalogs(&plan, "f1", same, "public", wd).is_ok());
         let changed = check_catalogs(&plan, "f2", same, "public", wd).unwrap_err();
         assert!(changed.to_string().contains("--restart"), "{changed}");
+        assert!(
+            changed
+                .to_string()
+                .contains("empties the plan's target tables"),
+            "{changed}"
+        );
         assert!(check_catalogs(&plan, "f1", same, "other", wd).is_err());
         let shrank = check_catalogs(&plan, "f1", |_| 10_000, "public", wd).unwrap_err();
         assert!(

@@ -209,7 +209,7 @@ pub async fn check_same_source(
     let first: Option<BinlogPosition> = workdir::read_json(&record)?;
     let refuse = |why: String| {
         Err(Error::Data(format!(
-            "{why}: chunks already exported would not match the rest; stop the application and run again with --restart"
+            "{why}: chunks already exported would not match the rest; stop the application and run again with --restart (`migrate --restart` first empties the plan's target tables)"
         )))
     };
     match (&first, &now) {

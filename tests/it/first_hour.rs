@@ -320,3 +320,64 @@ fn a_closed_stdout_a_missing_schema_and_a_zero_date_get_plain_answers() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("(value: 0000-00-00);"), "{stderr}");
 }
+
+#[test]
+fn without_a_terminal_the_final_error_is_a_json_line_like_the_logs() {
+    let (source, _) = tiny_pair();
+    let out = Command::new(env!("CARGO_BIN_EXE_pgclipper"))
+        .args([
+            "check",
+            "--source",
+            &source,
+            "--target",
+            &postgres_url("no_such_database"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    let line: serde_json::Value =
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(line["level"], "ERROR", "{last}");
+    assert_eq!(line["fields"]["exit_code"], 3, "{last}");
+    let message = line["fields"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("pgclipper: error: cannot connect to the target database"),
+        "{message}"
+    );
+    assert!(message.contains("3D000"), "{message}");
+}
+
+#[test]
+fn catalog_warnings_are_told_once_by_migrate_and_listed_by_check() {
+    let db = unique("warned");
+    create_mysql_db(&db);
+    mysql_exec(
+        Some(&db),
+        b"CREATE TABLE w (id int PRIMARY KEY, a varchar(10), b varchar(10)); INSERT INTO w VALUES (1, 'x', 'y');",
+    );
+    create_pg_db(&db);
+    psql(
+        &db,
+        b"CREATE TABLE w (id int PRIMARY KEY, a varchar(10) NOT NULL, b varchar(10) NOT NULL)",
+    );
+    let out = check(&db, &db, &[]);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        listed
+            .matches("nullable in the source, NOT NULL in the target")
+            .count(),
+        2,
+        "{listed}"
+    );
+    let out = migrate(&db, &db, &workdir("warned"), &[]);
+    let logged = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{logged}");
+    assert!(!logged.contains("nullable in the source"), "{logged}");
+    assert_eq!(
+        logged.matches("The catalogs gave warnings").count(),
+        1,
+        "{logged}"
+    );
+}
