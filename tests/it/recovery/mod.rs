@@ -116,6 +116,48 @@ fn servers(env_file: &Path) -> (String, String) {
     (get("PGCLIPPER_TEST_MYSQL"), get("PGCLIPPER_TEST_POSTGRES"))
 }
 
+/// A generated dataset on the shared servers, what a clean migration of it gives, and a
+/// fresh workdir: the set-up of most scenarios here.
+struct Case {
+    my: String,
+    pg: String,
+    db: String,
+    wd: PathBuf,
+    expected: Vec<String>,
+}
+
+impl Case {
+    fn new(name: &str, users: u32, events: u32) -> Case {
+        let env = shared_env();
+        let (my, pg) = servers(&env);
+        let expected = reference(&env, users, events);
+        let db = dataset(&env, users, events);
+        let wd = workdir(name);
+        Case {
+            my,
+            pg,
+            db,
+            wd,
+            expected,
+        }
+    }
+
+    /// The arguments of `cmd` on this case's source, target and workdir, then `extra`.
+    fn args(&self, cmd: &str, extra: &[&str]) -> Vec<String> {
+        args(cmd, &self.my, &self.pg, &self.db, &self.wd, extra)
+    }
+
+    fn target(&self) -> String {
+        format!("{}/{}", self.pg, self.db)
+    }
+
+    /// The target holds exactly what a clean migration gives, and the plan is complete.
+    fn assert_exact(&self) {
+        assert_eq!(digests(&self.pg, &self.db), self.expected);
+        assert_complete(&self.pg, &self.db);
+    }
+}
+
 /// Every chunk loaded, foreign keys back and valid, the sequence past the max id.
 fn assert_complete(pg: &str, db: &str) {
     assert_eq!(
@@ -159,19 +201,8 @@ fn jitter(from: u64, to: u64) -> Duration {
 
 #[test]
 fn sigkill_at_random_moments_then_migrate_resumes_to_the_exact_data() {
-    let env = shared_env();
-    let (my, pg) = servers(&env);
-    let expected = reference(&env, 40_000, 300_000);
-    let db = dataset(&env, 40_000, 300_000);
-    let wd = workdir("kill");
-    let run_args = args(
-        "migrate",
-        &my,
-        &pg,
-        &db,
-        &wd,
-        &["--chunk-rows", "3000", "--writers", "2"],
-    );
+    let case = Case::new("kill", 40_000, 300_000);
+    let run_args = case.args("migrate", &["--chunk-rows", "3000", "--writers", "2"]);
     let mut kills = 0;
     for _ in 0..4 {
         let mut child = spawn(&run_args);
@@ -187,8 +218,7 @@ fn sigkill_at_random_moments_then_migrate_resumes_to_the_exact_data() {
     assert!(kills >= 2, "only {kills} kills landed while pgclipper ran");
     let (code, err) = run(&run_args);
     assert_eq!(code, Some(0), "{err}");
-    assert_eq!(digests(&pg, &db), expected);
-    assert_complete(&pg, &db);
+    case.assert_exact();
 }
 
 /// A dataset whose first migration stops on a bad value (a boolean 2 in the last chunk of
@@ -323,31 +353,23 @@ fn reset_puts_the_target_back_as_it_was() {
 
 #[test]
 fn three_import_processes_share_one_plan_and_one_killed_loses_nothing() {
-    let env = shared_env();
-    let (my, pg) = servers(&env);
-    let expected = reference(&env, 20_000, 120_000);
-    let db = dataset(&env, 20_000, 120_000);
-    let wd = workdir("queue");
-    let (code, err) = run(&args(
-        "export",
-        &my,
-        &pg,
-        &db,
-        &wd,
-        &["--chunk-rows", "2000"],
-    ));
+    let case = Case::new("queue", 20_000, 120_000);
+    let (pg, db) = (&case.pg, &case.db);
+    let (code, err) = run(&case.args("export", &["--chunk-rows", "2000"]));
     assert_eq!(code, Some(0), "{err}");
-    assert_eq!(query_text(&pg, &db, "SELECT count(*) FROM events"), "0");
+    assert_eq!(query_text(pg, db, "SELECT count(*) FROM events"), "0");
 
-    let import = vec![
-        "import".to_string(),
-        "--target".into(),
-        format!("{pg}/{db}"),
-        "--workdir".into(),
-        wd.to_string_lossy().into(),
-        "--writers".into(),
-        "2".into(),
+    let wd = case.wd.to_str().unwrap();
+    let import = [
+        "import",
+        "--target",
+        &case.target(),
+        "--workdir",
+        wd,
+        "--writers",
+        "2",
     ];
+    let import = import.map(String::from);
     let mut processes: Vec<Child> = (0..3).map(|_| spawn(&import)).collect();
     std::thread::sleep(jitter(300, 700));
     let mut victim = processes.remove(0);
@@ -363,13 +385,12 @@ fn three_import_processes_share_one_plan_and_one_killed_loses_nothing() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    assert_eq!(digests(&pg, &db), expected);
-    assert_complete(&pg, &db);
+    case.assert_exact();
     // Every chunk was loaded exactly once: loaded rows in the ledger equal the table's.
     assert_eq!(
         query_text(
-            &pg,
-            &db,
+            pg,
+            db,
             "SELECT sum(rows) FROM pgclipper.chunks WHERE table_name = 'events'"
         ),
         "120000"

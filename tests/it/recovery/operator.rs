@@ -33,32 +33,20 @@ fn signal(child: &Child, name: &str) {
 
 #[test]
 fn a_second_run_on_a_busy_workdir_is_refused_naming_the_first() {
-    let env = shared_env();
-    let (my, pg) = servers(&env);
-    let expected = reference(&env, 2_000, 20_000);
-    let db = dataset(&env, 2_000, 20_000);
-    let wd = workdir("busy");
-    let run_args = args("migrate", &my, &pg, &db, &wd, &["--chunk-rows", "1000"]);
-    let mut first = spawn(&run_args);
-    let holder = wait_for_holder(&wd);
+    let case = Case::new("busy", 2_000, 20_000);
+    let mut first = spawn(&case.args("migrate", &["--chunk-rows", "1000"]));
+    let holder = wait_for_holder(&case.wd);
     // Held still, so the second run certainly meets it at work.
     signal(&first, "STOP");
     for command in ["migrate", "export"] {
-        let (code, err) = run(&args(command, &my, &pg, &db, &wd, &[]));
+        let (code, err) = run(&case.args(command, &[]));
         assert_eq!(code, Some(3), "{command}: {err}");
         assert!(err.contains("is in use by another pgclipper"), "{err}");
         assert!(err.contains(&format!("pid {}", first.id())), "{err}");
         assert!(holder.contains(&format!("pid {}", first.id())), "{holder}");
     }
-    let target = format!("{pg}/{db}");
-    let reset = [
-        "reset",
-        "--target",
-        &target,
-        "--workdir",
-        wd.to_str().unwrap(),
-        "--yes",
-    ];
+    let (target, wd) = (case.target(), case.wd.to_str().unwrap());
+    let reset = ["reset", "--target", &target, "--workdir", wd, "--yes"];
     let (code, err) = run(&reset.map(String::from));
     assert_eq!(code, Some(3), "reset: {err}");
     signal(&first, "CONT");
@@ -71,8 +59,7 @@ fn a_second_run_on_a_busy_workdir_is_refused_naming_the_first() {
         .read_to_string(&mut err)
         .unwrap();
     assert!(status.success(), "{err}");
-    assert_eq!(digests(&pg, &db), expected);
-    assert_complete(&pg, &db);
+    case.assert_exact();
 }
 
 /// Flips one byte in the middle of `path`, keeping its size.
@@ -85,44 +72,21 @@ fn damage(path: &Path) {
 
 #[test]
 fn damaged_chunk_files_are_refused_by_import_and_exported_again_by_migrate() {
-    let env = shared_env();
-    let (my, pg) = servers(&env);
-    let expected = reference(&env, 2_000, 20_000);
-    let db = dataset(&env, 2_000, 20_000);
-    let wd = workdir("damaged");
-    let (code, err) = run(&args(
-        "export",
-        &my,
-        &pg,
-        &db,
-        &wd,
-        &["--chunk-rows", "5000"],
-    ));
+    let case = Case::new("damaged", 2_000, 20_000);
+    let (code, err) = run(&case.args("export", &["--chunk-rows", "5000"]));
     assert_eq!(code, Some(0), "{err}");
-    let events = wd.join("data/events");
+    let events = case.wd.join("data/events");
     damage(&events.join("000001.csv"));
     damage(&events.join("000002.pgcopy"));
 
-    let target = format!("{pg}/{db}");
-    let import = [
-        "import",
-        "--target",
-        &target,
-        "--workdir",
-        wd.to_str().unwrap(),
-    ];
+    let (target, wd) = (case.target(), case.wd.to_str().unwrap());
+    let import = ["import", "--target", &target, "--workdir", wd];
     let (code, err) = run(&import.map(String::from));
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("does not match its record"), "{err}");
     assert!(err.contains("data/events/00000"), "{err}");
     // What the failed import left deferred, by kind, as `reset` would put it back.
-    let reset = [
-        "reset",
-        "--target",
-        &target,
-        "--workdir",
-        wd.to_str().unwrap(),
-    ];
+    let reset = ["reset", "--target", &target, "--workdir", wd];
     let (code, text) = run_cli(&reset, &[]);
     assert_eq!(code, Some(2), "{text}");
     assert!(
@@ -132,22 +96,17 @@ fn damaged_chunk_files_are_refused_by_import_and_exported_again_by_migrate() {
 
     // migrate on the workdir writes the damaged chunks anew from the source (unchanged
     // since the export) and loads the rest from their files.
-    let (code, err) = run(&args("migrate", &my, &pg, &db, &wd, &[]));
+    let (code, err) = run(&case.args("migrate", &[]));
     assert_eq!(code, Some(0), "{err}");
-    assert_eq!(digests(&pg, &db), expected);
-    assert_complete(&pg, &db);
+    case.assert_exact();
 }
 
 #[test]
 fn ctrl_c_stops_cleanly_says_how_to_go_on_and_the_run_resumes() {
-    let env = shared_env();
-    let (my, pg) = servers(&env);
-    let expected = reference(&env, 40_000, 300_000);
-    let db = dataset(&env, 40_000, 300_000);
-    let wd = workdir("sigint");
-    let run_args = args("migrate", &my, &pg, &db, &wd, &["--chunk-rows", "3000"]);
+    let case = Case::new("sigint", 40_000, 300_000);
+    let run_args = case.args("migrate", &["--chunk-rows", "3000"]);
     let mut child = spawn(&run_args);
-    wait_for_holder(&wd);
+    wait_for_holder(&case.wd);
     std::thread::sleep(Duration::from_millis(300));
     signal(&child, "INT");
     let status = child.wait().unwrap();
@@ -169,6 +128,5 @@ fn ctrl_c_stops_cleanly_says_how_to_go_on_and_the_run_resumes() {
     );
     let (code, err) = run(&run_args);
     assert_eq!(code, Some(0), "{err}");
-    assert_eq!(digests(&pg, &db), expected);
-    assert_complete(&pg, &db);
+    case.assert_exact();
 }
