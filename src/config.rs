@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::mapping::{MappingOptions, TableFilter, ZeroDates};
 use crate::sink::{CopyFormat, LoadOptions};
 use crate::url::{redact_urls, DbUrl};
+use crate::verify::critical::Critical;
 
 /// `pgclipper.toml`. Every field may also come from the command line, which wins.
 #[derive(Debug, Default, Deserialize)]
@@ -55,6 +56,9 @@ pub struct FileConfig {
     pub io_timeout: Option<u64>,
     /// How chunks travel to Postgres: `binary` (default) or `csv`.
     pub copy_format: Option<CopyFormat>,
+    /// Assertions about critical data that `verify` runs on both sides and compares.
+    #[serde(default)]
+    pub critical: Vec<Critical>,
 }
 
 impl FileConfig {
@@ -104,6 +108,8 @@ pub struct Options {
     pub restart: bool,
     pub io_timeout: Duration,
     pub copy_format: CopyFormat,
+    pub show_values: bool,
+    pub critical: Vec<Critical>,
 }
 
 /// Which tables are copied and how their values convert.
@@ -173,6 +179,24 @@ pub struct ImportSettings {
     pub target: DbUrl,
     pub workdir: PathBuf,
     pub load: LoadOptions,
+}
+
+/// `verify`: the proof.
+#[derive(Debug, Clone)]
+pub struct VerifySettings {
+    pub source: DbUrl,
+    pub target: Target,
+    /// Holds the plan of a migration (reused), or gets a new one.
+    pub workdir: PathBuf,
+    pub selection: Selection,
+    pub readers: usize,
+    /// Postgres sessions reading the target.
+    pub sessions: usize,
+    pub chunk_bytes: u64,
+    pub chunk_rows: Option<u64>,
+    pub io_timeout: Duration,
+    pub show_values: bool,
+    pub critical: Vec<Critical>,
 }
 
 /// `reset`: the way back.
@@ -330,6 +354,22 @@ impl Options {
             target: self.target_url()?,
             workdir: self.workdir()?,
             load: self.load_options(),
+        })
+    }
+
+    pub fn verify(&self) -> Result<VerifySettings> {
+        Ok(VerifySettings {
+            source: self.source()?,
+            target: self.target()?,
+            workdir: self.workdir()?,
+            selection: self.selection.clone(),
+            readers: self.readers,
+            sessions: self.writers,
+            chunk_bytes: self.chunk_bytes,
+            chunk_rows: self.chunk_rows,
+            io_timeout: self.io_timeout,
+            show_values: self.show_values,
+            critical: self.critical.clone(),
         })
     }
 

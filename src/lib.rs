@@ -15,6 +15,7 @@ pub mod post;
 pub mod sink;
 pub mod source;
 pub mod url;
+pub mod verify;
 pub mod work;
 pub mod workdir;
 

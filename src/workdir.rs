@@ -19,6 +19,8 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 pub const SNAPSHOT_FILE: &str = "snapshot.json";
 /// Held (flock) by the one `migrate`, `export` or `reset` working in the workdir; says who.
 pub const LOCK_FILE: &str = ".pgclipper.lock";
+/// What the last `verify` found.
+pub const VERIFY_FILE: &str = "verify.json";
 const DATA_DIR: &str = "data";
 
 /// Creates a directory (and its parents) readable only by its owner.
@@ -86,9 +88,16 @@ fn foreign_entries(dir: &Path) -> Result<Vec<String>> {
     let mut foreign = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let ours = [PLAN_FILE, MANIFEST_FILE, SNAPSHOT_FILE, LOCK_FILE, DATA_DIR]
-            .iter()
-            .any(|own| name == *own || name.strip_suffix(".tmp") == Some(own));
+        let ours = [
+            PLAN_FILE,
+            MANIFEST_FILE,
+            SNAPSHOT_FILE,
+            VERIFY_FILE,
+            LOCK_FILE,
+            DATA_DIR,
+        ]
+        .iter()
+        .any(|own| name == *own || name.strip_suffix(".tmp") == Some(own));
         if !ours {
             foreign.push(name);
         }
@@ -250,7 +259,7 @@ pub fn clear<'a>(workdir: &Path, tables: impl IntoIterator<Item = &'a str>) -> R
         let _ = std::fs::remove_dir(&dir); // only if empty
     }
     let _ = std::fs::remove_dir(&data);
-    for file in [PLAN_FILE, MANIFEST_FILE, SNAPSHOT_FILE] {
+    for file in [PLAN_FILE, MANIFEST_FILE, SNAPSHOT_FILE, VERIFY_FILE] {
         match std::fs::remove_file(workdir.join(file)) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -34,6 +34,7 @@ pub struct Given {
     io_timeout: Option<u64>,
     pub restart: bool,
     pub yes: bool,
+    show_values: bool,
 }
 
 #[derive(Args, Debug)]
@@ -149,6 +150,20 @@ pub struct RestartArg {
 }
 
 #[derive(Args, Debug)]
+pub struct ReadersArg {
+    /// Concurrent MySQL readers on one snapshot [default: 3]
+    #[arg(long)]
+    readers: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct ShowValuesArg {
+    /// Show value excerpts of differing rows (the data are personal: off by default)
+    #[arg(long)]
+    show_values: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct YesArg {
     /// Do not ask before emptying target tables.
     #[arg(long)]
@@ -187,6 +202,8 @@ fill!(CopyFormatArg => copy_format);
 fill!(IoTimeoutArg => io_timeout);
 fill!(RestartArg => restart);
 fill!(YesArg => yes);
+fill!(ReadersArg => readers);
+fill!(ShowValuesArg => show_values);
 
 impl Given {
     /// The command line merged with the configuration file (the command line wins) and the
@@ -245,6 +262,8 @@ impl Given {
                     .unwrap_or(defaults::IO_TIMEOUT_SECS),
             ),
             copy_format: self.copy_format.or(file.copy_format).unwrap_or_default(),
+            show_values: self.show_values,
+            critical: file.critical,
         };
         options.validate()?;
         Ok(options)

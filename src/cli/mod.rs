@@ -38,6 +38,9 @@ enum Command {
     Export(ExportCommandArgs),
     /// Load the chunk files of an earlier export (several processes may share one workdir).
     Import(ImportArgs),
+    /// Prove the migration: compare every row of every planned table on both sides, and the
+    /// keys, constraints, indexes, foreign keys and sequences; exit 1 on any difference.
+    Verify(VerifyArgs),
     /// The way back: empty the tables the workdir's plan loaded, restore the target's keys,
     /// constraints, indexes, foreign keys and sequences, clear the ledger and the workdir. The
     /// source is never written.
@@ -104,6 +107,18 @@ command_args!(ImportArgs {
     writers: WritersArg,
     format: CopyFormatArg,
     timeout: IoTimeoutArg,
+});
+command_args!(VerifyArgs {
+    config: ConfigArg,
+    source: SourceArg,
+    target: TargetArg,
+    schema: TargetSchemaArg,
+    workdir: WorkdirArg,
+    selection: SelectionArgs,
+    readers: ReadersArg,
+    writers: WritersArg,
+    timeout: IoTimeoutArg,
+    show_values: ShowValuesArg,
 });
 command_args!(ResetArgs {
     config: ConfigArg,
@@ -182,6 +197,7 @@ impl Command {
                  tables and put everything back"
             }
             Command::Reset(_) => "run the same `pgclipper reset` again to finish it",
+            Command::Verify(_) => "verify changes nothing; run it again",
         }
     }
 }
@@ -245,6 +261,15 @@ async fn dispatch(command: Command) -> Result<Exit, Error> {
             let summary = commands::import::run(&args.given().options()?.import()?).await?;
             print::summary("imported", &summary, true);
             Ok(Exit::Success)
+        }
+        Command::Verify(args) => {
+            let report = commands::verify::run(&args.given().options()?.verify()?).await?;
+            print::verify(&report);
+            Ok(if report.identical() {
+                Exit::Success
+            } else {
+                Exit::Data
+            })
         }
         Command::Reset(args) => reset(args.given()).await,
     }

@@ -139,3 +139,64 @@ pub fn summary(verb: &str, summary: &Summary, loads: bool) {
         );
     }
 }
+
+/// What `verify` found: a line per table, the rows and columns that differ, the catalog's
+/// checks, the critical assertions, and the verdict.
+pub fn verify(report: &crate::commands::verify::VerifyReport) {
+    say!(
+        "pgclipper verify of plan {} ({})",
+        report.plan_id,
+        report.plan
+    );
+    for t in &report.tables {
+        let d = &t.differences;
+        if t.identical() {
+            say!("  {}: {} rows identical", t.table, t.source_rows);
+            continue;
+        }
+        say!(
+            "  {}: DIFFERS: {} missing in the target, {} extra, {} changed ({} rows in the source, {} in the target)",
+            t.table, d.missing, d.extra, d.changed, t.source_rows, t.target_rows
+        );
+        for row in &d.rows {
+            if row.columns.is_empty() {
+                say!("    {} {}", row.what, row.key);
+            } else {
+                say!("    {} {}: {}", row.what, row.key, row.columns.join(", "));
+            }
+        }
+        let listed = d.rows.len() as u64;
+        if listed < d.missing + d.extra + d.changed {
+            say!(
+                "    … and {} more",
+                d.missing + d.extra + d.changed - listed
+            );
+        }
+    }
+    for f in &report.catalog {
+        let mark = if f.ok { "ok" } else { "FAILED" };
+        say!("  {mark}: {}: {}", f.check, f.detail);
+    }
+    for c in report.counts.iter().filter(|c| !c.planned) {
+        say!("  not planned: {} holds {} rows", c.table, c.rows);
+    }
+    for c in &report.critical {
+        let mark = if c.equal { "ok" } else { "FAILED" };
+        say!(
+            "  {mark}: critical: {}: source {:?}, target {:?}",
+            c.name,
+            c.source,
+            c.target
+        );
+    }
+    if report.identical() {
+        say!(
+            "identical: {} tables, {} rows, checked in {:.1} s",
+            report.tables.len(),
+            report.tables.iter().map(|t| t.source_rows).sum::<u64>(),
+            report.seconds
+        );
+    } else {
+        say!("DIFFERENT: see above (verify.json in the workdir holds every finding)");
+    }
+}

@@ -8,6 +8,7 @@ pub mod import;
 pub mod migrate;
 pub mod reset;
 pub mod resume;
+pub mod verify;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

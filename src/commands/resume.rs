@@ -17,8 +17,8 @@ use crate::error::{Error, Result};
 use crate::mapping::{self, TableMapping};
 use crate::plan::{self, Plan};
 use crate::sink::{self, ledger, CopyFormat};
+use crate::source;
 use crate::source::reader::{ChunkTask, TableJob};
-use crate::source::KeyColumn;
 use crate::workdir;
 
 pub fn has_plan(workdir: &Path) -> bool {
@@ -170,20 +170,7 @@ pub fn work_left(
 
 /// How to read, convert and place one table's chunks.
 fn table_job(table: &TableMapping, copy_format: CopyFormat) -> TableJob {
-    let key = table
-        .key_columns()
-        .iter()
-        .map(|k| {
-            let column = table.source.column(k);
-            KeyColumn {
-                name: k.clone(),
-                string: column.and_then(|c| match (&c.charset, &c.collation) {
-                    (Some(cs), Some(co)) if c.ty.is_string() => Some((cs.clone(), co.clone())),
-                    _ => None,
-                }),
-            }
-        })
-        .collect();
+    let key = source::key_columns(table);
     let binary = copy_format == CopyFormat::Binary;
     let codec = TableCodec::new(table, binary);
     if binary && codec.wires.is_none() {

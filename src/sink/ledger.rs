@@ -43,6 +43,8 @@ pub async fn ensure(client: &Client) -> Result<()> {
              );
              -- The table a foreign key references (its keys must be back before it is).
              ALTER TABLE pgclipper.deferred_constraints ADD COLUMN IF NOT EXISTS referenced_table text;
+             -- Set when the object is back: the record stays, for `verify` to compare with.
+             ALTER TABLE pgclipper.deferred_constraints ADD COLUMN IF NOT EXISTS restored_at timestamptz;
              CREATE TABLE IF NOT EXISTS pgclipper.sequences (
                  plan_id       text    NOT NULL REFERENCES pgclipper.plans ON DELETE CASCADE,
                  sequence_name text    NOT NULL,
@@ -273,7 +275,7 @@ pub async fn saved(client: &Client, plan_id: &str) -> Result<Saved> {
                     count(*) FILTER (WHERE kind = 'constraint'),
                     count(*) FILTER (WHERE kind = 'index'),
                     (SELECT count(*) FROM pgclipper.sequences WHERE plan_id = $1)
-             FROM pgclipper.deferred_constraints WHERE plan_id = $1",
+             FROM pgclipper.deferred_constraints WHERE plan_id = $1 AND restored_at IS NULL",
             &[&plan_id],
         )
         .await
@@ -369,14 +371,25 @@ pub async fn record_deferred(
 /// The plan's objects still deferred: keys and indexes first, largest table first (the
 /// longest builds start early), then foreign keys.
 pub async fn deferred_objects(client: &Client, plan_id: &str) -> Result<Vec<DeferredObject>> {
+    objects(client, plan_id, "AND restored_at IS NULL").await
+}
+
+/// Every object the plan took off, restored or not, as recorded before the load.
+pub async fn recorded_objects(client: &Client, plan_id: &str) -> Result<Vec<DeferredObject>> {
+    objects(client, plan_id, "").await
+}
+
+async fn objects(client: &Client, plan_id: &str, only: &str) -> Result<Vec<DeferredObject>> {
     let rows = client
         .query(
-            "SELECT table_name, object_name, kind, restore_sql, referenced_table
+            &format!(
+                "SELECT table_name, object_name, kind, restore_sql, referenced_table
              FROM pgclipper.deferred_constraints
-             WHERE plan_id = $1
+             WHERE plan_id = $1 {only}
              ORDER BY kind = 'foreign',
                       pg_total_relation_size(to_regclass(table_name)) DESC NULLS LAST,
-                      table_name, object_name",
+                      table_name, object_name"
+            ),
             &[&plan_id],
         )
         .await
@@ -394,10 +407,10 @@ pub async fn deferred_objects(client: &Client, plan_id: &str) -> Result<Vec<Defe
         .collect()
 }
 
-/// Forgets a restored object, in the transaction that re-created it.
+/// Marks an object restored, in the transaction that re-created it (its record stays).
 pub async fn restored(tx: &Transaction<'_>, plan_id: &str, object: &DeferredObject) -> Result<()> {
     tx.execute(
-        "DELETE FROM pgclipper.deferred_constraints
+        "UPDATE pgclipper.deferred_constraints SET restored_at = now()
          WHERE plan_id = $1 AND table_name = $2 AND object_name = $3",
         &[&plan_id, &object.table, &object.name],
     )

@@ -70,6 +70,24 @@ pub struct KeyColumn {
     pub string: Option<(String, String)>,
 }
 
+/// The key columns of a mapped table as the range predicate needs them.
+pub fn key_columns(table: &crate::mapping::TableMapping) -> Vec<KeyColumn> {
+    table
+        .key_columns()
+        .iter()
+        .map(|k| {
+            let column = table.source.column(k);
+            KeyColumn {
+                name: k.clone(),
+                string: column.and_then(|c| match (&c.charset, &c.collation) {
+                    (Some(cs), Some(co)) if c.ty.is_string() => Some((cs.clone(), co.clone())),
+                    _ => None,
+                }),
+            }
+        })
+        .collect()
+}
+
 /// `WHERE` clause and parameters selecting the rows of `chunk`. Tuple comparison is written
 /// out lexicographically, which every MySQL version's range optimizer understands.
 pub fn range_predicate(key: &[KeyColumn], chunk: &Chunk) -> (String, Vec<Value>) {

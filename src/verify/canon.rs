@@ -1,0 +1,711 @@
+//! The canonical form of a value, computed on each side by its own simple path, chosen by
+//! the target column's type: from MySQL's own value on the source side, from Postgres'
+//! text rendering of the stored value on the target side. Neither path calls the
+//! conversion code, so a conversion bug (a time zone shift, a lost fraction, a flipped
+//! boolean) shows as a difference instead of being reproduced on both sides.
+//!
+//! The forms: integers and booleans as Postgres prints them; exact decimals without
+//! trailing zeros; floats by their bits; text as is (`char(n)` without its padding);
+//! uuids lower-case 8-4-4-4-12; bytes as hex; JSON with sorted keys, exact numbers and
+//! one escaping; dates and timestamps as `YYYY-MM-DD HH:MM:SS.ffffff` (timestamptz in UTC,
+//! or in the source time zone for a datetime placed there); times to the microsecond;
+//! intervals in microseconds; bit strings as 0/1; sets and arrays as JSON arrays.
+
+use mysql_async::Value;
+
+use crate::catalog::{MyType, PgType};
+use crate::mapping::ZeroDates;
+
+/// How one column's values are compared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    Bool,
+    Integer,
+    Decimal,
+    Float4,
+    Float8,
+    /// `char(n)`: Postgres pads with spaces; MySQL does not return them.
+    Text {
+        trim_end: bool,
+    },
+    Uuid,
+    Bytea,
+    Json,
+    Date {
+        zero_dates: ZeroDates,
+    },
+    /// timestamp or timestamptz; for timestamptz the zone the target renders the value in.
+    Timestamp {
+        zone: Option<String>,
+        zero_dates: ZeroDates,
+    },
+    Time,
+    Interval,
+    Bits {
+        width: u32,
+    },
+    TextArray,
+}
+
+impl Kind {
+    /// The comparison for a column of `source` type stored as `target`. `source_zone` is the
+    /// zone of MySQL datetimes placed into timestamptz (UTC when `None`).
+    pub fn of(
+        source: &MyType,
+        target: &PgType,
+        zero_dates: ZeroDates,
+        source_zone: Option<&str>,
+    ) -> Kind {
+        use PgType as P;
+        match target {
+            P::Bool => Kind::Bool,
+            P::Int2 | P::Int4 | P::Int8 => Kind::Integer,
+            P::Numeric(_) => Kind::Decimal,
+            P::Float4 => Kind::Float4,
+            P::Float8 => Kind::Float8,
+            P::Char(_) => Kind::Text { trim_end: true },
+            P::Uuid => Kind::Uuid,
+            P::Bytea => Kind::Bytea,
+            P::Json | P::Jsonb => Kind::Json,
+            P::Date => Kind::Date { zero_dates },
+            P::Timestamp(_) => Kind::Timestamp {
+                zone: None,
+                zero_dates,
+            },
+            P::Timestamptz(_) => Kind::Timestamp {
+                // A MySQL timestamp is read in UTC; a datetime is wall-clock time in the
+                // source zone, so the stored instant is shown back in that zone.
+                zone: Some(match source {
+                    MyType::Timestamp(_) => "UTC".to_string(),
+                    _ => source_zone.unwrap_or("UTC").to_string(),
+                }),
+                zero_dates,
+            },
+            P::Time(_) => Kind::Time,
+            P::Interval => Kind::Interval,
+            P::Bit(_) | P::Varbit(_) => Kind::Bits {
+                width: match source {
+                    MyType::Bit(n) => *n,
+                    _ => 64,
+                },
+            },
+            P::TextArray { .. } => Kind::TextArray,
+            P::Text | P::Varchar(_) | P::Enum { .. } | P::Other(_) => {
+                Kind::Text { trim_end: false }
+            }
+        }
+    }
+
+    /// The SQL that makes Postgres render the stored value of `column` (quoted) as text
+    /// this kind reads.
+    pub fn target_sql(&self, column: &str) -> String {
+        match self {
+            Kind::Bytea => format!("encode({column}, 'hex')"),
+            Kind::Timestamp { zone: None, .. } => {
+                format!("to_char({column}, 'YYYY-MM-DD HH24:MI:SS.US')")
+            }
+            Kind::Timestamp {
+                zone: Some(zone), ..
+            } => format!(
+                "to_char({column} AT TIME ZONE '{}', 'YYYY-MM-DD HH24:MI:SS.US')",
+                zone.replace('\'', "''")
+            ),
+            Kind::Interval => format!("(extract(epoch FROM {column}) * 1000000)::bigint::text"),
+            Kind::TextArray => format!("array_to_json({column})::text"),
+            _ => format!("{column}::text"),
+        }
+    }
+
+    /// Appends the canonical form of a MySQL value; `false` for NULL (and for a zero date
+    /// that `--zero-dates null` writes as NULL).
+    pub fn source(&self, value: &Value, out: &mut Vec<u8>) -> bool {
+        if let Value::NULL = value {
+            return false;
+        }
+        match (self, value) {
+            (Kind::Bool, Value::Int(n)) => push_bool(*n as i128, out),
+            (Kind::Bool, Value::UInt(n)) => push_bool(*n as i128, out),
+            (Kind::Bool, Value::Bytes(b)) => {
+                push_bool(b.iter().fold(0i128, |a, &x| (a << 8) | x as i128), out)
+            }
+            (Kind::Integer | Kind::Decimal, Value::Int(n)) => push_display(n, out),
+            (Kind::Integer | Kind::Decimal, Value::UInt(n)) => push_display(n, out),
+            (Kind::Decimal, Value::Bytes(b)) => push_decimal(b, out),
+            (Kind::Float4, Value::Float(f)) => push_display(&format!("{:08x}", f.to_bits()), out),
+            (Kind::Float4, Value::Double(f)) => {
+                push_display(&format!("{:08x}", (*f as f32).to_bits()), out)
+            }
+            (Kind::Float8, Value::Float(f)) => {
+                push_display(&format!("{:016x}", (*f as f64).to_bits()), out)
+            }
+            (Kind::Float8, Value::Double(f)) => push_display(&format!("{:016x}", f.to_bits()), out),
+            (Kind::Text { trim_end }, Value::Bytes(b)) => {
+                let text = if *trim_end { trim_spaces(b) } else { b };
+                out.extend_from_slice(text);
+            }
+            (Kind::Uuid, Value::Bytes(b)) if b.len() == 16 => push_uuid_hex(&hex(b), out),
+            (Kind::Uuid, Value::Bytes(b)) => {
+                let digits: Vec<u8> = b
+                    .iter()
+                    .filter(|&&c| c != b'-')
+                    .map(u8::to_ascii_lowercase)
+                    .collect();
+                push_uuid_hex(&digits, out)
+            }
+            (Kind::Bytea, Value::Bytes(b)) => out.extend_from_slice(&hex(b)),
+            (Kind::Json, Value::Bytes(b)) => json(b, out),
+            (Kind::TextArray, Value::Bytes(b)) => set_as_json(b, out),
+            (Kind::Date { zero_dates }, Value::Date(y, m, d, ..)) => {
+                if is_zero(*y, *m, *d) && *zero_dates == ZeroDates::Null {
+                    return false;
+                }
+                push_display(&format!("{y:04}-{m:02}-{d:02}"), out)
+            }
+            (Kind::Timestamp { zero_dates, .. }, Value::Date(y, m, d, hh, mm, ss, us)) => {
+                if is_zero(*y, *m, *d) && *zero_dates == ZeroDates::Null {
+                    return false;
+                }
+                push_display(
+                    &format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}.{us:06}"),
+                    out,
+                )
+            }
+            (Kind::Time, Value::Time(negative, days, hh, mm, ss, us)) => {
+                let hours = *days * 24 + *hh as u32;
+                let sign = if *negative { "-" } else { "" };
+                push_display(&format!("{sign}{hours:02}:{mm:02}:{ss:02}.{us:06}"), out)
+            }
+            (Kind::Interval, Value::Time(negative, days, hh, mm, ss, us)) => {
+                let micros = ((((*days as i64 * 24 + *hh as i64) * 60 + *mm as i64) * 60
+                    + *ss as i64)
+                    * 1_000_000)
+                    + *us as i64;
+                push_display(&if *negative { -micros } else { micros }, out)
+            }
+            (Kind::Bits { width }, Value::Bytes(b)) => {
+                let n = b.iter().fold(0u128, |a, &x| (a << 8) | x as u128);
+                for i in (0..*width).rev() {
+                    out.push(if (n >> i) & 1 == 1 { b'1' } else { b'0' });
+                }
+            }
+            (Kind::Integer, Value::Bytes(b)) => out.extend_from_slice(b),
+            // A value of a kind the rule did not expect: shown as the server sent it, so
+            // the comparison fails visibly rather than silently.
+            (_, other) => push_display(&format!("{other:?}"), out),
+        }
+        true
+    }
+
+    /// Appends the canonical form of Postgres' rendering of a value (from
+    /// [`Kind::target_sql`]); `false` for NULL.
+    pub fn target(&self, text: Option<&[u8]>, out: &mut Vec<u8>) -> bool {
+        let Some(text) = text else {
+            return false;
+        };
+        match self {
+            // `boolean::text` is true/false.
+            Kind::Bool => out.push(if text == b"true" { b't' } else { b'f' }),
+            Kind::Decimal => push_decimal(text, out),
+            Kind::Float4 => match std::str::from_utf8(text)
+                .ok()
+                .and_then(|t| t.parse::<f32>().ok())
+            {
+                Some(f) => push_display(&format!("{:08x}", f.to_bits()), out),
+                None => out.extend_from_slice(text),
+            },
+            Kind::Float8 => match std::str::from_utf8(text)
+                .ok()
+                .and_then(|t| t.parse::<f64>().ok())
+            {
+                Some(f) => push_display(&format!("{:016x}", f.to_bits()), out),
+                None => out.extend_from_slice(text),
+            },
+            Kind::Text { trim_end: true } => out.extend_from_slice(trim_spaces(text)),
+            Kind::Json | Kind::TextArray => json(text, out),
+            Kind::Time => push_time_text(text, out),
+            _ => out.extend_from_slice(text),
+        }
+        true
+    }
+}
+
+fn push_display(value: &impl std::fmt::Display, out: &mut Vec<u8>) {
+    use std::io::Write;
+    let _ = write!(out, "{value}");
+}
+
+fn push_bool(n: i128, out: &mut Vec<u8>) {
+    match n {
+        0 => out.push(b'f'),
+        1 => out.push(b't'),
+        n => push_display(&n, out),
+    }
+}
+
+fn is_zero(y: u16, m: u8, d: u8) -> bool {
+    y == 0 || m == 0 || d == 0
+}
+
+fn trim_spaces(text: &[u8]) -> &[u8] {
+    let end = text.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
+    &text[..end]
+}
+
+fn hex(bytes: &[u8]) -> Vec<u8> {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    bytes
+        .iter()
+        .flat_map(|&b| [DIGITS[(b >> 4) as usize], DIGITS[(b & 15) as usize]])
+        .collect()
+}
+
+/// 32 hex digits as 8-4-4-4-12; anything else as it is (it will not match).
+fn push_uuid_hex(digits: &[u8], out: &mut Vec<u8>) {
+    if digits.len() != 32 {
+        out.extend_from_slice(digits);
+        return;
+    }
+    for (i, &d) in digits.iter().enumerate() {
+        if matches!(i, 8 | 12 | 16 | 20) {
+            out.push(b'-');
+        }
+        out.push(d);
+    }
+}
+
+/// `HH:MM:SS[.f…]` with the fraction padded to six digits.
+fn push_time_text(text: &[u8], out: &mut Vec<u8>) {
+    let (whole, fraction) = match text.iter().position(|&b| b == b'.') {
+        Some(dot) => (&text[..dot], &text[dot + 1..]),
+        None => (text, &b""[..]),
+    };
+    out.extend_from_slice(whole);
+    out.push(b'.');
+    out.extend_from_slice(&fraction[..fraction.len().min(6)]);
+    out.extend(std::iter::repeat_n(b'0', 6 - fraction.len().min(6)));
+}
+
+/// An exact decimal as digits without leading zeros, without trailing fractional zeros,
+/// without exponent: `-012.50` and `-1.25E1` are both `-12.5`; `-0.0` is `0`.
+pub fn push_decimal(text: &[u8], out: &mut Vec<u8>) {
+    let Some(canonical) = canonical_decimal(text) else {
+        out.extend_from_slice(text); // not a number: compared as it is
+        return;
+    };
+    out.extend_from_slice(canonical.as_bytes());
+}
+
+fn canonical_decimal(text: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(text).ok()?.trim();
+    let (negative, body) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let (mantissa, exponent) = match body.find(['e', 'E']) {
+        Some(at) => (&body[..at], body[at + 1..].parse::<i64>().ok()?),
+        None => (body, 0),
+    };
+    let (integer, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if integer.is_empty() && fraction.is_empty()
+        || !integer
+            .bytes()
+            .chain(fraction.bytes())
+            .all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    // All digits, and where the decimal point falls among them.
+    let digits: String = format!("{integer}{fraction}");
+    let point = integer.len() as i64 + exponent;
+    let digits = digits.trim_start_matches('0');
+    let leading_zeros = (integer.len() + fraction.len() - digits.len()) as i64;
+    let point = point - leading_zeros;
+    let digits = digits.trim_end_matches('0');
+    if digits.is_empty() {
+        return Some("0".to_string());
+    }
+    if point.abs() > 100_000 {
+        return None; // absurd exponents: compared as written
+    }
+    let mut out = String::new();
+    if negative {
+        out.push('-');
+    }
+    let n = digits.len() as i64;
+    if point <= 0 {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', (-point) as usize));
+        out.push_str(digits);
+    } else if point >= n {
+        out.push_str(digits);
+        out.extend(std::iter::repeat_n('0', (point - n) as usize));
+    } else {
+        out.push_str(&digits[..point as usize]);
+        out.push('.');
+        out.push_str(&digits[point as usize..]);
+    }
+    Some(out)
+}
+
+/// A MySQL set (`a,b`) as a JSON array of its labels, the form the target's text[] is
+/// compared in.
+fn set_as_json(set: &[u8], out: &mut Vec<u8>) {
+    let text = String::from_utf8_lossy(set);
+    let labels: Vec<&str> = if text.is_empty() {
+        Vec::new()
+    } else {
+        text.split(',').collect()
+    };
+    let array = serde_json::to_string(&labels).expect("strings serialize");
+    json(array.as_bytes(), out);
+}
+
+/// Canonical JSON: objects with their keys sorted (the last of duplicate keys kept, as
+/// jsonb does), numbers exact without trailing zeros, strings with one escaping, no
+/// white space. Text that does not parse (or nests beyond [`MAX_DEPTH`]) is compared as
+/// it is.
+pub fn json(text: &[u8], out: &mut Vec<u8>) {
+    let start = out.len();
+    let mut parser = JsonParser { text, at: 0 };
+    let parsed = parser.value(0).filter(|_| {
+        parser.skip_space();
+        parser.at == text.len()
+    });
+    match parsed {
+        Some(value) => value.render(out),
+        None => {
+            out.truncate(start);
+            out.push(b'!');
+            out.extend_from_slice(text);
+        }
+    }
+}
+
+/// Deeper JSON is compared as text: the parser recurses, and must not overflow a stack.
+const MAX_DEPTH: usize = 1000;
+
+enum Json {
+    Null,
+    Bool(bool),
+    Number(String),
+    String(String),
+    Array(Vec<Json>),
+    Object(std::collections::BTreeMap<String, Json>),
+}
+
+impl Json {
+    fn render(&self, out: &mut Vec<u8>) {
+        match self {
+            Json::Null => out.extend_from_slice(b"null"),
+            Json::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            Json::Number(n) => out.extend_from_slice(n.as_bytes()),
+            Json::String(s) => push_json_string(s, out),
+            Json::Array(items) => {
+                out.push(b'[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    item.render(out);
+                }
+                out.push(b']');
+            }
+            Json::Object(members) => {
+                out.push(b'{');
+                for (i, (key, value)) in members.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    push_json_string(key, out);
+                    out.push(b':');
+                    value.render(out);
+                }
+                out.push(b'}');
+            }
+        }
+    }
+}
+
+fn push_json_string(s: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(
+        serde_json::to_string(s)
+            .expect("strings serialize")
+            .as_bytes(),
+    );
+}
+
+struct JsonParser<'a> {
+    text: &'a [u8],
+    at: usize,
+}
+
+impl JsonParser<'_> {
+    fn skip_space(&mut self) {
+        while self
+            .text
+            .get(self.at)
+            .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        {
+            self.at += 1;
+        }
+    }
+
+    fn eat(&mut self, b: u8) -> bool {
+        self.skip_space();
+        if self.text.get(self.at) == Some(&b) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> bool {
+        if self.text[self.at..].starts_with(word) {
+            self.at += word.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Option<Json> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.skip_space();
+        match *self.text.get(self.at)? {
+            b'n' => self.literal(b"null").then_some(Json::Null),
+            b't' => self.literal(b"true").then_some(Json::Bool(true)),
+            b'f' => self.literal(b"false").then_some(Json::Bool(false)),
+            b'"' => self.string().map(Json::String),
+            b'[' => {
+                self.at += 1;
+                let mut items = Vec::new();
+                if self.eat(b']') {
+                    return Some(Json::Array(items));
+                }
+                loop {
+                    items.push(self.value(depth + 1)?);
+                    if self.eat(b']') {
+                        return Some(Json::Array(items));
+                    }
+                    if !self.eat(b',') {
+                        return None;
+                    }
+                }
+            }
+            b'{' => {
+                self.at += 1;
+                let mut members = std::collections::BTreeMap::new();
+                if self.eat(b'}') {
+                    return Some(Json::Object(members));
+                }
+                loop {
+                    self.skip_space();
+                    let key = self.string()?;
+                    if !self.eat(b':') {
+                        return None;
+                    }
+                    members.insert(key, self.value(depth + 1)?);
+                    if self.eat(b'}') {
+                        return Some(Json::Object(members));
+                    }
+                    if !self.eat(b',') {
+                        return None;
+                    }
+                }
+            }
+            _ => {
+                let start = self.at;
+                while self
+                    .text
+                    .get(self.at)
+                    .is_some_and(|b| matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+                {
+                    self.at += 1;
+                }
+                canonical_decimal(&self.text[start..self.at]).map(Json::Number)
+            }
+        }
+    }
+
+    /// A string at the cursor, its escapes decoded; a lone surrogate escape is kept as
+    /// written (json accepts it, and it must still compare equal to itself).
+    fn string(&mut self) -> Option<String> {
+        if self.text.get(self.at) != Some(&b'"') {
+            return None;
+        }
+        self.at += 1;
+        let mut out = String::new();
+        loop {
+            let b = *self.text.get(self.at)?;
+            self.at += 1;
+            match b {
+                b'"' => return Some(out),
+                b'\\' => {
+                    let e = *self.text.get(self.at)?;
+                    self.at += 1;
+                    match e {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => {
+                            let unit = self.hex4()?;
+                            let c = if (0xD800..0xDC00).contains(&unit)
+                                && self.text[self.at..].starts_with(b"\\u")
+                            {
+                                let save = self.at;
+                                self.at += 2;
+                                match self.hex4() {
+                                    Some(low) if (0xDC00..0xE000).contains(&low) => char::from_u32(
+                                        0x10000
+                                            + ((unit as u32 - 0xD800) << 10)
+                                            + (low as u32 - 0xDC00),
+                                    ),
+                                    _ => {
+                                        self.at = save;
+                                        None
+                                    }
+                                }
+                            } else {
+                                char::from_u32(unit as u32)
+                            };
+                            match c {
+                                Some(c) => out.push(c),
+                                None => out.push_str(&format!("\\u{unit:04x}")),
+                            }
+                        }
+                        _ => return None,
+                    }
+                }
+                _ => {
+                    // A UTF-8 sequence: copy its bytes whole.
+                    let len = match b {
+                        0..=0x7f => 1,
+                        0xc0..=0xdf => 2,
+                        0xe0..=0xef => 3,
+                        _ => 4,
+                    };
+                    let start = self.at - 1;
+                    let bytes = self.text.get(start..start + len)?;
+                    out.push_str(std::str::from_utf8(bytes).ok()?);
+                    self.at = start + len;
+                }
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Option<u16> {
+        let digits = std::str::from_utf8(self.text.get(self.at..self.at + 4)?).ok()?;
+        self.at += 4;
+        u16::from_str_radix(digits, 16).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn canon_json(text: &str) -> String {
+        let mut out = Vec::new();
+        json(text.as_bytes(), &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn json_compares_by_content_not_by_spelling() {
+        assert_eq!(
+            canon_json(r#"{ "b": [1.50, 1e2, -0], "a": "\u00e9\"" }"#),
+            r#"{"a":"é\"","b":[1.5,100,0]}"#
+        );
+        assert_eq!(canon_json(r#"{"a":1,"a":2}"#), r#"{"a":2}"#);
+        assert_ne!(canon_json(r#"{"a":1}"#), canon_json(r#"{"a":"1"}"#));
+        assert_eq!(canon_json("[\"\\ud83d\\ude00\"]"), "[\"😀\"]");
+        assert_eq!(canon_json("not json"), "!not json");
+        let deep = format!("{}{}", "[".repeat(300), "]".repeat(300));
+        assert_eq!(canon_json(&deep), deep);
+    }
+
+    #[test]
+    fn decimals_compare_by_value() {
+        let d = |t: &str| canonical_decimal(t.as_bytes());
+        assert_eq!(d("-012.50").as_deref(), Some("-12.5"));
+        assert_eq!(d("-1.25E1").as_deref(), Some("-12.5"));
+        assert_eq!(d("0.000").as_deref(), Some("0"));
+        assert_eq!(d("-0.0").as_deref(), Some("0"));
+        assert_eq!(
+            d("18446744073709551615").as_deref(),
+            Some("18446744073709551615")
+        );
+        assert_eq!(d("1E-3").as_deref(), Some("0.001"));
+        assert_eq!(d("120").as_deref(), Some("120"));
+        assert_eq!(d("abc"), None);
+    }
+
+    fn source(kind: &Kind, value: Value) -> String {
+        let mut out = Vec::new();
+        assert!(kind.source(&value, &mut out));
+        String::from_utf8(out).unwrap()
+    }
+
+    fn target(kind: &Kind, text: &str) -> String {
+        let mut out = Vec::new();
+        assert!(kind.target(Some(text.as_bytes()), &mut out));
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn both_sides_meet_in_one_form() {
+        let uuid = Kind::Uuid;
+        let upper = Value::Bytes(b"0F8FAD5B-D9CB-469F-A165-70867728950E".to_vec());
+        assert_eq!(
+            source(&uuid, upper),
+            target(&uuid, "0f8fad5b-d9cb-469f-a165-70867728950e")
+        );
+        let ts = Kind::Timestamp {
+            zone: Some("UTC".into()),
+            zero_dates: ZeroDates::Error,
+        };
+        assert_eq!(
+            source(&ts, Value::Date(2024, 3, 31, 1, 30, 0, 120_000)),
+            target(&ts, "2024-03-31 01:30:00.120000")
+        );
+        let padded = Kind::Text { trim_end: true };
+        assert_eq!(
+            source(&padded, Value::Bytes(b"ab".to_vec())),
+            target(&padded, "ab   ")
+        );
+        assert_eq!(
+            source(&Kind::Time, Value::Time(false, 1, 2, 3, 4, 0)),
+            "26:03:04.000000"
+        );
+        assert_eq!(target(&Kind::Time, "26:03:04"), "26:03:04.000000");
+        assert_eq!(
+            source(&Kind::Bool, Value::Int(1)),
+            target(&Kind::Bool, "true")
+        );
+        assert_eq!(
+            source(&Kind::Bool, Value::Int(0)),
+            target(&Kind::Bool, "false")
+        );
+        assert_ne!(source(&Kind::Bool, Value::Int(2)), "t");
+        assert_eq!(
+            source(&Kind::Float4, Value::Float(0.1)),
+            target(&Kind::Float4, "0.1")
+        );
+        assert_eq!(
+            source(&Kind::TextArray, Value::Bytes(b"a,b".to_vec())),
+            target(&Kind::TextArray, r#"["a","b"]"#)
+        );
+        let zero = Kind::Date {
+            zero_dates: ZeroDates::Null,
+        };
+        assert!(!zero.source(&Value::Date(0, 0, 0, 0, 0, 0, 0), &mut Vec::new()));
+    }
+}

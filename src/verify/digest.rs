@@ -1,0 +1,388 @@
+//! Rows as canonical bytes and their digests. A row's key (its key columns' canonical
+//! values) chooses its bucket by hash, on both sides alike: which rows are compared with
+//! which never depends on how MySQL or Postgres collate strings. A table's digest is, per
+//! bucket, the number of rows and the wrapping sum of their hashes, so rows may arrive in
+//! any order; buckets that differ are read again row by row ([`Differences`]).
+
+use std::collections::HashMap;
+
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::canon::Kind;
+use crate::catalog::pg_ident;
+use crate::mapping::{MappingOptions, TableMapping};
+
+/// How one table is compared.
+#[derive(Debug, Clone)]
+pub struct TableCanon {
+    /// The source table's name.
+    pub table: String,
+    pub qualified: String,
+    /// Target column names, in the order of the mapping (the source SELECT's first columns).
+    pub columns: Vec<String>,
+    pub kinds: Vec<Kind>,
+    /// Positions in `columns` of the key columns; empty for a table compared without key.
+    pub key: Vec<usize>,
+    pub buckets: usize,
+}
+
+impl TableCanon {
+    pub fn new(table: &TableMapping, options: &MappingOptions) -> TableCanon {
+        let zone = options.source_timezone.as_deref();
+        let kinds = table
+            .columns
+            .iter()
+            .map(|c| {
+                let source = &table.source.column(&c.source).expect("mapped column").ty;
+                let target = &table.target.column(&c.target).expect("mapped column").ty;
+                Kind::of(source, target, options.zero_dates, zone)
+            })
+            .collect();
+        // Key columns that are not copied cannot be matched on the target side: such a
+        // table is compared as a multiset of rows.
+        let key: Option<Vec<usize>> = table
+            .key_columns()
+            .iter()
+            .map(|k| table.columns.iter().position(|c| &c.source == k))
+            .collect();
+        let rows = table.source.estimated_rows.max(1);
+        TableCanon {
+            table: table.name().to_string(),
+            qualified: table.target.qualified(),
+            columns: table.columns.iter().map(|c| c.target.clone()).collect(),
+            kinds,
+            key: key.unwrap_or_default(),
+            // About a hundred rows a bucket, so a damaged bucket is cheap to read again.
+            buckets: (rows / 100).clamp(1, 65_536) as usize,
+        }
+    }
+
+    /// The query that makes Postgres render every compared column as canonical-ready text.
+    pub fn target_select(&self) -> String {
+        let exprs: Vec<String> = self
+            .columns
+            .iter()
+            .zip(&self.kinds)
+            .map(|(c, k)| k.target_sql(&pg_ident(c)))
+            .collect();
+        format!("SELECT {} FROM {}", exprs.join(", "), self.qualified)
+    }
+}
+
+/// One row in canonical bytes: every field as a NULL mark or a length and its bytes.
+#[derive(Debug, Default)]
+pub struct CanonRow {
+    bytes: Vec<u8>,
+    /// Where each field's encoding ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl CanonRow {
+    /// Fills the row from `field(i, out)`, which appends column `i`'s canonical value and
+    /// says whether it is not NULL.
+    pub fn fill(&mut self, columns: usize, mut field: impl FnMut(usize, &mut Vec<u8>) -> bool) {
+        self.bytes.clear();
+        self.ends.clear();
+        for i in 0..columns {
+            let mark = self.bytes.len();
+            self.bytes.extend_from_slice(&[1, 0, 0, 0, 0]);
+            if field(i, &mut self.bytes) {
+                let len = (self.bytes.len() - mark - 5) as u32;
+                self.bytes[mark + 1..mark + 5].copy_from_slice(&len.to_le_bytes());
+            } else {
+                self.bytes.truncate(mark);
+                self.bytes.push(0); // NULL: distinct from every value, the empty string too
+            }
+            self.ends.push(self.bytes.len());
+        }
+    }
+
+    pub fn field(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.bytes[start..self.ends[i]]
+    }
+
+    pub fn hash(&self) -> u64 {
+        xxh3_64(&self.bytes)
+    }
+
+    /// The key's canonical bytes (the whole row for a table compared without key).
+    pub fn key_bytes(&self, key: &[usize]) -> Vec<u8> {
+        if key.is_empty() {
+            return self.bytes.clone();
+        }
+        let mut out = Vec::new();
+        for &i in key {
+            out.extend_from_slice(self.field(i));
+        }
+        out
+    }
+
+    pub fn key_hash(&self, key: &[usize]) -> u64 {
+        if key.is_empty() {
+            return self.hash();
+        }
+        xxh3_64(&self.key_bytes(key))
+    }
+}
+
+/// Per bucket, how many rows and the wrapping sum of their hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digest {
+    pub rows: u64,
+    counts: Vec<u64>,
+    sums: Vec<u64>,
+}
+
+impl Digest {
+    pub fn new(buckets: usize) -> Digest {
+        Digest {
+            rows: 0,
+            counts: vec![0; buckets],
+            sums: vec![0; buckets],
+        }
+    }
+
+    pub fn bucket(&self, key_hash: u64) -> usize {
+        (key_hash % self.counts.len() as u64) as usize
+    }
+
+    pub fn add(&mut self, key_hash: u64, row_hash: u64) {
+        let b = self.bucket(key_hash);
+        self.rows += 1;
+        self.counts[b] += 1;
+        self.sums[b] = self.sums[b].wrapping_add(row_hash);
+    }
+
+    pub fn merge(&mut self, other: &Digest) {
+        self.rows += other.rows;
+        for b in 0..self.counts.len() {
+            self.counts[b] += other.counts[b];
+            self.sums[b] = self.sums[b].wrapping_add(other.sums[b]);
+        }
+    }
+
+    /// The buckets in which `self` and `other` differ.
+    pub fn differing(&self, other: &Digest) -> Vec<usize> {
+        (0..self.counts.len())
+            .filter(|&b| self.counts[b] != other.counts[b] || self.sums[b] != other.sums[b])
+            .collect()
+    }
+
+    /// The larger of the two sides' row counts in `buckets`: what reading them again holds.
+    pub fn rows_in(&self, other: &Digest, buckets: &[usize]) -> u64 {
+        buckets
+            .iter()
+            .map(|&b| self.counts[b].max(other.counts[b]))
+            .sum()
+    }
+}
+
+/// A row read again for the comparison: enough to name it and its changed columns.
+#[derive(Debug, Clone)]
+pub struct RowDetail {
+    /// `col=value, …` from the canonical key values.
+    pub key: String,
+    pub hash: u64,
+    pub columns: Vec<u64>,
+    /// Value excerpts, kept only with `--show-values`.
+    pub values: Option<Vec<String>>,
+}
+
+impl RowDetail {
+    pub fn of(row: &CanonRow, canon: &TableCanon, show_values: bool) -> RowDetail {
+        let key = if canon.key.is_empty() {
+            "(no key)".to_string()
+        } else {
+            canon
+                .key
+                .iter()
+                .map(|&i| format!("{}={}", canon.columns[i], excerpt(row.field(i))))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        RowDetail {
+            key,
+            hash: row.hash(),
+            columns: (0..canon.columns.len())
+                .map(|i| xxh3_64(row.field(i)))
+                .collect(),
+            values: show_values.then(|| {
+                (0..canon.columns.len())
+                    .map(|i| excerpt(row.field(i)))
+                    .collect()
+            }),
+        }
+    }
+}
+
+/// At most 64 characters of a canonical field, or NULL.
+fn excerpt(field: &[u8]) -> String {
+    if field.first() == Some(&0) {
+        return "NULL".to_string();
+    }
+    let text = String::from_utf8_lossy(&field[5..]);
+    let mut shown: String = text.chars().take(64).collect();
+    if text.chars().count() > 64 {
+        shown.push('…');
+    }
+    shown
+}
+
+/// What a row-by-row comparison of some buckets found.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Differences {
+    pub missing: u64,
+    pub extra: u64,
+    pub changed: u64,
+    /// The first rows found, up to [`LISTED_ROWS`].
+    pub rows: Vec<RowDifference>,
+}
+
+/// Rows listed per table; all are counted.
+pub const LISTED_ROWS: usize = 100;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RowDifference {
+    /// `missing` (in the source, not the target), `extra` or `changed`.
+    pub what: &'static str,
+    pub key: String,
+    /// For a changed row: the columns that differ, with `source → target` excerpts
+    /// when values are shown.
+    pub columns: Vec<String>,
+}
+
+/// The source rows of the buckets being compared, by key, waiting for their target rows.
+#[derive(Default)]
+pub struct Matcher {
+    waiting: HashMap<Vec<u8>, Vec<RowDetail>>,
+    pub found: Differences,
+}
+
+impl Matcher {
+    pub fn source_row(&mut self, key: Vec<u8>, detail: RowDetail) {
+        self.waiting.entry(key).or_default().push(detail);
+    }
+
+    pub fn target_row(&mut self, key: Vec<u8>, detail: RowDetail, canon: &TableCanon) {
+        let source = self.waiting.get_mut(&key).and_then(|rows| {
+            // The same row if one waits (a keyless table's duplicates), else any.
+            let at = rows.iter().position(|r| r.hash == detail.hash).unwrap_or(0);
+            (!rows.is_empty()).then(|| rows.swap_remove(at))
+        });
+        match source {
+            None => {
+                self.found.extra += 1;
+                self.list("extra", &detail, Vec::new());
+            }
+            Some(source) if source.hash == detail.hash => {}
+            Some(source) => {
+                self.found.changed += 1;
+                let columns = (0..canon.columns.len())
+                    .filter(|&i| source.columns[i] != detail.columns[i])
+                    .map(|i| match (&source.values, &detail.values) {
+                        (Some(s), Some(t)) => format!("{} ({} → {})", canon.columns[i], s[i], t[i]),
+                        _ => canon.columns[i].clone(),
+                    })
+                    .collect();
+                self.list("changed", &detail, columns);
+            }
+        }
+    }
+
+    /// Ends the comparison: source rows still waiting are missing from the target.
+    pub fn finish(mut self) -> Differences {
+        let waiting: Vec<RowDetail> = self.waiting.drain().flat_map(|(_, rows)| rows).collect();
+        for row in waiting {
+            self.found.missing += 1;
+            self.list("missing", &row, Vec::new());
+        }
+        self.found
+    }
+
+    fn list(&mut self, what: &'static str, row: &RowDetail, columns: Vec<String>) {
+        if self.found.rows.len() < LISTED_ROWS {
+            let mut key = row.key.clone();
+            if let (Some(values), true) = (&row.values, what != "changed") {
+                key.push_str(&format!(" ({})", values.join(", ")));
+            }
+            self.found.rows.push(RowDifference { what, key, columns });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn canon(key: Vec<usize>) -> TableCanon {
+        TableCanon {
+            table: "t".into(),
+            qualified: "\"public\".\"t\"".into(),
+            columns: vec!["id".into(), "v".into()],
+            kinds: vec![Kind::Integer, Kind::Text { trim_end: false }],
+            key,
+            buckets: 4,
+        }
+    }
+
+    fn row(id: &str, v: Option<&str>) -> CanonRow {
+        let mut row = CanonRow::default();
+        row.fill(2, |i, out| match (i, v) {
+            (0, _) => {
+                out.extend_from_slice(id.as_bytes());
+                true
+            }
+            (_, Some(v)) => {
+                out.extend_from_slice(v.as_bytes());
+                true
+            }
+            (_, None) => false,
+        });
+        row
+    }
+
+    #[test]
+    fn null_and_the_empty_string_differ_and_order_does_not_matter() {
+        assert_ne!(row("1", None).hash(), row("1", Some("")).hash());
+        let (mut a, mut b) = (Digest::new(4), Digest::new(4));
+        let rows = [row("1", Some("x")), row("2", None)];
+        for r in &rows {
+            a.add(r.key_hash(&[0]), r.hash());
+        }
+        for r in rows.iter().rev() {
+            b.add(r.key_hash(&[0]), r.hash());
+        }
+        assert_eq!(a, b);
+        assert!(a.differing(&b).is_empty());
+    }
+
+    #[test]
+    fn the_matcher_names_missing_extra_and_changed_rows_and_columns() {
+        let canon = canon(vec![0]);
+        let mut m = Matcher::default();
+        for r in [row("1", Some("a")), row("2", Some("b")), row("3", None)] {
+            m.source_row(r.key_bytes(&canon.key), RowDetail::of(&r, &canon, true));
+        }
+        for r in [row("1", Some("a")), row("3", Some("")), row("4", Some("d"))] {
+            m.target_row(
+                r.key_bytes(&canon.key),
+                RowDetail::of(&r, &canon, true),
+                &canon,
+            );
+        }
+        let found = m.finish();
+        assert_eq!((found.missing, found.extra, found.changed), (1, 1, 1));
+        let changed = found.rows.iter().find(|r| r.what == "changed").unwrap();
+        assert_eq!(changed.key, "id=3");
+        assert_eq!(changed.columns, ["v (NULL → )"]);
+        assert!(found
+            .rows
+            .iter()
+            .any(|r| r.what == "missing" && r.key.starts_with("id=2")));
+        assert!(found
+            .rows
+            .iter()
+            .any(|r| r.what == "extra" && r.key.starts_with("id=4")));
+    }
+}
