@@ -222,7 +222,19 @@ fn excerpt(field: &[u8]) -> String {
         return "NULL".to_string();
     }
     let text = String::from_utf8_lossy(&field[5..]);
-    let mut shown: String = text.chars().take(64).collect();
+    // One line per finding: control characters shown escaped.
+    let mut shown: String = text
+        .chars()
+        .take(64)
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect();
     if text.chars().count() > 64 {
         shown.push('…');
     }

@@ -391,4 +391,16 @@ fn alkemio_generated_rows_arrive_value_by_value() {
         last[0][0].as_deref(),
         Some(ROWS_PER_TABLE.to_string().as_str())
     );
+
+    // And verify proves it: every row, key, constraint, index, foreign key and sequence.
+    let fresh = workdir("alkemio_verify");
+    for wd in [&wd, &fresh] {
+        let (code, text) = verify_run(&source, &target, wd, &["--exclude", "migrations_typeorm"]);
+        assert_eq!(code, Some(0), "{text}");
+        let rows = migrated_tables * ROWS_PER_TABLE;
+        assert!(
+            text.contains(&format!("identical: {migrated_tables} tables, {rows} rows")),
+            "{text}"
+        );
+    }
 }

@@ -284,3 +284,73 @@ pub fn tiny_pair() -> (String, String) {
     );
     (mysql_url(&source), postgres_url(&target))
 }
+
+/// The application-shaped dataset of `tools/dataset` on the servers of `env_file`.
+pub fn dataset(env_file: &Path, users: u32, events: u32) -> String {
+    let name = unique("ds");
+    let out = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/dataset"))
+        .args([
+            env_file.to_str().unwrap(),
+            &name,
+            &name,
+            &users.to_string(),
+            &events.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tools/dataset: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    name
+}
+
+/// The env file of the servers `tools/test` started.
+pub fn shared_env() -> PathBuf {
+    PathBuf::from(std::env::var("PGCLIPPER_TEST_DIR").expect("run through tools/test")).join("env")
+}
+
+/// The (MySQL, Postgres) base URLs of the servers of `env_file`.
+pub fn servers(env_file: &Path) -> (String, String) {
+    let env = std::fs::read_to_string(env_file).unwrap();
+    let get = |key: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("export {key}=")))
+            .unwrap()
+            .to_string()
+    };
+    (get("PGCLIPPER_TEST_MYSQL"), get("PGCLIPPER_TEST_POSTGRES"))
+}
+
+/// Runs `verify` of source and target URLs (or database names, for the test servers) on
+/// `workdir`; returns its exit code and what it printed.
+pub fn verify_run(
+    source: &str,
+    target: &str,
+    workdir: &Path,
+    extra: &[&str],
+) -> (Option<i32>, String) {
+    let source = if source.contains("://") {
+        source.to_string()
+    } else {
+        mysql_url(source)
+    };
+    let target = if target.contains("://") {
+        target.to_string()
+    } else {
+        postgres_url(target)
+    };
+    let wd = workdir.to_str().unwrap();
+    let mut args = vec![
+        "verify",
+        "--source",
+        &source,
+        "--target",
+        &target,
+        "--workdir",
+        wd,
+    ];
+    args.extend_from_slice(extra);
+    run_cli(&args, &[("PGCLIPPER_LOG", "warn")])
+}

@@ -106,6 +106,14 @@ fn kratos_test_data_arrives_identical_to_kratos_own_postgres_dump() {
         std::fs::metadata(&wd).unwrap().permissions().mode() & 0o777,
         0o700
     );
+
+    // And verify proves it, on the migration's workdir and on a new one.
+    let fresh = workdir("kratos_verify");
+    for wd in [&wd, &fresh] {
+        let (code, text) = verify_run(&source, &target, wd, &["--exclude", "schema_migration"]);
+        assert_eq!(code, Some(0), "{text}");
+        assert!(text.contains("identical: 25 tables, 115 rows"), "{text}");
+    }
 }
 
 #[test]

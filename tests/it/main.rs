@@ -11,3 +11,4 @@ mod csv_roundtrip;
 mod first_hour;
 mod kratos;
 mod recovery;
+mod verify;

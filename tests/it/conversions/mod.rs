@@ -63,8 +63,12 @@ pub fn check_rules(rules: &[Rule], my_prelude: &str, pg_prelude: &str, extra: &[
         psql(&target, pg_sql.as_bytes());
         let mut args = extra.to_vec();
         args.extend(["--copy-format", format]);
-        migrate_ok(&source, &target, &workdir("conv"), &args);
+        let wd = workdir("conv");
+        migrate_ok(&source, &target, &wd, &args);
         compare_rules(rules, &target, format);
+        // verify, with its own canonical forms, finds the values equal too.
+        let (code, text) = verify_run(&source, &target, &wd, extra);
+        assert_eq!(code, Some(0), "verify after loading from {format}:\n{text}");
     }
 }
 

@@ -11,31 +11,6 @@ mod operator;
 
 use crate::common::*;
 
-/// The application-shaped dataset of `tools/dataset` on the servers of `env_file`.
-fn dataset(env_file: &Path, users: u32, events: u32) -> String {
-    let name = unique("ds");
-    let out = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/dataset"))
-        .args([
-            env_file.to_str().unwrap(),
-            &name,
-            &name,
-            &users.to_string(),
-            &events.to_string(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "tools/dataset: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    name
-}
-
-fn shared_env() -> PathBuf {
-    PathBuf::from(std::env::var("PGCLIPPER_TEST_DIR").expect("run through tools/test")).join("env")
-}
-
 /// `count:md5` of every table of the dataset, as Postgres holds it.
 fn digests(pg: &str, pg_db: &str) -> Vec<String> {
     ["users", "events"]
@@ -103,17 +78,6 @@ fn reference(env_file: &Path, users: u32, events: u32) -> Vec<String> {
     let (code, err) = run(&args("migrate", &my, &pg, &db, &workdir("ref"), &[]));
     assert_eq!(code, Some(0), "{err}");
     digests(&pg, &db)
-}
-
-fn servers(env_file: &Path) -> (String, String) {
-    let env = std::fs::read_to_string(env_file).unwrap();
-    let get = |key: &str| {
-        env.lines()
-            .find_map(|l| l.strip_prefix(&format!("export {key}=")))
-            .unwrap()
-            .to_string()
-    };
-    (get("PGCLIPPER_TEST_MYSQL"), get("PGCLIPPER_TEST_POSTGRES"))
 }
 
 /// A generated dataset on the shared servers, what a clean migration of it gives, and a
