@@ -3,6 +3,7 @@
 //! `source` → `encode` → `sink` → `post`; `commands` runs them as named steps, `cli` is the
 //! edge; `work` is how stages run concurrent work, `workdir` the files on disk.
 
+pub mod canon;
 pub mod catalog;
 pub mod cli;
 pub mod commands;

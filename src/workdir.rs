@@ -171,6 +171,19 @@ pub fn create_private_file(path: &Path) -> Result<File> {
         .map_err(Error::io(path))
 }
 
+/// Writes bytes through a temporary file and a rename, so a crash leaves the old or the
+/// new file, never half of one.
+pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    let mut file = create_private_file(&tmp)?;
+    file.write_all(bytes).map_err(Error::io(&tmp))?;
+    file.sync_all().map_err(Error::io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(Error::io(path))
+}
+
 /// Writes JSON through a temporary file and a rename, so a crash leaves the old or the new
 /// file, never half of one.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
@@ -226,7 +239,7 @@ pub fn complete_chunk(csv: &Path) -> Option<ManifestEntry> {
 }
 
 /// Whether `name` is one of the chunk files pgclipper writes: `000042.csv`, `.pgcopy`,
-/// `.meta.json`, and their temporary forms (`.csv.tmp`, `.csv.tmp2`, `.meta.json.tmp`).
+/// `.meta.json`, `.digest`, and their temporary forms (`.csv.tmp`, `.csv.tmp2`, `.meta.json.tmp`).
 fn is_chunk_file(name: &str) -> bool {
     let Some((digits, rest)) = name.split_once('.') else {
         return false;
@@ -238,7 +251,7 @@ fn is_chunk_file(name: &str) -> bool {
     };
     digits.len() == 6
         && digits.bytes().all(|b| b.is_ascii_digit())
-        && matches!(rest, "csv" | "pgcopy" | "meta.json")
+        && matches!(rest, "csv" | "pgcopy" | "meta.json" | "digest")
 }
 
 /// Removes what pgclipper put in a workdir: the plan, manifest and snapshot record, and in

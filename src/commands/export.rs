@@ -68,6 +68,7 @@ pub async fn run(settings: &ExportSettings) -> Result<Summary> {
         workdir,
         &HashSet::new(),
         options.copy_format,
+        &settings.selection.mapping,
     );
     // STEP 5: read them on one snapshot and write their files.
     let failure = Failure::new();

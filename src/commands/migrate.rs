@@ -57,6 +57,7 @@ pub async fn run(settings: &MigrateSettings) -> Result<Summary> {
         workdir,
         &loaded,
         settings.export.copy_format,
+        &settings.selection.mapping,
     );
     tracing::info!(
         loaded = left.loaded,

@@ -12,9 +12,10 @@ use std::sync::Arc;
 use tokio_postgres::Client;
 
 use super::Prepared;
+use crate::canon::digest::TableCanon;
 use crate::encode::{chunk, FinishedChunk, TableCodec};
 use crate::error::{Error, Result};
-use crate::mapping::{self, TableMapping};
+use crate::mapping::{self, MappingOptions, TableMapping};
 use crate::plan::{self, Plan};
 use crate::sink::{self, ledger, CopyFormat};
 use crate::source;
@@ -128,6 +129,7 @@ pub fn work_left(
     workdir: &Path,
     loaded: &HashSet<(String, u32)>,
     copy_format: CopyFormat,
+    options: &MappingOptions,
 ) -> WorkLeft {
     let mut by_table = Vec::new();
     let mut ready = Vec::new();
@@ -136,7 +138,8 @@ pub fn work_left(
             .iter()
             .find(|t| t.name() == planned.name)
             .expect("the fingerprint guarantees the plan's tables are mapped");
-        let job = Arc::new(table_job(table, copy_format));
+        let canon = TableCanon::new(table, options, planned.estimated_rows);
+        let job = Arc::new(table_job(table, copy_format, canon));
         let mut tasks = VecDeque::new();
         for chunk in &planned.chunks {
             if loaded.contains(&(planned.name.clone(), chunk.id)) {
@@ -169,10 +172,10 @@ pub fn work_left(
 }
 
 /// How to read, convert and place one table's chunks.
-fn table_job(table: &TableMapping, copy_format: CopyFormat) -> TableJob {
+fn table_job(table: &TableMapping, copy_format: CopyFormat, canon: TableCanon) -> TableJob {
     let key = source::key_columns(table);
     let binary = copy_format == CopyFormat::Binary;
-    let codec = TableCodec::new(table, binary);
+    let codec = TableCodec::new(table, binary, canon);
     if binary && codec.wires.is_none() {
         tracing::info!(table = %table.name(), "This table loads from its CSV files: a column's conversion has no binary COPY form (see docs/mapping.md).");
     }

@@ -5,17 +5,19 @@
 //! of the conversion code; then the keys, constraints, indexes, foreign keys and
 //! sequences, the row counts of every table, and the operator's critical assertions.
 
+use std::path::Path;
 use std::time::Instant;
 
 use super::{prepare_or_refuse, resume, TargetRows};
+use crate::canon::digest::{Digest, TableCanon};
 use crate::config::VerifySettings;
+use crate::encode::chunk::digest_path;
 use crate::error::{within, Result};
-use crate::plan::{self, ChunkSize};
+use crate::plan::{self, ChunkSize, PlannedTable};
 use crate::sink::ledger;
 use crate::source::snapshot;
 use crate::verify::catalog::{Finding, TableCount};
 use crate::verify::critical::{self, CriticalResult};
-use crate::verify::digest::TableCanon;
 use crate::verify::{self, RowOptions, TableJob, TableVerdict};
 use crate::workdir;
 
@@ -56,7 +58,8 @@ pub async fn run(settings: &VerifySettings) -> Result<VerifyReport> {
     .await?;
     // STEP 3: the migration's plan if the workdir holds it, else a new one.
     let schema = &settings.target.schema;
-    let (plan, which) = if resume::has_plan(workdir) {
+    let reused = resume::has_plan(workdir);
+    let (plan, which) = if reused {
         let plan = resume::existing_plan(workdir, &prepared, schema)?;
         (plan, "the migration's plan, reused")
     } else {
@@ -69,13 +72,24 @@ pub async fn run(settings: &VerifySettings) -> Result<VerifyReport> {
         let plan = plan::make(conn, &database, tables, schema, size, timeout, workdir).await?;
         (plan, "a new plan")
     };
-    // STEP 4: one consistent snapshot of the source for every read that follows.
-    let snapshot = within(
+    // STEP 4: one consistent snapshot of the source for every read that follows. The
+    // export's digests stand for the source if its binary log shows no write since.
+    let mut snapshot = within(
         timeout,
         "opening the consistent snapshot",
         snapshot::open(&settings.source, settings.readers),
     )
     .await?;
+    let database = prepared.database.clone();
+    let unchanged = reused
+        && within(
+            timeout,
+            "comparing the source with the export",
+            snapshot::check_same_source(workdir, &database, &mut snapshot),
+        )
+        .await
+        .inspect_err(|e| tracing::warn!(error = %e, "The export's digests are not used: the source is read again."))
+        .is_ok();
     // STEP 5: every row of every planned table, compared.
     let jobs: Vec<TableJob> = plan
         .tables
@@ -88,10 +102,19 @@ pub async fn run(settings: &VerifySettings) -> Result<VerifyReport> {
                 .find(|t| t.name() == planned.name)
                 .expect("the fingerprint guarantees the plan's tables are mapped")
                 .clone();
+            let canon = TableCanon::new(
+                &mapping,
+                &settings.selection.mapping,
+                planned.estimated_rows,
+            );
+            let exported = unchanged
+                .then(|| exported_digest(workdir, planned, &canon))
+                .flatten();
             TableJob {
-                canon: TableCanon::new(&mapping, &settings.selection.mapping),
+                canon,
                 mapping,
                 chunks: planned.chunks.clone(),
+                exported,
             }
         })
         .collect();
@@ -102,7 +125,7 @@ pub async fn run(settings: &VerifySettings) -> Result<VerifyReport> {
         show_values: settings.show_values,
     };
     let (tables, mut readers) =
-        verify::compare_rows(snapshot.readers, &prepared.database, jobs, &options).await?;
+        verify::compare_rows(snapshot.readers, &database, jobs, &options).await?;
     // STEP 6: keys, constraints, indexes, foreign keys, sequences; every table's rows.
     let known = ledger::plan_fingerprint(&prepared.postgres, &plan.plan_id).await?;
     let loaded: Vec<String> = plan.tables.iter().map(|t| t.target.clone()).collect();
@@ -126,4 +149,17 @@ pub async fn run(settings: &VerifySettings) -> Result<VerifyReport> {
     };
     workdir::write_json(&workdir.join(workdir::VERIFY_FILE), &report)?;
     Ok(report)
+}
+
+/// The source digest of a table as its chunks' digest files hold it, if every chunk has
+/// one computed under the same comparison.
+fn exported_digest(workdir: &Path, planned: &PlannedTable, canon: &TableCanon) -> Option<Digest> {
+    let fingerprint = canon.fingerprint();
+    let mut digest = Digest::new(canon.buckets);
+    for chunk in &planned.chunks {
+        let path = digest_path(&workdir::chunk_path(workdir, &planned.name, chunk.id));
+        let bytes = std::fs::read(path).ok()?;
+        digest.merge(&Digest::from_bytes(&bytes, fingerprint)?);
+    }
+    Some(digest)
 }

@@ -13,6 +13,7 @@ use mysql_async::Row;
 use xxhash_rust::xxh3::Xxh3;
 
 use super::{binary, row_checksum, TableCodec};
+use crate::canon::digest::{CanonRow, Digest};
 use crate::error::{Error, Result};
 use crate::workdir::{self, ManifestEntry};
 
@@ -43,6 +44,8 @@ struct ChunkState {
     /// The binary file as written so far: its length and hash, for the sidecar.
     binary_bytes: u64,
     binary_hash: Xxh3,
+    /// The rows in `verify`'s canonical form, per bucket.
+    digest: Option<Digest>,
 }
 
 /// A chunk file complete on disk.
@@ -154,7 +157,15 @@ impl ChunkWriter {
             .codec
             .encode_rows(rows, buffer, binary)
             .map_err(Error::Value)?;
+        buffers.hashes.clear();
+        self.codec
+            .digest_rows(rows, &mut buffers.canon_row, &mut buffers.hashes);
         let mut state = self.state.lock().expect("chunk state lock");
+        let buckets = self.codec.canon.buckets;
+        let digest = state.digest.get_or_insert_with(|| Digest::new(buckets));
+        for &(key, row) in &buffers.hashes {
+            digest.add(key, row);
+        }
         if state.file.is_none() {
             state.file = Some(workdir::create_private_file(&self.tmp_path)?);
         }
@@ -223,6 +234,16 @@ impl ChunkWriter {
             path: self.final_path.clone(),
             binary_path,
         };
+        // The digest before the sidecar: a complete chunk has its digest (an empty one too).
+        let canon = &self.codec.canon;
+        let digest = state
+            .digest
+            .take()
+            .unwrap_or_else(|| Digest::new(canon.buckets));
+        workdir::write_bytes(
+            &digest_path(&self.final_path),
+            &digest.to_bytes(canon.fingerprint()),
+        )?;
         let mut entry = finished.manifest_entry();
         if finished.binary_path.is_some() {
             entry.binary_bytes = Some(state.binary_bytes);
@@ -314,6 +335,11 @@ fn file_hash(path: &Path) -> std::io::Result<(u64, u64)> {
     }
 }
 
+/// Where a chunk's digest in `verify`'s canonical form is kept, beside its `.csv`.
+pub fn digest_path(csv: &Path) -> PathBuf {
+    csv.with_extension("digest")
+}
+
 /// The extension of a chunk's binary COPY file, beside its `.csv`.
 pub const BINARY_EXTENSION: &str = "pgcopy";
 
@@ -321,6 +347,8 @@ pub const BINARY_EXTENSION: &str = "pgcopy";
 pub struct Buffers {
     csv: Vec<u8>,
     binary: Vec<u8>,
+    canon_row: CanonRow,
+    hashes: Vec<(u64, u64)>,
 }
 
 impl Buffers {
@@ -337,6 +365,8 @@ impl Default for Buffers {
         Buffers {
             csv: Vec::with_capacity(1 << 20),
             binary: Vec::with_capacity(1 << 20),
+            canon_row: CanonRow::default(),
+            hashes: Vec::with_capacity(1024),
         }
     }
 }

@@ -18,6 +18,7 @@ use mysql_async::{Row, Value};
 pub use chunk::{ChunkWriter, FinishedChunk};
 pub use read::Refusal;
 
+use crate::canon::digest::{CanonRow, TableCanon};
 use crate::error::ValueError;
 use crate::mapping::{Conversion, TableMapping, Travel, Wire};
 
@@ -35,10 +36,14 @@ pub struct TableCodec {
     /// The binary COPY form of every column, when the table loads in binary: asked for,
     /// and every column has one.
     pub wires: Option<Vec<Wire>>,
+    /// How `verify` compares the table: the export digests the rows in that form, from
+    /// MySQL's values, by verify's own path, so that a verify right after the migration
+    /// reads only the target.
+    pub canon: TableCanon,
 }
 
 impl TableCodec {
-    pub fn new(mapping: &TableMapping, binary: bool) -> Self {
+    pub fn new(mapping: &TableMapping, binary: bool, canon: TableCanon) -> Self {
         let wires = mapping
             .columns
             .iter()
@@ -64,6 +69,7 @@ impl TableCodec {
             key_columns: mapping.key_columns().to_vec(),
             key_positions: mapping.key_positions.clone(),
             wires,
+            canon,
         }
     }
 
@@ -104,6 +110,17 @@ impl TableCodec {
             sum = sum.wrapping_add(row_checksum(&out[start..]));
         }
         Ok(sum)
+    }
+
+    /// Appends the (key hash, row hash) of each row in `verify`'s canonical form.
+    pub fn digest_rows(&self, rows: &[Row], scratch: &mut CanonRow, out: &mut Vec<(u64, u64)>) {
+        let canon = &self.canon;
+        for row in rows {
+            scratch.fill(canon.columns.len(), |i, field| {
+                canon.kinds[i].source(row.as_ref(i).unwrap_or(&Value::NULL), field)
+            });
+            out.push((scratch.key_hash(&canon.key), scratch.hash()));
+        }
     }
 
     #[cold]

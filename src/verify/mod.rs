@@ -1,13 +1,11 @@
 //! The proof that the target holds the source's data: every row of every planned table
-//! compared, by canonical forms computed independently on each side ([`canon`]), bucketed
-//! by key hash so string collations play no part ([`digest`]); buckets that differ read
+//! compared, by canonical forms computed independently on each side ([`crate::canon`]),
+//! bucketed by key hash so string collations play no part; buckets that differ read
 //! again to name each missing, extra and changed row and column. Then what rows do not
 //! show: keys, constraints, indexes and foreign keys, sequences, row counts ([`catalog`]).
 
-pub mod canon;
 pub mod catalog;
 pub mod critical;
-pub mod digest;
 pub mod read;
 
 use std::collections::HashSet;
@@ -16,7 +14,7 @@ use std::time::Duration;
 
 use mysql_async::Conn;
 
-use digest::{Differences, Digest, Matcher, RowDetail, TableCanon, LISTED_ROWS};
+use crate::canon::digest::{Differences, Digest, Matcher, RowDetail, TableCanon, LISTED_ROWS};
 
 use crate::error::Result;
 use crate::mapping::TableMapping;
@@ -34,6 +32,9 @@ pub struct TableJob {
     pub mapping: TableMapping,
     pub canon: TableCanon,
     pub chunks: Vec<Chunk>,
+    /// The source's digest as the export computed it, when it can be trusted: then the
+    /// source is read only for the buckets that differ.
+    pub exported: Option<Digest>,
 }
 
 /// How the comparison runs.
@@ -91,6 +92,13 @@ pub async fn compare_rows(
     tables: Vec<TableJob>,
     options: &RowOptions,
 ) -> Result<(Vec<TableVerdict>, Vec<Conn>)> {
+    let from_export = tables.iter().filter(|t| t.exported.is_some()).count();
+    if from_export > 0 {
+        tracing::info!(
+            tables = from_export,
+            "The source's digests of the export are reused: only the target is read in full."
+        );
+    }
     let tables = Arc::new(tables);
     let readers = Arc::new(Readers {
         database: database.to_string(),
@@ -137,7 +145,7 @@ async fn source_digests(
     let most = tables.iter().map(|t| t.chunks.len()).max().unwrap_or(0);
     for round in 0..most {
         for (i, t) in tables.iter().enumerate() {
-            if round < t.chunks.len() {
+            if round < t.chunks.len() && t.exported.is_none() {
                 tasks.push((i, round));
             }
         }
@@ -180,10 +188,16 @@ async fn source_digests(
     })
     .wait()
     .await?;
-    Ok(Arc::try_unwrap(digests)
+    let mut digests = Arc::try_unwrap(digests)
         .expect("workers done")
         .into_inner()
-        .expect("digests lock"))
+        .expect("digests lock");
+    for (i, t) in tables.iter().enumerate() {
+        if let Some(exported) = &t.exported {
+            digests[i] = exported.clone();
+        }
+    }
+    Ok(digests)
 }
 
 /// Every table's target digest, tables dealt out over Postgres sessions.
@@ -239,6 +253,49 @@ async fn narrow(
 ) -> Result<Differences> {
     let canon = &job.canon;
     let mut found = Differences::default();
+    let client = sink::connect(&options.target).await?;
+    let mut conn = readers.take();
+    let outcome = async {
+        // The export's digest says where to look; the source's rows themselves decide. Read
+        // once in full, a source equal to the target means the digest file was damaged.
+        let read_now;
+        let (source, differing) = match job.exported {
+            None => (source, differing),
+            Some(_) => {
+                let mut digest = Digest::new(canon.buckets);
+                read::source_rows(&mut conn, &readers.database, &job.mapping, &job.chunks, canon, options.io_timeout, |row| {
+                    digest.add(row.key_hash(&canon.key), row.hash())
+                })
+                .await?;
+                read_now = digest;
+                let differing = read_now.differing(target);
+                if differing.is_empty() {
+                    tracing::warn!(table = %canon.table, "The export's digest of this table does not match the source; read again, the source equals the target.");
+                }
+                (&read_now, differing)
+            }
+        };
+        compare_buckets(&mut conn, &client, readers, job, source, target, differing, options, &mut found).await
+    }
+    .await;
+    readers.give_back(conn);
+    outcome.map(|()| found)
+}
+
+/// Compares the rows of `differing` buckets one by one, in passes of bounded size.
+#[allow(clippy::too_many_arguments)]
+async fn compare_buckets(
+    conn: &mut Conn,
+    client: &tokio_postgres::Client,
+    readers: &Readers,
+    job: &TableJob,
+    source: &Digest,
+    target: &Digest,
+    differing: Vec<usize>,
+    options: &RowOptions,
+    found: &mut Differences,
+) -> Result<()> {
+    let canon = &job.canon;
     let mut groups: Vec<Vec<usize>> = vec![Vec::new()];
     for b in differing {
         let group = groups.last_mut().expect("one group");
@@ -250,51 +307,44 @@ async fn narrow(
             group.push(b);
         }
     }
-    let client = sink::connect(&options.target).await?;
-    let mut conn = readers.take();
-    let outcome = async {
-        for group in groups {
-            let wanted: HashSet<usize> = group.into_iter().collect();
-            let mut matcher = Matcher::default();
-            read::source_rows(
-                &mut conn,
-                &readers.database,
-                &job.mapping,
-                &job.chunks,
-                canon,
-                options.io_timeout,
-                |row| {
-                    let key_hash = row.key_hash(&canon.key);
-                    if wanted.contains(&source.bucket(key_hash)) {
-                        matcher.source_row(
-                            row.key_bytes(&canon.key),
-                            RowDetail::of(row, canon, options.show_values),
-                        );
-                    }
-                },
-            )
-            .await?;
-            read::target_rows(&client, canon, options.io_timeout, |row| {
+    for group in groups {
+        let wanted: HashSet<usize> = group.into_iter().collect();
+        let mut matcher = Matcher::default();
+        read::source_rows(
+            conn,
+            &readers.database,
+            &job.mapping,
+            &job.chunks,
+            canon,
+            options.io_timeout,
+            |row| {
                 let key_hash = row.key_hash(&canon.key);
-                if wanted.contains(&target.bucket(key_hash)) {
-                    matcher.target_row(
+                if wanted.contains(&source.bucket(key_hash)) {
+                    matcher.source_row(
                         row.key_bytes(&canon.key),
                         RowDetail::of(row, canon, options.show_values),
-                        canon,
                     );
                 }
-            })
-            .await?;
-            let pass = matcher.finish();
-            found.missing += pass.missing;
-            found.extra += pass.extra;
-            found.changed += pass.changed;
-            let room = LISTED_ROWS.saturating_sub(found.rows.len());
-            found.rows.extend(pass.rows.into_iter().take(room));
-        }
-        Ok(())
+            },
+        )
+        .await?;
+        read::target_rows(client, canon, options.io_timeout, |row| {
+            let key_hash = row.key_hash(&canon.key);
+            if wanted.contains(&target.bucket(key_hash)) {
+                matcher.target_row(
+                    row.key_bytes(&canon.key),
+                    RowDetail::of(row, canon, options.show_values),
+                    canon,
+                );
+            }
+        })
+        .await?;
+        let pass = matcher.finish();
+        found.missing += pass.missing;
+        found.extra += pass.extra;
+        found.changed += pass.changed;
+        let room = LISTED_ROWS.saturating_sub(found.rows.len());
+        found.rows.extend(pass.rows.into_iter().take(room));
     }
-    .await;
-    readers.give_back(conn);
-    outcome.map(|()| found)
+    Ok(())
 }

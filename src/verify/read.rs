@@ -10,7 +10,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value};
 use tokio_postgres::Client;
 
-use super::digest::{CanonRow, TableCanon};
+use crate::canon::digest::{CanonRow, TableCanon};
 use crate::error::{within, Error, Result};
 use crate::mapping::TableMapping;
 use crate::plan::Chunk;

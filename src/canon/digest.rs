@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::canon::Kind;
+use super::Kind;
 use crate::catalog::pg_ident;
 use crate::mapping::{MappingOptions, TableMapping};
 
@@ -26,8 +26,13 @@ pub struct TableCanon {
     pub buckets: usize,
 }
 
+/// Buckets a table's digest has at most: with the sums, 64 KiB a digest.
+pub const MAX_BUCKETS: u64 = 4096;
+
 impl TableCanon {
-    pub fn new(table: &TableMapping, options: &MappingOptions) -> TableCanon {
+    /// How `table` compares under `options`; `estimated_rows` (the plan's, so that export
+    /// and verify agree) sets the number of buckets.
+    pub fn new(table: &TableMapping, options: &MappingOptions, estimated_rows: u64) -> TableCanon {
         let zone = options.source_timezone.as_deref();
         let kinds = table
             .columns
@@ -45,16 +50,22 @@ impl TableCanon {
             .iter()
             .map(|k| table.columns.iter().position(|c| &c.source == k))
             .collect();
-        let rows = table.source.estimated_rows.max(1);
         TableCanon {
             table: table.name().to_string(),
             qualified: table.target.qualified(),
             columns: table.columns.iter().map(|c| c.target.clone()).collect(),
             kinds,
             key: key.unwrap_or_default(),
-            // About a hundred rows a bucket, so a damaged bucket is cheap to read again.
-            buckets: (rows / 100).clamp(1, 65_536) as usize,
+            // A few rows a bucket for small tables; large ones share 4096 buckets (only a
+            // damaged bucket's rows are held to be compared row by row).
+            buckets: (estimated_rows / 16).clamp(1, MAX_BUCKETS) as usize,
         }
+    }
+
+    /// Identifies the comparison (kinds, key, buckets): a digest computed under another is
+    /// not comparable.
+    pub fn fingerprint(&self) -> u64 {
+        xxh3_64(format!("{:?}|{:?}|{}", self.kinds, self.key, self.buckets).as_bytes())
     }
 
     /// The query that makes Postgres render every compared column as canonical-ready text.
@@ -134,7 +145,43 @@ pub struct Digest {
     sums: Vec<u64>,
 }
 
+/// The file signature of a digest stored beside a chunk file (`NNNNNN.digest`).
+const DIGEST_MAGIC: &[u8; 8] = b"PGCLDIG1";
+
 impl Digest {
+    /// The digest as a file: signature, the comparison's fingerprint, buckets, rows, then
+    /// every bucket's count and sum (little-endian).
+    pub fn to_bytes(&self, fingerprint: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(28 + 16 * self.counts.len());
+        out.extend_from_slice(DIGEST_MAGIC);
+        out.extend_from_slice(&fingerprint.to_le_bytes());
+        out.extend_from_slice(&(self.counts.len() as u32).to_le_bytes());
+        out.extend_from_slice(&self.rows.to_le_bytes());
+        for n in self.counts.iter().chain(&self.sums) {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        out
+    }
+
+    /// A digest file written under the comparison `fingerprint`; `None` for anything else.
+    pub fn from_bytes(bytes: &[u8], fingerprint: u64) -> Option<Digest> {
+        let u64_at = |at: usize| Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
+        if bytes.get(..8)? != DIGEST_MAGIC || u64_at(8)? != fingerprint {
+            return None;
+        }
+        let buckets = u32::from_le_bytes(bytes.get(16..20)?.try_into().ok()?) as usize;
+        if bytes.len() != 28 + 16 * buckets {
+            return None;
+        }
+        let mut digest = Digest::new(buckets);
+        digest.rows = u64_at(20)?;
+        for b in 0..buckets {
+            digest.counts[b] = u64_at(28 + 8 * b)?;
+            digest.sums[b] = u64_at(28 + 8 * (buckets + b))?;
+        }
+        Some(digest)
+    }
+
     pub fn new(buckets: usize) -> Digest {
         Digest {
             rows: 0,
@@ -367,6 +414,17 @@ mod tests {
         }
         assert_eq!(a, b);
         assert!(a.differing(&b).is_empty());
+    }
+
+    #[test]
+    fn a_digest_file_is_read_back_only_under_its_own_comparison() {
+        let mut d = Digest::new(3);
+        d.add(7, 11);
+        d.add(8, 13);
+        let bytes = d.to_bytes(42);
+        assert_eq!(Digest::from_bytes(&bytes, 42), Some(d));
+        assert_eq!(Digest::from_bytes(&bytes, 43), None);
+        assert_eq!(Digest::from_bytes(&bytes[..bytes.len() - 1], 42), None);
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! The canonical form of a value, computed on each side by its own simple path, chosen by
-//! the target column's type: from MySQL's own value on the source side, from Postgres'
+//! What `verify` compares: the canonical form of a value, computed on each side by its own
+//! simple path, chosen by the target column's type, and the digests of rows in that form
+//! ([`digest`]; the export computes the source's as it reads, `verify` the target's). The
+//! forms are chosen by the target column's type: from MySQL's own value on the source side, from Postgres'
 //! text rendering of the stored value on the target side. Neither path calls the
 //! conversion code, so a conversion bug (a time zone shift, a lost fraction, a flipped
 //! boolean) shows as a difference instead of being reproduced on both sides.
@@ -10,6 +12,8 @@
 //! one escaping; dates and timestamps as `YYYY-MM-DD HH:MM:SS.ffffff` (timestamptz in UTC,
 //! or in the source time zone for a datetime placed there); times to the microsecond;
 //! intervals in microseconds; bit strings as 0/1; sets and arrays as JSON arrays.
+
+pub mod digest;
 
 use mysql_async::Value;
 
