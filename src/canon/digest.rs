@@ -129,11 +129,19 @@ impl CanonRow {
         out
     }
 
+    /// The hash of [`CanonRow::key_bytes`], without building them.
     pub fn key_hash(&self, key: &[usize]) -> u64 {
-        if key.is_empty() {
-            return self.hash();
+        match key {
+            [] => self.hash(),
+            [only] => xxh3_64(self.field(*only)),
+            _ => {
+                let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+                for &i in key {
+                    hasher.update(self.field(i));
+                }
+                hasher.digest()
+            }
         }
-        xxh3_64(&self.key_bytes(key))
     }
 }
 

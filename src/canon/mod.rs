@@ -126,65 +126,67 @@ impl Kind {
         if let Value::NULL = value {
             return false;
         }
+        // Written digit by digit: the export digests every row with this, next to the
+        // conversion, so it must not allocate.
         match (self, value) {
             (Kind::Bool, Value::Int(n)) => push_bool(*n as i128, out),
             (Kind::Bool, Value::UInt(n)) => push_bool(*n as i128, out),
             (Kind::Bool, Value::Bytes(b)) => {
                 push_bool(b.iter().fold(0i128, |a, &x| (a << 8) | x as i128), out)
             }
-            (Kind::Integer | Kind::Decimal, Value::Int(n)) => push_display(n, out),
-            (Kind::Integer | Kind::Decimal, Value::UInt(n)) => push_display(n, out),
+            (Kind::Integer | Kind::Decimal, Value::Int(n)) => push_integer(*n as i128, out),
+            (Kind::Integer | Kind::Decimal, Value::UInt(n)) => push_integer(*n as i128, out),
             (Kind::Decimal, Value::Bytes(b)) => push_decimal(b, out),
-            (Kind::Float4, Value::Float(f)) => push_display(&format!("{:08x}", f.to_bits()), out),
-            (Kind::Float4, Value::Double(f)) => {
-                push_display(&format!("{:08x}", (*f as f32).to_bits()), out)
-            }
-            (Kind::Float8, Value::Float(f)) => {
-                push_display(&format!("{:016x}", (*f as f64).to_bits()), out)
-            }
-            (Kind::Float8, Value::Double(f)) => push_display(&format!("{:016x}", f.to_bits()), out),
+            (Kind::Float4, Value::Float(f)) => push_hex_u64(f.to_bits() as u64, 8, out),
+            (Kind::Float4, Value::Double(f)) => push_hex_u64((*f as f32).to_bits() as u64, 8, out),
+            (Kind::Float8, Value::Float(f)) => push_hex_u64((*f as f64).to_bits(), 16, out),
+            (Kind::Float8, Value::Double(f)) => push_hex_u64(f.to_bits(), 16, out),
             (Kind::Text { trim_end }, Value::Bytes(b)) => {
                 let text = if *trim_end { trim_spaces(b) } else { b };
                 out.extend_from_slice(text);
             }
-            (Kind::Uuid, Value::Bytes(b)) if b.len() == 16 => push_uuid_hex(&hex(b), out),
-            (Kind::Uuid, Value::Bytes(b)) => {
-                let digits: Vec<u8> = b
-                    .iter()
-                    .filter(|&&c| c != b'-')
-                    .map(u8::to_ascii_lowercase)
-                    .collect();
-                push_uuid_hex(&digits, out)
+            (Kind::Uuid, Value::Bytes(b)) if b.len() == 16 => push_uuid(
+                b.iter()
+                    .flat_map(|&x| [HEX[(x >> 4) as usize], HEX[(x & 15) as usize]]),
+                out,
+            ),
+            (Kind::Uuid, Value::Bytes(b)) => push_uuid(
+                b.iter().filter(|&&c| c != b'-').map(u8::to_ascii_lowercase),
+                out,
+            ),
+            (Kind::Bytea, Value::Bytes(b)) => {
+                for &x in b.iter() {
+                    out.extend_from_slice(&[HEX[(x >> 4) as usize], HEX[(x & 15) as usize]]);
+                }
             }
-            (Kind::Bytea, Value::Bytes(b)) => out.extend_from_slice(&hex(b)),
             (Kind::Json, Value::Bytes(b)) => json(b, out),
             (Kind::TextArray, Value::Bytes(b)) => set_as_json(b, out),
             (Kind::Date { zero_dates }, Value::Date(y, m, d, ..)) => {
                 if is_zero(*y, *m, *d) && *zero_dates == ZeroDates::Null {
                     return false;
                 }
-                push_display(&format!("{y:04}-{m:02}-{d:02}"), out)
+                push_date(*y, *m, *d, out);
             }
             (Kind::Timestamp { zero_dates, .. }, Value::Date(y, m, d, hh, mm, ss, us)) => {
                 if is_zero(*y, *m, *d) && *zero_dates == ZeroDates::Null {
                     return false;
                 }
-                push_display(
-                    &format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}.{us:06}"),
-                    out,
-                )
+                push_date(*y, *m, *d, out);
+                out.push(b' ');
+                push_clock(*hh as u32, *mm, *ss, *us, out);
             }
             (Kind::Time, Value::Time(negative, days, hh, mm, ss, us)) => {
-                let hours = *days * 24 + *hh as u32;
-                let sign = if *negative { "-" } else { "" };
-                push_display(&format!("{sign}{hours:02}:{mm:02}:{ss:02}.{us:06}"), out)
+                if *negative {
+                    out.push(b'-');
+                }
+                push_clock(*days * 24 + *hh as u32, *mm, *ss, *us, out);
             }
             (Kind::Interval, Value::Time(negative, days, hh, mm, ss, us)) => {
                 let micros = ((((*days as i64 * 24 + *hh as i64) * 60 + *mm as i64) * 60
                     + *ss as i64)
                     * 1_000_000)
                     + *us as i64;
-                push_display(&if *negative { -micros } else { micros }, out)
+                push_integer(if *negative { -micros } else { micros } as i128, out)
             }
             (Kind::Bits { width }, Value::Bytes(b)) => {
                 let n = b.iter().fold(0u128, |a, &x| (a << 8) | x as u128);
@@ -214,14 +216,14 @@ impl Kind {
                 .ok()
                 .and_then(|t| t.parse::<f32>().ok())
             {
-                Some(f) => push_display(&format!("{:08x}", f.to_bits()), out),
+                Some(f) => push_hex_u64(f.to_bits() as u64, 8, out),
                 None => out.extend_from_slice(text),
             },
             Kind::Float8 => match std::str::from_utf8(text)
                 .ok()
                 .and_then(|t| t.parse::<f64>().ok())
             {
-                Some(f) => push_display(&format!("{:016x}", f.to_bits()), out),
+                Some(f) => push_hex_u64(f.to_bits(), 16, out),
                 None => out.extend_from_slice(text),
             },
             Kind::Text { trim_end: true } => out.extend_from_slice(trim_spaces(text)),
@@ -230,6 +232,75 @@ impl Kind {
             _ => out.extend_from_slice(text),
         }
         true
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn push_integer(n: i128, out: &mut Vec<u8>) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// The low `digits` hex digits of `n`.
+fn push_hex_u64(n: u64, digits: u32, out: &mut Vec<u8>) {
+    for i in (0..digits).rev() {
+        out.push(HEX[((n >> (4 * i)) & 15) as usize]);
+    }
+}
+
+fn push_2(n: u8, out: &mut Vec<u8>) {
+    out.extend_from_slice(&[b'0' + n / 10, b'0' + n % 10]);
+}
+
+/// `YYYY-MM-DD`.
+fn push_date(y: u16, m: u8, d: u8, out: &mut Vec<u8>) {
+    push_2((y / 100) as u8, out);
+    push_2((y % 100) as u8, out);
+    out.push(b'-');
+    push_2(m, out);
+    out.push(b'-');
+    push_2(d, out);
+}
+
+/// `HH:MM:SS.ffffff`, hours of two digits or more.
+fn push_clock(hours: u32, mm: u8, ss: u8, us: u32, out: &mut Vec<u8>) {
+    if hours < 100 {
+        push_2(hours as u8, out);
+    } else {
+        push_integer(hours as i128, out);
+    }
+    out.push(b':');
+    push_2(mm, out);
+    out.push(b':');
+    push_2(ss, out);
+    out.push(b'.');
+    let mut digits = [b'0'; 6];
+    let mut n = us;
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.extend_from_slice(&digits);
+}
+
+/// 32 hex digits as 8-4-4-4-12; anything else as it is (it will not match).
+fn push_uuid(digits: impl Iterator<Item = u8>, out: &mut Vec<u8>) {
+    let start = out.len();
+    for (i, d) in digits.enumerate() {
+        if matches!(i, 8 | 12 | 16 | 20) {
+            out.push(b'-');
+        }
+        out.push(d);
+    }
+    if out.len() - start != 36 {
+        // Not 32 digits: keep the digits alone, which match no uuid.
+        let kept: Vec<u8> = out[start..]
+            .iter()
+            .copied()
+            .filter(|&b| b != b'-')
+            .collect();
+        out.truncate(start);
+        out.extend_from_slice(&kept);
     }
 }
 
@@ -253,28 +324,6 @@ fn is_zero(y: u16, m: u8, d: u8) -> bool {
 fn trim_spaces(text: &[u8]) -> &[u8] {
     let end = text.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
     &text[..end]
-}
-
-fn hex(bytes: &[u8]) -> Vec<u8> {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    bytes
-        .iter()
-        .flat_map(|&b| [DIGITS[(b >> 4) as usize], DIGITS[(b & 15) as usize]])
-        .collect()
-}
-
-/// 32 hex digits as 8-4-4-4-12; anything else as it is (it will not match).
-fn push_uuid_hex(digits: &[u8], out: &mut Vec<u8>) {
-    if digits.len() != 32 {
-        out.extend_from_slice(digits);
-        return;
-    }
-    for (i, &d) in digits.iter().enumerate() {
-        if matches!(i, 8 | 12 | 16 | 20) {
-            out.push(b'-');
-        }
-        out.push(d);
-    }
 }
 
 /// `HH:MM:SS[.f…]` with the fraction padded to six digits.

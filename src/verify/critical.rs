@@ -18,12 +18,20 @@ pub struct Critical {
     pub source_sql: String,
     /// Run on the target.
     pub target_sql: String,
+    /// The source's result must not be empty nor start with a zero count.
+    #[serde(default)]
+    pub non_empty: bool,
+    /// What the first value of the first row must be, on both sides (`"0"` for "no
+    /// orphans", say).
+    #[serde(default)]
+    pub expect: Option<String>,
 }
 
 /// The outcome of one assertion.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CriticalResult {
     pub name: String,
+    /// Both results equal, and as `non_empty` and `expect` demand.
     pub equal: bool,
     /// Both results, at most ten rows each, as text.
     pub source: Vec<Vec<Option<String>>>,
@@ -60,7 +68,10 @@ pub async fn run(
                 _ => None,
             })
             .collect();
-        let equal = source == target;
+        let first = source.first().and_then(|r| r.first()).cloned().flatten();
+        let equal = source == target
+            && (!a.non_empty || first.as_deref().is_some_and(|v| v != "0"))
+            && a.expect.as_ref().is_none_or(|e| first.as_ref() == Some(e));
         let shown = |rows: Vec<Vec<Option<String>>>| rows.into_iter().take(10).collect();
         results.push(CriticalResult {
             name: a.name.clone(),

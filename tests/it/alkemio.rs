@@ -393,10 +393,17 @@ fn alkemio_generated_rows_arrive_value_by_value() {
     );
 
     // And verify proves it: every row, key, constraint, index, foreign key and sequence.
+    let checklist = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/alkemio.toml");
     let fresh = workdir("alkemio_verify");
     for wd in [&wd, &fresh] {
-        let (code, text) = verify_run(&source, &target, wd, &["--exclude", "migrations_typeorm"]);
+        let (code, text) = verify_run(
+            &source,
+            &target,
+            wd,
+            &["--config", checklist.to_str().unwrap()],
+        );
         assert_eq!(code, Some(0), "{text}");
+        assert_eq!(text.matches("ok: critical: ").count(), 15, "{text}");
         let rows = migrated_tables * ROWS_PER_TABLE;
         assert!(
             text.contains(&format!("identical: {migrated_tables} tables, {rows} rows")),

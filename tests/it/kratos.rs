@@ -107,12 +107,24 @@ fn kratos_test_data_arrives_identical_to_kratos_own_postgres_dump() {
         0o700
     );
 
-    // And verify proves it, on the migration's workdir and on a new one.
+    // And verify proves it, on the migration's workdir and on a new one, with the shipped
+    // critical-data checklist.
+    let checklist = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/kratos.toml");
     let fresh = workdir("kratos_verify");
     for wd in [&wd, &fresh] {
-        let (code, text) = verify_run(&source, &target, wd, &["--exclude", "schema_migration"]);
+        let (code, text) = verify_run(
+            &source,
+            &target,
+            wd,
+            &["--config", checklist.to_str().unwrap()],
+        );
         assert_eq!(code, Some(0), "{text}");
         assert!(text.contains("identical: 25 tables, 115 rows"), "{text}");
+        assert_eq!(text.matches("ok: critical: ").count(), 9, "{text}");
+        assert!(
+            text.contains("ok: critical: identities: rows: source [[Some(\"11\")]]"),
+            "{text}"
+        );
     }
 }
 
