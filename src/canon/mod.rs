@@ -341,11 +341,50 @@ fn push_time_text(text: &[u8], out: &mut Vec<u8>) {
 /// An exact decimal as digits without leading zeros, without trailing fractional zeros,
 /// without exponent: `-012.50` and `-1.25E1` are both `-12.5`; `-0.0` is `0`.
 pub fn push_decimal(text: &[u8], out: &mut Vec<u8>) {
+    if push_plain_decimal(text, out) {
+        return;
+    }
     let Some(canonical) = canonical_decimal(text) else {
         out.extend_from_slice(text); // not a number: compared as it is
         return;
     };
     out.extend_from_slice(canonical.as_bytes());
+}
+
+/// The common case without allocating: `-?digits(.digits)?` as MySQL and Postgres print
+/// decimals. Returns `false` (writing nothing) for anything else.
+fn push_plain_decimal(text: &[u8], out: &mut Vec<u8>) -> bool {
+    let (negative, body) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    let dot = body.iter().position(|&b| b == b'.');
+    let (integer, fraction) = match dot {
+        Some(at) => (&body[..at], &body[at + 1..]),
+        None => (body, &b""[..]),
+    };
+    if integer.is_empty() || !integer.iter().chain(fraction).all(u8::is_ascii_digit) {
+        return false;
+    }
+    let integer = &integer[integer.iter().take_while(|&&b| b == b'0').count()..];
+    let fraction =
+        &fraction[..fraction.len() - fraction.iter().rev().take_while(|&&b| b == b'0').count()];
+    if integer.is_empty() && fraction.is_empty() {
+        out.push(b'0');
+        return true;
+    }
+    if negative {
+        out.push(b'-');
+    }
+    if integer.is_empty() {
+        out.push(b'0');
+    }
+    out.extend_from_slice(integer);
+    if !fraction.is_empty() {
+        out.push(b'.');
+        out.extend_from_slice(fraction);
+    }
+    true
 }
 
 fn canonical_decimal(text: &[u8]) -> Option<String> {
@@ -683,6 +722,26 @@ mod tests {
         assert_eq!(canon_json("not json"), "!not json");
         let deep = format!("{}{}", "[".repeat(300), "]".repeat(300));
         assert_eq!(canon_json(&deep), deep);
+    }
+
+    #[test]
+    fn plain_decimals_take_the_short_path_to_the_same_form() {
+        for text in [
+            "-012.50",
+            "0.000",
+            "-0.0",
+            "120",
+            "0.05",
+            "-7",
+            "00",
+            "18446744073709551615.10",
+        ] {
+            let (mut short, mut long) = (Vec::new(), Vec::new());
+            assert!(push_plain_decimal(text.as_bytes(), &mut short), "{text}");
+            long.extend_from_slice(canonical_decimal(text.as_bytes()).unwrap().as_bytes());
+            assert_eq!(short, long, "{text}");
+        }
+        assert!(!push_plain_decimal(b"1e5", &mut Vec::new()));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::mapping::TableMapping;
 use crate::plan::Chunk;
 use crate::sink;
 use crate::url::DbUrl;
-use crate::work::{Failure, Queue, Workers};
+use crate::work::{Failure, Queue, Tally, Workers};
 
 /// Rows of one table held at once while damaged buckets are compared row by row; more are
 /// compared in several passes.
@@ -104,10 +104,13 @@ pub async fn compare_rows(
         database: database.to_string(),
         idle: Mutex::new(readers),
     });
+    let compared = Arc::new(Tally::default());
+    let progress = compared.log_every_10s("Verifying: target rows read.");
     let (source, target) = tokio::try_join!(
         source_digests(&readers, &tables, options.io_timeout),
-        target_digests(&tables, options),
+        target_digests(&tables, options, &compared),
     )?;
+    progress.abort();
     let mut verdicts = Vec::new();
     for (i, job) in tables.iter().enumerate() {
         let differing = source[i].differing(&target[i]);
@@ -201,7 +204,11 @@ async fn source_digests(
 }
 
 /// Every table's target digest, tables dealt out over Postgres sessions.
-async fn target_digests(tables: &Arc<Vec<TableJob>>, options: &RowOptions) -> Result<Vec<Digest>> {
+async fn target_digests(
+    tables: &Arc<Vec<TableJob>>,
+    options: &RowOptions,
+    compared: &Arc<Tally>,
+) -> Result<Vec<Digest>> {
     let digests = Arc::new(Mutex::new(
         tables
             .iter()
@@ -212,12 +219,13 @@ async fn target_digests(tables: &Arc<Vec<TableJob>>, options: &RowOptions) -> Re
     let queue = Queue::new(0..tables.len(), &failure);
     let sessions = options.sessions.min(tables.len()).max(1);
     Workers::spawn(sessions, &failure, "a verify session", |_| {
-        let (tables, queue, digests, url, timeout) = (
+        let (tables, queue, digests, url, timeout, compared) = (
             tables.clone(),
             queue.clone(),
             digests.clone(),
             options.target.clone(),
             options.io_timeout,
+            compared.clone(),
         );
         async move {
             let client = sink::connect(&url).await?;
@@ -228,6 +236,7 @@ async fn target_digests(tables: &Arc<Vec<TableJob>>, options: &RowOptions) -> Re
                     digest.add(row.key_hash(&canon.key), row.hash())
                 })
                 .await?;
+                compared.add(digest.rows, 0);
                 digests.lock().expect("digests lock")[i] = digest;
             }
             Ok(())
