@@ -143,3 +143,52 @@ mod tests {
         );
     }
 }
+
+/// A column that draws its values from a sequence.
+#[derive(Debug, Clone)]
+pub struct DrawnSequence {
+    /// The table, as `regclass` prints it.
+    pub table: String,
+    pub column: String,
+    /// The sequence, as `regclass` prints it.
+    pub sequence: String,
+}
+
+/// Every (table, column, sequence) where a column of `tables` draws from a sequence: an
+/// identity or serial column (the sequence is owned), or any column whose default calls
+/// `nextval` on a sequence, owned or not (pg_dump output of ported schemas).
+pub async fn sequences_drawn(client: &Client, tables: &[String]) -> Result<Vec<DrawnSequence>> {
+    let rows = client
+        .query(
+            "SELECT c.oid::regclass::text, a.attname::text, s.oid::regclass::text
+             FROM pg_class c
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+             JOIN pg_depend d ON d.refobjid = c.oid AND d.refobjsubid = a.attnum
+                              AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+             JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+             WHERE c.oid = ANY($1::text[]::regclass[])
+             UNION
+             SELECT c.oid::regclass::text, a.attname::text, s.oid::regclass::text
+             FROM pg_class c
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+             JOIN pg_attrdef ad ON ad.adrelid = c.oid AND ad.adnum = a.attnum
+             JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+                              AND d.refclassid = 'pg_class'::regclass
+             JOIN pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'
+             WHERE c.oid = ANY($1::text[]::regclass[])
+             ORDER BY 3, 1, 2",
+            &[&tables],
+        )
+        .await
+        .map_err(Error::postgres(
+            "reading the sequences the target's columns draw from",
+        ))?;
+    Ok(rows
+        .iter()
+        .map(|r| DrawnSequence {
+            table: r.get(0),
+            column: r.get(1),
+            sequence: r.get(2),
+        })
+        .collect())
+}

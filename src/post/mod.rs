@@ -89,10 +89,8 @@ pub async fn after_load(url: &DbUrl, plan: &Plan, sessions: usize) -> Result<Fin
             objects = restored,
             "Keys, constraints and indexes rebuilt, foreign keys validated."
         );
-        let mut moved = 0;
-        for table in &plan.tables {
-            moved += sequences::advance(&client, &plan.plan_id, &table.target).await?;
-        }
+        let tables: Vec<String> = plan.tables.iter().map(|t| t.target.clone()).collect();
+        let moved = sequences::advance(&client, &plan.plan_id, &tables).await?;
         analyze(url, plan, sessions).await?;
         ledger::mark_completed(&client, &plan.plan_id).await?;
         Ok(Finished {

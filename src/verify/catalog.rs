@@ -6,6 +6,7 @@
 use tokio_postgres::Client;
 
 use crate::catalog::pg_ident;
+use crate::catalog::postgres::{sequences_drawn, DrawnSequence};
 use crate::error::{Error, Result};
 use crate::sink::{ledger, ObjectKind};
 
@@ -133,40 +134,21 @@ pub async fn check(
 /// Every sequence a loaded column draws from must hand out a value past the column's max.
 async fn sequences(client: &Client, tables: &[String]) -> Result<Vec<Finding>> {
     let context = "verifying sequences";
-    let drawn = client
-        .query(
-            "SELECT DISTINCT c.oid::regclass::text, a.attname::text, s.oid::regclass::text
-             FROM pg_class c
-             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-             JOIN pg_depend d ON d.refobjid = c.oid AND d.refobjsubid = a.attnum
-                              AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
-             JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
-             WHERE c.oid = ANY($1::text[]::regclass[])
-             UNION
-             SELECT DISTINCT c.oid::regclass::text, a.attname::text, s.oid::regclass::text
-             FROM pg_class c
-             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-             JOIN pg_attrdef ad ON ad.adrelid = c.oid AND ad.adnum = a.attnum
-             JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
-                              AND d.refclassid = 'pg_class'::regclass
-             JOIN pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'
-             WHERE c.oid = ANY($1::text[]::regclass[])
-             ORDER BY 1, 2, 3",
-            &[&tables],
-        )
-        .await
-        .map_err(Error::postgres(context))?;
+    let drawn = sequences_drawn(client, tables).await?;
     let mut findings = Vec::new();
-    for row in &drawn {
-        let (table, column, sequence): (String, String, String) =
-            (row.get(0), row.get(1), row.get(2));
+    for DrawnSequence {
+        table,
+        column,
+        sequence,
+    } in &drawn
+    {
         let state = client
             .query_one(
                 &format!(
                     "SELECT (SELECT max({})::numeric FROM {table})::text,
                             (CASE WHEN s.is_called THEN s.last_value + p.seqincrement ELSE s.last_value END)::text
                      FROM {sequence} s, pg_sequence p WHERE p.seqrelid = '{}'::regclass",
-                    pg_ident(&column),
+                    pg_ident(column),
                     sequence.replace('\'', "''")
                 ),
                 &[],

@@ -253,3 +253,53 @@ fn a_time_zone_shift_in_the_load_is_found_row_by_row() {
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("changed id=3: flag"), "{text}");
 }
+
+/// A sequence a column's default draws from without owning it (pg_dump output of ported
+/// schemas): the application's next insert must not collide with a copied row.
+#[test]
+fn sequences_a_default_draws_from_are_past_the_loaded_values_even_when_not_owned() {
+    let db = unique("verify_seq");
+    create_mysql_db(&db);
+    mysql_exec(
+        Some(&db),
+        b"CREATE TABLE a (id int PRIMARY KEY, v int); INSERT INTO a VALUES (1, 1), (41, 2);
+          CREATE TABLE b (id int PRIMARY KEY); INSERT INTO b VALUES (7), (99);",
+    );
+    create_pg_db(&db);
+    psql(
+        &db,
+        b"CREATE SEQUENCE shared_seq; CREATE SEQUENCE a_v_seq;
+          CREATE TABLE a (id int PRIMARY KEY DEFAULT nextval('shared_seq'), v int DEFAULT nextval('a_v_seq'));
+          CREATE TABLE b (id int PRIMARY KEY DEFAULT nextval('shared_seq'));",
+    );
+    let wd = workdir("verify_seq");
+    migrate_ok(&db, &db, &wd, &[]);
+    let (code, text) = verify_run(&db, &db, &wd, &[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("ok: sequences past the loaded values: shared_seq (for a.id)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ok: sequences past the loaded values: shared_seq (for b.id)"),
+        "{text}"
+    );
+    // The shared sequence is past the max of both tables; an insert takes the next value.
+    let next = pg_query(&db, "SELECT nextval('shared_seq')");
+    assert_eq!(next[0][0].as_deref(), Some("100"));
+    let next = pg_query(&db, "SELECT nextval('a_v_seq')");
+    assert_eq!(next[0][0].as_deref(), Some("3"));
+    // And reset puts both back as they were.
+    let reset = [
+        "reset",
+        "--target",
+        &postgres_url(&db),
+        "--workdir",
+        wd.to_str().unwrap(),
+        "--yes",
+    ];
+    let (code, text) = run_cli(&reset, &[]);
+    assert_eq!(code, Some(0), "{text}");
+    let state = pg_query(&db, "SELECT last_value, is_called FROM shared_seq");
+    assert_eq!(state[0], [Some("1".to_string()), Some("f".to_string())]);
+}
