@@ -138,12 +138,7 @@ async fn source_digests(
     tables: &Arc<Vec<TableJob>>,
     timeout: Duration,
 ) -> Result<Vec<Digest>> {
-    let digests = Arc::new(Mutex::new(
-        tables
-            .iter()
-            .map(|t| Digest::new(t.canon.buckets))
-            .collect::<Vec<_>>(),
-    ));
+    let digests = empty_digests(tables);
     let mut tasks = Vec::new();
     let most = tables.iter().map(|t| t.chunks.len()).max().unwrap_or(0);
     for round in 0..most {
@@ -191,10 +186,7 @@ async fn source_digests(
     })
     .wait()
     .await?;
-    let mut digests = Arc::try_unwrap(digests)
-        .expect("workers done")
-        .into_inner()
-        .expect("digests lock");
+    let mut digests = into_digests(digests);
     for (i, t) in tables.iter().enumerate() {
         if let Some(exported) = &t.exported {
             digests[i] = exported.clone();
@@ -209,12 +201,7 @@ async fn target_digests(
     options: &RowOptions,
     compared: &Arc<Tally>,
 ) -> Result<Vec<Digest>> {
-    let digests = Arc::new(Mutex::new(
-        tables
-            .iter()
-            .map(|t| Digest::new(t.canon.buckets))
-            .collect::<Vec<_>>(),
-    ));
+    let digests = empty_digests(tables);
     let failure = Failure::new();
     let queue = Queue::new(0..tables.len(), &failure);
     let sessions = options.sessions.min(tables.len()).max(1);
@@ -244,10 +231,24 @@ async fn target_digests(
     })
     .wait()
     .await?;
-    Ok(Arc::try_unwrap(digests)
+    Ok(into_digests(digests))
+}
+
+/// One empty digest per table, for workers to fill.
+fn empty_digests(tables: &[TableJob]) -> Arc<Mutex<Vec<Digest>>> {
+    let digests = tables
+        .iter()
+        .map(|t| Digest::new(t.canon.buckets))
+        .collect();
+    Arc::new(Mutex::new(digests))
+}
+
+/// The digests, once every worker is done with them.
+fn into_digests(digests: Arc<Mutex<Vec<Digest>>>) -> Vec<Digest> {
+    Arc::try_unwrap(digests)
         .expect("workers done")
         .into_inner()
-        .expect("digests lock"))
+        .expect("digests lock")
 }
 
 /// Reads the rows of the differing buckets again on both sides, in passes of at most
