@@ -90,6 +90,16 @@ pub enum Error {
     #[error(transparent)]
     Value(Box<ValueError>),
 
+    /// A row the target refused on load, named by its key.
+    #[error("table `{table}`, key {key}{}: Postgres refused the row: {reason}", column.as_ref().map(|c| format!(", column `{c}`")).unwrap_or_default())]
+    Refused {
+        table: String,
+        key: String,
+        /// When Postgres names it.
+        column: Option<String>,
+        reason: String,
+    },
+
     #[error("the migration cannot run: {} problem(s)\n{}", .0.len(), render_problems(.0))]
     Check(Vec<Problem>),
 
@@ -183,7 +193,9 @@ impl Error {
             Error::Usage(_) => Exit::Usage,
             Error::Interrupted { signal, .. } if *signal == "SIGTERM" => Exit::Terminated,
             Error::Interrupted { .. } => Exit::Interrupted,
-            Error::Value(_) | Error::Check(_) | Error::Data(_) => Exit::Data,
+            Error::Value(_) | Error::Refused { .. } | Error::Check(_) | Error::Data(_) => {
+                Exit::Data
+            }
             // A COPY that Postgres refuses for its data (class 22 data exception,
             // 23 integrity violation) is a data error, not an environment one.
             Error::Postgres { cause, .. } => match cause.code().map(|c| &c.code()[..2]) {

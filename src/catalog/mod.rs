@@ -137,6 +137,18 @@ pub struct TargetTable {
     pub schema: String,
     pub name: String,
     pub columns: Vec<TargetColumn>,
+    /// User triggers that fire on INSERT, so during the load (COPY fires them).
+    #[serde(default)]
+    pub insert_triggers: Vec<Trigger>,
+}
+
+/// A user trigger of a target table.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Trigger {
+    pub name: String,
+    /// `BEFORE INSERT … FOR EACH ROW`: it may fill columns of the row being inserted.
+    pub before_row: bool,
+    pub function: String,
 }
 
 impl TargetTable {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use tokio_postgres::Client;
 
-use super::{PgType, TargetColumn, TargetTable};
+use super::{PgType, TargetColumn, TargetTable, Trigger};
 use crate::error::{Error, Result};
 
 /// Every ordinary or partitioned table of `schema`, with its columns in order.
@@ -67,6 +67,7 @@ pub async fn read(client: &Client, schema: &str) -> Result<Vec<TargetTable>> {
                 schema: schema.to_string(),
                 name: table,
                 columns: Vec::new(),
+                insert_triggers: Vec::new(),
             })
             .columns
             .push(TargetColumn {
@@ -77,6 +78,31 @@ pub async fn read(client: &Client, schema: &str) -> Result<Vec<TargetTable>> {
                 generated: r.get(7),
                 has_default: r.get(8),
             });
+    }
+    // User triggers that fire on INSERT (tgtype: 1 row, 2 before, 4 insert).
+    let triggers = client
+        .query(
+            "SELECT c.relname::text, t.tgname::text, (t.tgtype & 3) = 3, p.oid::regproc::text
+             FROM pg_trigger t
+             JOIN pg_class c ON c.oid = t.tgrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             JOIN pg_proc p ON p.oid = t.tgfoid
+             WHERE n.nspname = $1 AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+               AND (t.tgtype & 4) <> 0
+             ORDER BY 1, 2",
+            &[&schema],
+        )
+        .await
+        .map_err(Error::postgres("reading the target's triggers"))?;
+    for r in triggers {
+        let table: String = r.get(0);
+        if let Some(t) = tables.get_mut(&table) {
+            t.insert_triggers.push(Trigger {
+                name: r.get(1),
+                before_row: r.get(2),
+                function: r.get(3),
+            });
+        }
     }
     Ok(tables.into_values().collect())
 }

@@ -66,3 +66,83 @@ mod tests {
         assert_eq!(field("\\N"), "\"\\N\"");
     }
 }
+
+/// The fields of row `n` (1-based) of a CSV chunk file, as text (`None` for NULL); `None`
+/// if the file has fewer rows. For naming the row Postgres refused: COPY counts rows.
+pub fn row_of_file(path: &std::path::Path, n: u64) -> Option<Vec<Option<String>>> {
+    use std::io::BufRead;
+    let mut file = std::io::BufReader::new(std::fs::File::open(path).ok()?);
+    let (mut row, mut line, mut quoted) = (1u64, Vec::new(), false);
+    loop {
+        let mut part = Vec::new();
+        if file.read_until(b'\n', &mut part).ok()? == 0 {
+            return None;
+        }
+        quoted ^= part.iter().filter(|&&b| b == b'"').count() % 2 == 1;
+        if row == n {
+            line.extend_from_slice(&part);
+        }
+        if !quoted {
+            if row == n {
+                return Some(split_row(&line));
+            }
+            row += 1;
+        }
+    }
+}
+
+/// One CSV row's fields: quotes removed and doubled quotes undone; an unquoted empty field
+/// is NULL.
+fn split_row(line: &[u8]) -> Vec<Option<String>> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let (mut fields, mut field, mut quoted, mut was_quoted) =
+        (Vec::new(), Vec::new(), false, false);
+    let mut i = 0;
+    while i < line.len() {
+        let b = line[i];
+        match (b, quoted) {
+            (b'"', true) if line.get(i + 1) == Some(&b'"') => {
+                field.push(b'"');
+                i += 1;
+            }
+            (b'"', _) => {
+                quoted = !quoted;
+                was_quoted = true;
+            }
+            (b',', false) => {
+                let text = String::from_utf8_lossy(&field).into_owned();
+                fields.push((was_quoted || !field.is_empty()).then_some(text));
+                field.clear();
+                was_quoted = false;
+            }
+            _ => field.push(b),
+        }
+        i += 1;
+    }
+    let text = String::from_utf8_lossy(&field).into_owned();
+    fields.push((was_quoted || !field.is_empty()).then_some(text));
+    fields
+}
+
+#[cfg(test)]
+mod row_tests {
+    use super::*;
+
+    #[test]
+    fn the_nth_row_is_found_across_quoted_line_breaks() {
+        let path = std::env::temp_dir().join(format!("pgclipper-rows-{}.csv", std::process::id()));
+        std::fs::write(&path, "1,\"a\nb\"\n2,\n3,\"say \"\"hi\"\"\",\"\"\n").unwrap();
+        assert_eq!(row_of_file(&path, 2), Some(vec![Some("2".into()), None]));
+        assert_eq!(
+            row_of_file(&path, 3),
+            Some(vec![
+                Some("3".into()),
+                Some("say \"hi\"".into()),
+                Some(String::new())
+            ])
+        );
+        assert_eq!(row_of_file(&path, 1).unwrap()[1].as_deref(), Some("a\nb"));
+        assert_eq!(row_of_file(&path, 4), None);
+        std::fs::remove_file(&path).unwrap();
+    }
+}

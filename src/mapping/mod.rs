@@ -189,12 +189,40 @@ fn pair_table(
                     .contains(&(table.clone(), c.name.clone()))
         });
         if !copied && tc.not_null && !tc.has_default && !tc.generated {
-            mapping.problems.push(problem(
-                table,
-                Some(&tc.name),
-                "target column is NOT NULL without a default, and no source column fills it",
-            ));
+            let fillers: Vec<&str> = dst
+                .insert_triggers
+                .iter()
+                .filter(|t| t.before_row)
+                .map(|t| t.name.as_str())
+                .collect();
+            if fillers.is_empty() {
+                mapping.problems.push(problem(
+                    table,
+                    Some(&tc.name),
+                    "target column is NOT NULL without a default, and no source column fills it",
+                ));
+            } else {
+                // COPY fires the trigger: the load proves whether it fills the column.
+                mapping.warnings.push(problem(
+                    table,
+                    Some(&tc.name),
+                    format!(
+                        "target column is NOT NULL without a default and no source column fills it; the BEFORE INSERT trigger {} may: a row it leaves NULL stops the load",
+                        fillers.join(", ")
+                    ),
+                ));
+            }
         }
+    }
+    for trigger in &dst.insert_triggers {
+        mapping.warnings.push(problem(
+            table,
+            None,
+            format!(
+                "trigger {} ({}) fires for every row loaded: it costs time and may write elsewhere (see docs/mapping.md, Triggers)",
+                trigger.name, trigger.function
+            ),
+        ));
     }
     if src.key.is_empty() {
         mapping.warnings.push(problem(

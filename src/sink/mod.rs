@@ -140,6 +140,8 @@ pub struct CopyTarget {
     pub qualified: String,
     pub columns: Vec<String>,
     pub format: CopyFormat,
+    /// The key columns and their positions among `columns`, to name a refused row.
+    pub key: Vec<(String, usize)>,
 }
 
 impl CopyTarget {
@@ -178,6 +180,13 @@ pub fn copy_targets(plan: &Plan, format: CopyFormat) -> HashMap<String, CopyTarg
                     qualified: t.target.clone(),
                     columns: t.target_columns.clone(),
                     format,
+                    key: t
+                        .key
+                        .iter()
+                        .filter_map(|k| {
+                            Some((k.clone(), t.target_columns.iter().position(|c| c == k)?))
+                        })
+                        .collect(),
                 },
             )
         })
@@ -240,22 +249,26 @@ pub async fn copy_and_mark(
 ) -> Result<()> {
     if chunk.rows > 0 {
         let (path, binary) = target.source_file(chunk);
-        let sink = within(timeout, context, async {
-            tx.copy_in::<_, bytes::Bytes>(&target.copy_sql(binary))
-                .await
-                .map_err(Error::postgres(context))
-        })
-        .await?;
-        futures_util::pin_mut!(sink);
-        stream_file(path, sink.as_mut(), context, timeout).await?;
-        // Postgres checks every row at the end: allow for the chunk's size.
-        let loaded = within(timeout * 4, context, async {
-            sink.as_mut()
-                .finish()
-                .await
-                .map_err(Error::postgres(context))
-        })
-        .await?;
+        let copied = async {
+            let sink = within(timeout, context, async {
+                tx.copy_in::<_, bytes::Bytes>(&target.copy_sql(binary))
+                    .await
+                    .map_err(Error::postgres(context))
+            })
+            .await?;
+            futures_util::pin_mut!(sink);
+            stream_file(path, sink.as_mut(), context, timeout).await?;
+            // Postgres checks every row at the end: allow for the chunk's size.
+            within(timeout * 4, context, async {
+                sink.as_mut()
+                    .finish()
+                    .await
+                    .map_err(Error::postgres(context))
+            })
+            .await
+        }
+        .await;
+        let loaded = copied.map_err(|e| name_refused_row(e, target, chunk))?;
         if loaded != chunk.rows {
             return Err(Error::Data(format!(
                 "{context}: Postgres loaded {loaded} rows, the chunk file holds {}",
@@ -272,6 +285,46 @@ pub async fn copy_and_mark(
         chunk.checksum,
     );
     within(timeout, context, mark).await
+}
+
+/// A row Postgres refused (a domain's CHECK, a NULL a trigger left, a value its type's input
+/// refuses) is named by its key: COPY says which row of the chunk it was, the chunk's CSV
+/// file says which key that row holds. Postgres' own detail may quote the whole row, so
+/// only its SQLSTATE and message are shown.
+fn name_refused_row(error: Error, target: &CopyTarget, chunk: &FinishedChunk) -> Error {
+    let Error::Postgres { cause, .. } = &error else {
+        return error;
+    };
+    let Some(db) = cause.as_db_error() else {
+        return error;
+    };
+    if !matches!(&db.code().code()[..2], "22" | "23") {
+        return error;
+    }
+    let row = db
+        .where_()
+        .and_then(|w| w.split(", line ").nth(1))
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse::<u64>().ok());
+    let Some(row) = row else { return error };
+    let key = match crate::encode::csv::row_of_file(&chunk.path, row) {
+        Some(fields) if !target.key.is_empty() => target
+            .key
+            .iter()
+            .map(|(name, i)| {
+                let value = fields.get(*i).cloned().flatten();
+                format!("{name}={}", value.as_deref().unwrap_or("NULL"))
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => format!("row {row} of chunk {}", chunk.chunk_id),
+    };
+    Error::Refused {
+        table: chunk.table.clone(),
+        key,
+        column: db.column().map(str::to_string),
+        reason: format!("{}: {}", db.code().code(), db.message()),
+    }
 }
 
 async fn stream_file(

@@ -11,4 +11,5 @@ mod csv_roundtrip;
 mod first_hour;
 mod kratos;
 mod recovery;
+mod target_schemas;
 mod verify;
