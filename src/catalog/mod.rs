@@ -114,9 +114,10 @@ pub enum PgType {
         name: String,
         labels: Vec<String>,
     },
-    /// text[] or varchar[].
+    /// text[] or varchar[]; `max_chars` of each element for varchar(n)[].
     TextArray {
         varchar: bool,
+        max_chars: Option<u32>,
     },
     Other(String),
 }

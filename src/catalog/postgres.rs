@@ -144,6 +144,8 @@ pub fn parse_type(typname: &str, typmod: i32, element: Option<&str>) -> PgType {
         "varbit" => PgType::Varbit((typmod > 0).then_some(typmod as u32)),
         _ if matches!(element, Some("text" | "varchar")) => PgType::TextArray {
             varchar: element == Some("varchar"),
+            // An array column's typmod is its elements'.
+            max_chars: (element == Some("varchar") && typmod >= 4).then(|| (typmod - 4) as u32),
         },
         other => PgType::Other(other.to_string()),
     }
@@ -165,7 +167,10 @@ mod tests {
         assert_eq!(parse_type("timestamp", 3, None), PgType::Timestamp(3));
         assert_eq!(
             parse_type("_text", -1, Some("text")),
-            PgType::TextArray { varchar: false }
+            PgType::TextArray {
+                varchar: false,
+                max_chars: None
+            }
         );
     }
 }

@@ -112,8 +112,16 @@ impl Conversion {
                 json::validate(text.as_bytes(), *jsonb).map_err(Refusal::new)?;
                 push_field(out, text.as_bytes());
             }
-            Conversion::SetToArray => {
+            Conversion::SetToArray { max_chars } => {
                 let text = text(value)?;
+                if let Some(max) = max_chars {
+                    if let Some(label) = text.split(',').find(|l| l.chars().count() > *max as usize)
+                    {
+                        return Err(Refusal::new(format!(
+                            "set label {label:?} is longer than the target array's elements allow ({max} characters)"
+                        )));
+                    }
+                }
                 let mut array = Vec::with_capacity(text.len() + 2);
                 array.push(b'{');
                 if !text.is_empty() {
@@ -477,13 +485,25 @@ mod tests {
     #[test]
     fn sets_become_text_arrays() {
         assert_eq!(
-            enc(&Conversion::SetToArray, Value::Bytes(b"a,b".to_vec())).unwrap(),
+            enc(
+                &Conversion::SetToArray { max_chars: None },
+                Value::Bytes(b"a,b".to_vec())
+            )
+            .unwrap(),
             "\"{\"\"a\"\",\"\"b\"\"}\""
         );
         assert_eq!(
-            enc(&Conversion::SetToArray, Value::Bytes(b"".to_vec())).unwrap(),
+            enc(
+                &Conversion::SetToArray { max_chars: None },
+                Value::Bytes(b"".to_vec())
+            )
+            .unwrap(),
             "{}"
         );
+        let short = Conversion::SetToArray { max_chars: Some(3) };
+        assert!(enc(&short, Value::Bytes("abc,déf".as_bytes().to_vec())).is_ok());
+        let refused = enc(&short, Value::Bytes(b"ab,abcd".to_vec())).unwrap_err();
+        assert!(refused.reason.contains("\"abcd\" is longer"), "{refused:?}");
     }
 
     #[test]

@@ -82,8 +82,10 @@ pub enum Conversion {
     Json {
         jsonb: bool,
     },
-    /// A MySQL set (`a,b`) into text[].
-    SetToArray,
+    /// A MySQL set (`a,b`) into text[] or varchar(n)[] (each label at most `max_chars`).
+    SetToArray {
+        max_chars: Option<u32>,
+    },
     Date {
         zero_dates: ZeroDates,
     },

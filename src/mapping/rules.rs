@@ -84,8 +84,10 @@ pub fn choose(
             },
             Wire::Text,
         ),
-        (M::Set(_), P::TextArray { varchar }) => R::binary(
-            C::SetToArray,
+        (M::Set(_), P::TextArray { varchar, max_chars }) => R::binary(
+            C::SetToArray {
+                max_chars: *max_chars,
+            },
             Wire::TextArray {
                 element_oid: if *varchar { VARCHAR_OID } else { TEXT_OID },
             },
