@@ -49,6 +49,12 @@ pub enum Kind {
         width: u32,
     },
     TextArray,
+    /// inet or cidr: the address and prefix as Postgres prints them.
+    Inet {
+        cidr: bool,
+    },
+    /// Lower-case `08:00:2b:01:02:03`.
+    Macaddr,
 }
 
 impl Kind {
@@ -94,6 +100,8 @@ impl Kind {
                 },
             },
             P::TextArray { .. } => Kind::TextArray,
+            P::Inet { cidr } => Kind::Inet { cidr: *cidr },
+            P::Macaddr => Kind::Macaddr,
             P::Text | P::Varchar(_) | P::Enum { .. } | P::Other(_) => {
                 Kind::Text { trim_end: false }
             }
@@ -195,6 +203,20 @@ impl Kind {
                 }
             }
             (Kind::Integer, Value::Bytes(b)) => out.extend_from_slice(b),
+            (Kind::Inet { cidr }, Value::Bytes(b)) => push_inet(b, *cidr, out),
+            (Kind::Macaddr, Value::Bytes(b)) => {
+                let digits: Vec<u8> = b
+                    .iter()
+                    .filter(|c| c.is_ascii_hexdigit())
+                    .map(u8::to_ascii_lowercase)
+                    .collect();
+                for (i, pair) in digits.chunks(2).enumerate() {
+                    if i > 0 {
+                        out.push(b':');
+                    }
+                    out.extend_from_slice(pair);
+                }
+            }
             // A value of a kind the rule did not expect: shown as the server sent it, so
             // the comparison fails visibly rather than silently.
             (_, other) => push_display(&format!("{other:?}"), out),
@@ -326,6 +348,24 @@ fn is_zero(y: u16, m: u8, d: u8) -> bool {
 fn trim_spaces(text: &[u8]) -> &[u8] {
     let end = text.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
     &text[..end]
+}
+
+/// An address with its prefix length, as `inet::text` and `cidr::text` print it (the
+/// prefix always, `/32` for an IPv4 host too); text that is no address is kept as it is.
+fn push_inet(text: &[u8], _cidr: bool, out: &mut Vec<u8>) {
+    let text = String::from_utf8_lossy(text);
+    let (address, prefix) = match text.split_once('/') {
+        Some((a, p)) => (a, p.parse::<u32>().ok()),
+        None => (text.as_ref(), None),
+    };
+    let Ok(address) = address.trim().parse::<std::net::IpAddr>() else {
+        out.extend_from_slice(text.as_bytes());
+        return;
+    };
+    let bits = if address.is_ipv4() { 32 } else { 128 };
+    let prefix = prefix.unwrap_or(bits);
+    push_display(&address, out);
+    push_display(&format!("/{prefix}"), out);
 }
 
 /// `HH:MM:SS[.f…]` with the fraction padded to six digits.

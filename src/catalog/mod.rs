@@ -114,6 +114,11 @@ pub enum PgType {
         name: String,
         labels: Vec<String>,
     },
+    /// inet (`cidr: false`) or cidr.
+    Inet {
+        cidr: bool,
+    },
+    Macaddr,
     /// text[] or varchar[]; `max_chars` of each element for varchar(n)[].
     TextArray {
         varchar: bool,

@@ -140,6 +140,9 @@ pub fn parse_type(typname: &str, typmod: i32, element: Option<&str>) -> PgType {
         "timestamptz" => PgType::Timestamptz(precision(6)),
         "time" => PgType::Time(precision(6)),
         "interval" => PgType::Interval,
+        "inet" => PgType::Inet { cidr: false },
+        "cidr" => PgType::Inet { cidr: true },
+        "macaddr" => PgType::Macaddr,
         "bit" => PgType::Bit(typmod.max(1) as u32),
         "varbit" => PgType::Varbit((typmod > 0).then_some(typmod as u32)),
         _ if matches!(element, Some("text" | "varchar")) => PgType::TextArray {

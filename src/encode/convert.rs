@@ -112,6 +112,26 @@ impl Conversion {
                 json::validate(text.as_bytes(), *jsonb).map_err(Refusal::new)?;
                 push_field(out, text.as_bytes());
             }
+            Conversion::Inet { cidr } => {
+                let text = text(value)?;
+                check_inet(text, *cidr)?;
+                push_field(out, text.as_bytes());
+            }
+            Conversion::Macaddr => {
+                let text = text(value)?;
+                let digits = text
+                    .bytes()
+                    .filter(|b| !matches!(b, b':' | b'-' | b'.'))
+                    .count();
+                if digits != 12
+                    || !text
+                        .bytes()
+                        .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'-' | b'.'))
+                {
+                    return Err(Refusal::new("not a MAC address (six bytes of hex digits)"));
+                }
+                push_field(out, text.as_bytes());
+            }
             Conversion::SetToArray { max_chars } => {
                 let text = text(value)?;
                 if let Some(max) = max_chars {
@@ -198,6 +218,38 @@ impl Conversion {
         }
         Ok(())
     }
+}
+
+/// An IP address with an optional prefix length (`10.0.0.0/8`, `::1`); for a cidr column
+/// no address bit may be set past the prefix, which Postgres would refuse for the chunk.
+fn check_inet(text: &str, cidr: bool) -> Outcome {
+    let invalid = |why: &str| Err(Refusal::new(format!("not an IP address{why}")));
+    let (address, prefix) = match text.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (text, None),
+    };
+    let Ok(address) = address.trim().parse::<std::net::IpAddr>() else {
+        return invalid("");
+    };
+    let bits = if address.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix.map(str::parse::<u32>) {
+        None => bits,
+        Some(Ok(p)) if p <= bits => p,
+        Some(_) => return invalid(": the prefix length is not 0 to 32 (IPv4) or 128 (IPv6)"),
+    };
+    if cidr {
+        let value: u128 = match address {
+            std::net::IpAddr::V4(a) => u32::from(a) as u128,
+            std::net::IpAddr::V6(a) => u128::from(a),
+        };
+        let host_bits = bits - prefix;
+        if host_bits > 0 && value & ((1u128 << host_bits) - 1) != 0 {
+            return Err(Refusal::new(
+                "not a network: bits are set past the prefix length (a cidr value is a network address)",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Postgres would round fractional seconds beyond the column's precision: refused instead.

@@ -82,6 +82,13 @@ pub enum Conversion {
     Json {
         jsonb: bool,
     },
+    /// Text holding an IP address, with a prefix length for networks; for `cidr`, the bits
+    /// past the prefix must be zero.
+    Inet {
+        cidr: bool,
+    },
+    /// Text holding a MAC address (six bytes, in any of Postgres' spellings).
+    Macaddr,
     /// A MySQL set (`a,b`) into text[] or varchar(n)[] (each label at most `max_chars`).
     SetToArray {
         max_chars: Option<u32>,

@@ -84,6 +84,14 @@ pub fn choose(
             },
             Wire::Text,
         ),
+        (M::Char { .. } | M::Text, P::Inet { cidr }) => R::csv_only(
+            C::Inet { cidr: *cidr },
+            "network addresses travel as text: Postgres' input normalizes them",
+        ),
+        (M::Char { .. } | M::Text, P::Macaddr) => R::csv_only(
+            C::Macaddr,
+            "MAC addresses travel as text: Postgres' input reads its many spellings",
+        ),
         (M::Set(_), P::TextArray { varchar, max_chars }) => R::binary(
             C::SetToArray {
                 max_chars: *max_chars,
@@ -336,6 +344,10 @@ mod tests {
             ("bit", 1),
             ("varbit", -1),
             ("name", -1),
+            ("inet", -1),
+            ("cidr", -1),
+            ("macaddr", -1),
+            ("citext", -1),
         ];
         let zoned = MappingOptions {
             source_timezone: Some("Europe/Amsterdam".into()),
@@ -363,6 +375,7 @@ mod tests {
                                 ..
                             }
                         ),
+                        (Travel::CsvOnly(_), PgType::Inet { .. } | PgType::Macaddr) => true,
                         (Travel::CsvOnly(_), _) => false,
                     };
                     assert!(fits, "{ct} -> {pt}: {rule:?}");

@@ -92,3 +92,85 @@ fn rows_the_target_refuses_are_named_by_key() {
         }
     }
 }
+
+#[test]
+fn citext_network_and_mac_addresses_and_domains_arrive_and_verify() {
+    let db = pair(
+        "net_types",
+        "CREATE TABLE h (id int PRIMARY KEY, email varchar(100), ip varchar(50), net varchar(50), mac char(17), n int);
+         INSERT INTO h VALUES
+           (1, 'Alice@Example.org', '192.168.0.1', '10.0.0.0/8', '08:00:2B:01:02:03', 1),
+           (2, 'bob@example.org', '2001:DB8::1', '2001:db8::/32', '08-00-2b-01-02-04', 2),
+           (3, NULL, '10.1.2.3/24', '192.168.1.0/24', '0800.2b01.0205', 3);",
+        "CREATE EXTENSION citext;
+         CREATE DOMAIN positive AS int CHECK (VALUE > 0);
+         CREATE TABLE h (id int PRIMARY KEY, email citext, ip inet, net cidr, mac macaddr, n positive);",
+    );
+    let wd = workdir("net_types");
+    migrate_ok(&db, &db, &wd, &[]);
+    let rows = pg_query(
+        &db,
+        "SELECT email::text, ip::text, net::text, mac::text, n::text FROM h ORDER BY id",
+    );
+    let text = |v: &[&str]| v.iter().map(|s| Some(s.to_string())).collect::<Vec<_>>();
+    assert_eq!(
+        rows[0],
+        text(&[
+            "Alice@Example.org",
+            "192.168.0.1/32",
+            "10.0.0.0/8",
+            "08:00:2b:01:02:03",
+            "1"
+        ])
+    );
+    assert_eq!(
+        rows[1],
+        text(&[
+            "bob@example.org",
+            "2001:db8::1/128",
+            "2001:db8::/32",
+            "08:00:2b:01:02:04",
+            "2"
+        ])
+    );
+    assert_eq!(rows[2][1].as_deref(), Some("10.1.2.3/24"));
+    // citext compares without case, as the application expects of emails.
+    let found = pg_query(&db, "SELECT id FROM h WHERE email = 'alice@example.ORG'");
+    assert_eq!(found[0][0].as_deref(), Some("1"));
+    let (code, out) = verify_run(&db, &db, &wd, &[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("h: 3 rows identical"), "{out}");
+
+    // Text that is no address is refused by pgclipper, naming the row.
+    for (column, bad, reason) in [
+        ("ip", "'300.1.1.1'", "not an IP address"),
+        (
+            "net",
+            "'10.0.0.1/8'",
+            "not a network: bits are set past the prefix length",
+        ),
+        ("mac", "'08:00:2b:01:02'", "not a MAC address"),
+    ] {
+        let db = pair(
+            "net_bad",
+            &format!(
+                "CREATE TABLE h (id int PRIMARY KEY, {column} varchar(50)); INSERT INTO h VALUES (1, NULL), (5, {bad});"
+            ),
+            &format!(
+                "CREATE TABLE h (id int PRIMARY KEY, {column} {});",
+                match column {
+                    "ip" => "inet",
+                    "net" => "cidr",
+                    _ => "macaddr",
+                }
+            ),
+        );
+        let out = migrate(&db, &db, &workdir("net_bad"), &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{column}: {stderr}");
+        assert!(
+            stderr.contains(&format!("table `h`, key id=5, column `{column}`: {reason}")),
+            "{column}: {stderr}"
+        );
+    }
+}
