@@ -6,6 +6,7 @@
 
 pub mod binary;
 pub mod budget;
+pub mod check;
 pub mod chunk;
 pub mod convert;
 pub mod csv;
