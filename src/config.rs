@@ -204,8 +204,8 @@ pub struct VerifySettings {
 pub struct ResetSettings {
     pub target: DbUrl,
     pub workdir: PathBuf,
-    /// Sessions that restore the deferred indexes and constraints.
-    pub sessions: usize,
+    /// The sessions that restore the deferred indexes and constraints, and their time limit.
+    pub load: LoadOptions,
 }
 
 /// `table.column` into its two parts.
@@ -377,7 +377,7 @@ impl Options {
         Ok(ResetSettings {
             target: self.target_url()?,
             workdir: self.workdir()?,
-            sessions: self.writers,
+            load: self.load_options(),
         })
     }
 }

@@ -239,7 +239,7 @@ async fn dispatch(command: Command) -> Result<Exit, Error> {
                 let reset = crate::config::ResetSettings {
                     target: settings.target.url.clone(),
                     workdir: settings.workdir.clone(),
-                    sessions: settings.load.writers,
+                    load: settings.load.clone(),
                 };
                 let preview = commands::reset::preview(&reset).await?;
                 say!("--restart first resets the workdir's plan:");

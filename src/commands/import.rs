@@ -53,7 +53,7 @@ pub async fn run(settings: &ImportSettings) -> Result<Summary> {
     .inspect_err(|_| post::leave_deferred(&plan))?;
     progress.abort();
     // STEP 4: keys, constraints, indexes and foreign keys back; sequences; statistics.
-    let finished = post::after_load(&settings.target, &plan, settings.load.writers).await?;
+    let finished = post::after_load(&settings.target, &plan, &settings.load).await?;
     let summary = Summary::new(&manifest, loaded.counts(), started.elapsed(), workdir);
     Ok(summary.finished(&finished))
 }

@@ -28,7 +28,7 @@ pub async fn run(settings: &MigrateSettings) -> Result<Summary> {
     // before the workdir's plan (the operator said yes to that).
     let _lock = workdir::open_for_plan(workdir)?;
     if settings.restart && resume::has_plan(workdir) {
-        reset::discard(&target.url, workdir, settings.load.writers).await?;
+        reset::discard(&target.url, workdir, &settings.load).await?;
     }
     // STEP 2: read both catalogs and pair them; any problem stops here. Then go on with the
     // workdir's plan, if both catalogs and the ledger still fit it, or plan every table.
@@ -73,7 +73,7 @@ pub async fn run(settings: &MigrateSettings) -> Result<Summary> {
     // STEP 6: the manifest of every chunk file.
     let manifest = workdir::write_manifest(workdir, &plan.plan_id, plan.chunk_ids())?;
     // STEP 7: keys, constraints, indexes and foreign keys back; sequences; statistics.
-    let finished = post::after_load(&target.url, &plan, settings.load.writers).await?;
+    let finished = post::after_load(&target.url, &plan, &settings.load).await?;
     let summary = Summary::new(&manifest, loaded.counts(), started.elapsed(), workdir);
     Ok(summary.finished(&finished))
 }

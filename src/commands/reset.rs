@@ -9,7 +9,7 @@ use crate::config::ResetSettings;
 use crate::error::Result;
 use crate::plan::Plan;
 use crate::post;
-use crate::sink::{self, ledger};
+use crate::sink::{self, ledger, LoadOptions};
 use crate::url::DbUrl;
 use crate::workdir;
 
@@ -41,15 +41,15 @@ pub async fn preview(settings: &ResetSettings) -> Result<Preview> {
 pub async fn run(settings: &ResetSettings) -> Result<()> {
     workdir::require_plan(&settings.workdir, " (there is nothing to reset)")?;
     let _lock = workdir::open_for_plan(&settings.workdir)?;
-    discard(&settings.target, &settings.workdir, settings.sessions).await
+    discard(&settings.target, &settings.workdir, &settings.load).await
 }
 
 /// The workdir's plan undone in the target, then forgotten in the workdir.
-pub(super) async fn discard(target: &DbUrl, workdir: &Path, sessions: usize) -> Result<()> {
+pub(super) async fn discard(target: &DbUrl, workdir: &Path, options: &LoadOptions) -> Result<()> {
     // STEP 1: the plan.
     let plan: Plan = workdir::read_json(&workdir.join(workdir::PLAN_FILE))?;
     // STEP 2: the target: tables emptied, everything put back, the plan forgotten.
-    post::put_back(target, &plan, sessions).await?;
+    post::put_back(target, &plan, options).await?;
     // STEP 3: the workdir: plan, manifest and chunk files removed (nothing else).
     workdir::clear(workdir, plan.tables.iter().map(|t| t.name.as_str()))?;
     tracing::info!(plan_id = %plan.plan_id, tables = plan.tables.len(), "Reset: target tables emptied, keys, constraints, indexes, foreign keys and sequences restored.");

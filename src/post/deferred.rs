@@ -7,11 +7,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tokio_postgres::Transaction;
+use std::time::Duration;
+
+use tokio_postgres::{Client, Transaction};
 
 use crate::catalog::pg_ident;
 use crate::error::{Error, Result};
-use crate::sink::{self, ledger, DeferredObject, ObjectKind};
+use crate::sink::{self, ledger, DeferredObject, LoadOptions, ObjectKind};
 use crate::url::DbUrl;
 use crate::work::{Failure, Workers};
 
@@ -182,7 +184,7 @@ impl RestoreOrder {
 /// connections at once with a large `maintenance_work_mem` (Postgres validates each
 /// foreign key's rows as it adds it, with that memory). Each object leaves the ledger in
 /// the transaction that re-creates it. Returns how many objects were restored.
-pub async fn restore_deferred(url: &DbUrl, plan_id: &str, sessions: usize) -> Result<usize> {
+pub async fn restore_deferred(url: &DbUrl, plan_id: &str, options: &LoadOptions) -> Result<usize> {
     let objects = {
         let client = sink::connect(url).await?;
         ledger::deferred_objects(&client, plan_id).await?
@@ -191,7 +193,8 @@ pub async fn restore_deferred(url: &DbUrl, plan_id: &str, sessions: usize) -> Re
     let order = Arc::new(Mutex::new(RestoreOrder::new(objects)));
     let progress = Arc::new(tokio::sync::Notify::new());
     let failure = Failure::new();
-    Workers::spawn(sessions, &failure, "a restoring session", |_| {
+    let timeout = options.io_timeout;
+    Workers::spawn(options.writers, &failure, "a restoring session", |_| {
         let (order, progress, url, plan_id) = (
             order.clone(),
             progress.clone(),
@@ -199,7 +202,7 @@ pub async fn restore_deferred(url: &DbUrl, plan_id: &str, sessions: usize) -> Re
             plan_id.to_string(),
         );
         async move {
-            let outcome = restore_worker(&order, &progress, &url, &plan_id).await;
+            let outcome = restore_worker(&order, &progress, &url, &plan_id, timeout).await;
             if outcome.is_err() {
                 // Sessions waiting for this one's build must not wait forever.
                 order.lock().expect("restore order lock").failed = true;
@@ -218,8 +221,9 @@ async fn restore_worker(
     progress: &tokio::sync::Notify,
     url: &DbUrl,
     plan_id: &str,
+    timeout: Duration,
 ) -> Result<()> {
-    let mut client = None;
+    let (mut client, mut probe) = (None, None);
     loop {
         // Registered before the order is looked at, so a build finishing in between wakes it.
         let notified = progress.notified();
@@ -238,8 +242,10 @@ async fn restore_worker(
                 .await
                 .map_err(Error::postgres("raising maintenance_work_mem"))?;
             client = Some(c);
+            probe = Some(sink::connect(url).await?);
         }
         let client = client.as_mut().expect("connected above");
+        let probe = probe.as_ref().expect("connected above");
         let DeferredObject {
             table, name, kind, ..
         } = &object;
@@ -249,14 +255,34 @@ async fn restore_worker(
             .transaction()
             .await
             .map_err(Error::postgres(&context))?;
-        tx.batch_execute(&object.restore)
-            .await
-            .map_err(Error::postgres(&context))?;
+        // A build may rightly take long, so it has no time limit of its own; a server that
+        // stops answering must still end the run: another session asks it, again and again.
+        tokio::select! {
+            built = tx.batch_execute(&object.restore) => built.map_err(Error::postgres(&context))?,
+            dead = server_stops_answering(probe, timeout, &context) => return Err(dead),
+        }
         ledger::restored(&tx, plan_id, &object).await?;
         tx.commit().await.map_err(Error::postgres(&context))?;
         tracing::debug!(table = %table, object = %name, kind = %kind, seconds = started.elapsed().as_secs_f64(), "Restored.");
         order.lock().expect("restore order lock").restored(&object);
         progress.notify_waiters();
+    }
+}
+
+/// Resolves once `probe` gets no answer to `SELECT 1` within `timeout` (asking every
+/// `timeout / 2`, at most every 10 s): the error that ends the run. Pending while the server
+/// answers, however long the build it waits for takes.
+async fn server_stops_answering(probe: &Client, timeout: Duration, doing: &str) -> Error {
+    let every = (timeout / 2).clamp(Duration::from_millis(200), Duration::from_secs(10));
+    loop {
+        tokio::time::sleep(every).await;
+        let answer = tokio::time::timeout(timeout, probe.simple_query("SELECT 1")).await;
+        if !matches!(answer, Ok(Ok(_))) {
+            return Error::Environment(format!(
+                "the target stopped answering while {doing} (no answer to a liveness check within {} s): `pgclipper migrate` on the same workdir resumes",
+                timeout.as_secs()
+            ));
+        }
     }
 }
 

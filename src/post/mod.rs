@@ -9,9 +9,9 @@ pub mod sequences;
 
 use tokio_postgres::Client;
 
-use crate::error::{Error, Result};
+use crate::error::{within, Error, Result};
 use crate::plan::Plan;
-use crate::sink::{self, ledger};
+use crate::sink::{self, ledger, LoadOptions};
 use crate::url::DbUrl;
 use crate::work::{Failure, Queue, Workers};
 
@@ -72,9 +72,9 @@ pub struct Finished {
 }
 
 /// Once every chunk is loaded: keys, constraints, indexes and foreign keys back (foreign
-/// keys validated), sequences, statistics, the plan marked complete, on up to `sessions`
-/// connections. Only one process does it (advisory lock, then a completed check).
-pub async fn after_load(url: &DbUrl, plan: &Plan, sessions: usize) -> Result<Finished> {
+/// keys validated), sequences, statistics, the plan marked complete, on up to
+/// `options.writers` connections. Only one process does it (advisory lock, then a completed check).
+pub async fn after_load(url: &DbUrl, plan: &Plan, options: &LoadOptions) -> Result<Finished> {
     let client = sink::connect(url).await?;
     ledger::lock(&client).await?;
     let outcome = async {
@@ -84,14 +84,14 @@ pub async fn after_load(url: &DbUrl, plan: &Plan, sessions: usize) -> Result<Fin
                 ..Finished::default()
             });
         }
-        let restored = deferred::restore_deferred(url, &plan.plan_id, sessions).await?;
+        let restored = deferred::restore_deferred(url, &plan.plan_id, options).await?;
         tracing::info!(
             objects = restored,
             "Keys, constraints and indexes rebuilt, foreign keys validated."
         );
         let tables: Vec<String> = plan.tables.iter().map(|t| t.target.clone()).collect();
         let moved = sequences::advance(&client, &plan.plan_id, &tables).await?;
-        analyze(url, plan, sessions).await?;
+        analyze(url, plan, options.writers).await?;
         ledger::mark_completed(&client, &plan.plan_id).await?;
         Ok(Finished {
             restored,
@@ -100,8 +100,26 @@ pub async fn after_load(url: &DbUrl, plan: &Plan, sessions: usize) -> Result<Fin
         })
     }
     .await;
-    ledger::unlock(&client).await?;
-    outcome
+    release(&client, outcome, options.io_timeout).await
+}
+
+/// Releases the ledger's lock after `outcome`. After a failure the server may be gone: the
+/// failure is the news, and the lock goes with the session anyway.
+async fn release<T>(
+    client: &Client,
+    outcome: Result<T>,
+    timeout: std::time::Duration,
+) -> Result<T> {
+    let unlocked = within(
+        timeout,
+        "releasing the pgclipper lock",
+        ledger::unlock(client),
+    )
+    .await;
+    match outcome {
+        Ok(done) => unlocked.map(|()| done),
+        Err(e) => Err(e),
+    }
 }
 
 /// Fresh statistics for every loaded table, on up to `sessions` sessions at once.
@@ -132,7 +150,7 @@ async fn analyze(url: &DbUrl, plan: &Plan, sessions: usize) -> Result<()> {
 
 /// The target part of `reset`: empties the plan's tables, puts back what [`before_load`]
 /// took off and the sequences [`after_load`] moved, and forgets the plan.
-pub async fn put_back(url: &DbUrl, plan: &Plan, sessions: usize) -> Result<()> {
+pub async fn put_back(url: &DbUrl, plan: &Plan, options: &LoadOptions) -> Result<()> {
     let client = sink::connect(url).await?;
     if !plan.tables.is_empty() {
         let tables: Vec<&str> = plan.tables.iter().map(|t| t.target.as_str()).collect();
@@ -145,7 +163,7 @@ pub async fn put_back(url: &DbUrl, plan: &Plan, sessions: usize) -> Result<()> {
         .await?
         .is_some()
     {
-        deferred::restore_deferred(url, &plan.plan_id, sessions).await?;
+        deferred::restore_deferred(url, &plan.plan_id, options).await?;
         sequences::restore(&client, &plan.plan_id).await?;
         ledger::forget_plan(&client, &plan.plan_id).await?;
     }

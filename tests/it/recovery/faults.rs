@@ -253,3 +253,125 @@ fn stopped_restarted_and_disconnected_servers_never_hang_and_the_run_resumes() {
     assert_eq!(digests(&pg, &db), expected);
     assert_complete(&pg, &db);
 }
+
+impl PrivateServers {
+    /// Every process of the private Postgres cluster: the postmaster and its children.
+    fn postgres_pids(&self) -> Vec<String> {
+        let pid_file =
+            std::fs::read_to_string(self.dir.join("postgres/data/postmaster.pid")).unwrap();
+        let postmaster = pid_file.lines().next().unwrap().trim().to_string();
+        let children = Command::new("pgrep")
+            .args(["-P", &postmaster])
+            .output()
+            .unwrap();
+        let mut pids: Vec<String> = String::from_utf8_lossy(&children.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        pids.push(postmaster);
+        pids
+    }
+
+    fn signal_postgres(&self, signal: &str) {
+        for pid in self.postgres_pids() {
+            let _ = Command::new("kill").args([signal, &pid]).status();
+        }
+    }
+}
+
+/// Rebuilding keys after the load has no time limit of its own (a large index takes what it
+/// takes): a build that waits, healthy, for a lock is left alone; a server that stops
+/// answering meanwhile ends the run within the I/O timeout, and the run resumes.
+#[test]
+fn a_long_healthy_rebuild_is_left_alone_but_a_dead_server_ends_it() {
+    let servers_ = PrivateServers::start();
+    let env = servers_.env();
+    let (my, pg) = servers(&env);
+    let expected = reference(&env, 5_000, 50_000);
+    let db = dataset(&env, 5_000, 50_000);
+    let wd = workdir("rebuild");
+    let run_args = args(
+        "migrate",
+        &my,
+        &pg,
+        &db,
+        &wd,
+        &["--io-timeout", "2", "--writers", "1"],
+    );
+    let target = format!("{pg}/{db}");
+    let query = |sql: &str| query_text(&pg, &db, sql);
+    let mut child = spawn(&run_args);
+    // Once the plan is recorded (its keys taken off), a session holds a lock that lets the
+    // load in but makes the rebuild of `events`' key wait.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let recorded = || {
+        query("SELECT to_regclass('pgclipper.plans') IS NOT NULL") == "t"
+            && query("SELECT count(*) FROM pgclipper.plans") != "0"
+    };
+    while !recorded() {
+        assert!(Instant::now() < deadline, "the plan was never recorded");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut lock = Command::new("psql")
+        .args(["-q", &target])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    let stdin = lock.stdin.as_mut().unwrap();
+    stdin
+        .write_all(b"BEGIN; LOCK TABLE events IN ROW EXCLUSIVE MODE;\n")
+        .unwrap();
+    stdin.flush().unwrap();
+    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgclipper' AND wait_event_type = 'Lock'";
+    while query(waiting) == "0" {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before its rebuild waited"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the rebuild never waited for the lock"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Three times the I/O timeout of healthy waiting: the run goes on.
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "a healthy wait ended the run"
+    );
+    // The whole cluster stops answering: the run ends, exit 3, within seconds.
+    let stopped = Instant::now();
+    servers_.signal_postgres("-STOP");
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if stopped.elapsed() > Duration::from_secs(60) {
+            servers_.signal_postgres("-CONT");
+            panic!("the run still waits on a server that stopped answering");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let took = stopped.elapsed();
+    servers_.signal_postgres("-CONT");
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("the target stopped answering while restoring"),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(30), "gave up after {took:?}");
+    // The lock goes; the run resumes to the exact data.
+    let stdin = lock.stdin.as_mut().unwrap();
+    stdin.write_all(b"COMMIT;\n").unwrap();
+    drop(lock.stdin.take());
+    lock.wait().unwrap();
+    let (code, err) = run(&run_args);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(digests(&pg, &db), expected);
+    assert_complete(&pg, &db);
+}
