@@ -128,6 +128,13 @@ pub struct WritersArg {
 }
 
 #[derive(Args, Debug)]
+pub struct SessionsArg {
+    /// Postgres sessions reading the target at once [default: 3]
+    #[arg(long = "writers", value_name = "SESSIONS")]
+    writers: Option<usize>,
+}
+
+#[derive(Args, Debug)]
 pub struct CopyFormatArg {
     /// How chunks travel to Postgres: binary COPY files beside the CSV files, or the CSV files [default: binary]
     #[arg(long, value_name = "binary|csv", value_parser = parse_value::<CopyFormat>)]
@@ -198,6 +205,7 @@ fill!(WorkdirArg => workdir);
 fill!(SelectionArgs => exclude, tables, zero_dates, source_timezone, drop_column);
 fill!(ExportArgs => readers, encoders, chunk_mib, chunk_rows);
 fill!(WritersArg => writers);
+fill!(SessionsArg => writers);
 fill!(CopyFormatArg => copy_format);
 fill!(IoTimeoutArg => io_timeout);
 fill!(RestartArg => restart);

@@ -116,7 +116,7 @@ command_args!(VerifyArgs {
     workdir: WorkdirArg,
     selection: SelectionArgs,
     readers: ReadersArg,
-    writers: WritersArg,
+    sessions: SessionsArg,
     timeout: IoTimeoutArg,
     show_values: ShowValuesArg,
 });

@@ -29,7 +29,7 @@ pub async fn run(settings: &ImportSettings) -> Result<Summary> {
     let mut client = sink::connect(&settings.target).await?;
     ledger::ensure(&client).await?;
     resume::check_ledger(&plan, &client, workdir).await?;
-    post::before_load(&mut client, &plan).await?;
+    post::before_load(&mut client, &plan, settings.load.io_timeout).await?;
     // STEP 3: load: writers claim chunks from the ledger until none is left unloaded.
     let chunks: HashMap<(String, u32), ManifestEntry> = manifest
         .chunks

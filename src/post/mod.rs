@@ -18,7 +18,11 @@ use crate::work::{Failure, Queue, Workers};
 /// Records a new plan in the ledger and takes the keys, constraints, indexes and foreign
 /// keys of its tables off until [`after_load`]. Several processes may start at once: an
 /// advisory lock lets one do it, and the others find it done.
-pub async fn before_load(client: &mut Client, plan: &Plan) -> Result<()> {
+pub async fn before_load(
+    client: &mut Client,
+    plan: &Plan,
+    timeout: std::time::Duration,
+) -> Result<()> {
     ledger::ensure(client).await?;
     ledger::lock(client).await?;
     // The plan and the deferral in one transaction: a kill between them must not leave a
@@ -48,8 +52,7 @@ pub async fn before_load(client: &mut Client, plan: &Plan) -> Result<()> {
         Ok(())
     }
     .await;
-    ledger::unlock(client).await?;
-    outcome
+    release(client, outcome, timeout).await
 }
 
 /// After a failed load, what was taken off stays off (building indexes and validating
