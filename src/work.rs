@@ -130,6 +130,19 @@ impl<T> Queue<T> {
     }
 }
 
+/// Deals items out group by group in turn (the first of every group, then the second …),
+/// so that a group with a single slow item (a table whose one chunk parses jsonb, say)
+/// starts at once instead of after every item of the groups before it.
+pub fn interleave<T>(mut groups: Vec<VecDeque<T>>) -> Vec<T> {
+    let mut dealt = Vec::new();
+    while groups.iter().any(|q| !q.is_empty()) {
+        for queue in groups.iter_mut() {
+            dealt.extend(queue.pop_front());
+        }
+    }
+    dealt
+}
+
 /// What a stage did so far in this run (chunks, rows, bytes), counted as each chunk is
 /// done, for the progress line and the summary.
 #[derive(Debug, Default)]
@@ -252,6 +265,17 @@ mod tests {
             url: "postgres://x@y/z".into(),
             reason: "connection reset".into(),
         }
+    }
+
+    #[test]
+    fn chunks_are_dealt_out_across_tables_in_turn() {
+        let dealt = interleave(vec![
+            VecDeque::from(["a0", "a1", "a2"]),
+            VecDeque::from(["b0"]),
+            VecDeque::new(),
+            VecDeque::from(["c0", "c1"]),
+        ]);
+        assert_eq!(dealt, ["a0", "b0", "c0", "a1", "c1", "a2"]);
     }
 
     #[test]

@@ -20,6 +20,7 @@ use crate::plan::{self, Plan};
 use crate::sink::{self, ledger, CopyFormat};
 use crate::source;
 use crate::source::reader::{ChunkTask, TableJob};
+use crate::work::interleave;
 use crate::workdir;
 
 pub fn has_plan(workdir: &Path) -> bool {
@@ -186,34 +187,10 @@ fn table_job(table: &TableMapping, copy_format: CopyFormat, canon: TableCanon) -
     }
 }
 
-/// Deals the chunks out table by table in turn (first chunk of every table, then the second
-/// ...), so a table with a single slow chunk (jsonb parsing, say) starts at once instead of
-/// after all the chunks of the tables before it.
-fn interleave<T>(mut by_table: Vec<VecDeque<T>>) -> Vec<T> {
-    let mut dealt = Vec::new();
-    while by_table.iter().any(|q| !q.is_empty()) {
-        for queue in by_table.iter_mut() {
-            dealt.extend(queue.pop_front());
-        }
-    }
-    dealt
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::plan::{chunks_from_boundaries, PlannedTable};
-
-    #[test]
-    fn chunks_are_dealt_out_across_tables_in_turn() {
-        let dealt = interleave(vec![
-            VecDeque::from(["a0", "a1", "a2"]),
-            VecDeque::from(["b0"]),
-            VecDeque::new(),
-            VecDeque::from(["c0", "c1"]),
-        ]);
-        assert_eq!(dealt, ["a0", "b0", "c0", "a1", "c1", "a2"]);
-    }
 
     fn plan(estimated_rows: u64) -> Plan {
         Plan {

@@ -21,7 +21,7 @@ use crate::mapping::TableMapping;
 use crate::plan::Chunk;
 use crate::sink;
 use crate::url::DbUrl;
-use crate::work::{Failure, Queue, Tally, Workers};
+use crate::work::{interleave, Failure, Queue, Tally, Workers};
 
 /// Rows of one table held at once while damaged buckets are compared row by row; more are
 /// compared in several passes.
@@ -139,15 +139,15 @@ async fn source_digests(
     timeout: Duration,
 ) -> Result<Vec<Digest>> {
     let digests = empty_digests(tables);
-    let mut tasks = Vec::new();
-    let most = tables.iter().map(|t| t.chunks.len()).max().unwrap_or(0);
-    for round in 0..most {
-        for (i, t) in tables.iter().enumerate() {
-            if round < t.chunks.len() && t.exported.is_none() {
-                tasks.push((i, round));
-            }
-        }
-    }
+    // The tables whose digest the export did not leave, their chunks dealt out in turn.
+    let tasks = interleave(
+        tables
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.exported.is_none())
+            .map(|(i, t)| (0..t.chunks.len()).map(|c| (i, c)).collect())
+            .collect(),
+    );
     let failure = Failure::new();
     let queue = Queue::new(tasks, &failure);
     let n = readers.idle.lock().expect("readers lock").len();
