@@ -224,12 +224,9 @@ impl Digest {
             .collect()
     }
 
-    /// The larger of the two sides' row counts in `buckets`: what reading them again holds.
-    pub fn rows_in(&self, other: &Digest, buckets: &[usize]) -> u64 {
-        buckets
-            .iter()
-            .map(|&b| self.counts[b].max(other.counts[b]))
-            .sum()
+    /// The larger of the two sides' row counts in `bucket`: what reading it again holds.
+    pub fn rows_in(&self, other: &Digest, bucket: usize) -> u64 {
+        self.counts[bucket].max(other.counts[bucket])
     }
 }
 

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use mysql_async::Conn;
 
-use crate::canon::digest::{Differences, Digest, Matcher, RowDetail, TableCanon, LISTED_ROWS};
+use crate::canon::digest::{
+    CanonRow, Differences, Digest, Matcher, RowDetail, TableCanon, LISTED_ROWS,
+};
 
 use crate::error::Result;
 use crate::mapping::TableMapping;
@@ -163,18 +165,9 @@ async fn source_digests(
             let outcome = async {
                 while let Some((i, c)) = queue.next() {
                     let job = &tables[i];
-                    let mut digest = Digest::new(job.canon.buckets);
                     let chunk = std::slice::from_ref(&job.chunks[c]);
-                    read::source_rows(
-                        &mut conn,
-                        &readers.database,
-                        &job.mapping,
-                        chunk,
-                        &job.canon,
-                        timeout,
-                        |row| digest.add(row.key_hash(&job.canon.key), row.hash()),
-                    )
-                    .await?;
+                    let digest =
+                        source_digest(&mut conn, &readers.database, job, chunk, timeout).await?;
                     digests.lock().expect("digests lock")[i].merge(&digest);
                 }
                 Ok(())
@@ -251,8 +244,30 @@ fn into_digests(digests: Arc<Mutex<Vec<Digest>>>) -> Vec<Digest> {
         .expect("digests lock")
 }
 
-/// Reads the rows of the differing buckets again on both sides, in passes of at most
-/// [`ROWS_PER_PASS`] rows, and matches them by key.
+/// The digest of `chunks` of `job`'s table as the source holds them now.
+async fn source_digest(
+    conn: &mut Conn,
+    database: &str,
+    job: &TableJob,
+    chunks: &[Chunk],
+    timeout: Duration,
+) -> Result<Digest> {
+    let canon = &job.canon;
+    let mut digest = Digest::new(canon.buckets);
+    read::source_rows(
+        conn,
+        database,
+        &job.mapping,
+        chunks,
+        canon,
+        timeout,
+        |row| digest.add(row.key_hash(&canon.key), row.hash()),
+    )
+    .await?;
+    Ok(digest)
+}
+
+/// Reads the rows of the differing buckets again on both sides and matches them by key.
 async fn narrow(
     readers: &Readers,
     job: &TableJob,
@@ -261,100 +276,100 @@ async fn narrow(
     differing: Vec<usize>,
     options: &RowOptions,
 ) -> Result<Differences> {
-    let canon = &job.canon;
-    let mut found = Differences::default();
-    let client = sink::connect(&options.target).await?;
-    let mut conn = readers.take();
+    let postgres = sink::connect(&options.target).await?;
+    let mut mysql = readers.take();
+    let mut both = BothSides {
+        mysql: &mut mysql,
+        database: &readers.database,
+        postgres: &postgres,
+        job,
+        options,
+    };
     let outcome = async {
-        // The export's digest says where to look; the source's rows themselves decide. Read
-        // once in full, a source equal to the target means the digest file was damaged.
-        let read_now;
-        let (source, differing) = match job.exported {
-            None => (source, differing),
+        match job.exported {
+            None => both.compare(source, target, differing).await,
+            // The export's digest said where to look; the source's rows themselves decide.
+            // Read once in full, a source equal to the target means the digest file was
+            // damaged.
             Some(_) => {
-                let mut digest = Digest::new(canon.buckets);
-                read::source_rows(&mut conn, &readers.database, &job.mapping, &job.chunks, canon, options.io_timeout, |row| {
-                    digest.add(row.key_hash(&canon.key), row.hash())
-                })
-                .await?;
-                read_now = digest;
-                let differing = read_now.differing(target);
+                let timeout = options.io_timeout;
+                let now = source_digest(both.mysql, both.database, job, &job.chunks, timeout).await?;
+                let differing = now.differing(target);
                 if differing.is_empty() {
-                    tracing::warn!(table = %canon.table, "The export's digest of this table does not match the source; read again, the source equals the target.");
+                    tracing::warn!(table = %job.canon.table, "The export's digest of this table does not match the source; read again, the source equals the target.");
                 }
-                (&read_now, differing)
+                both.compare(&now, target, differing).await
             }
-        };
-        compare_buckets(&mut conn, &client, readers, job, source, target, differing, options, &mut found).await
-    }
-    .await;
-    readers.give_back(conn);
-    outcome.map(|()| found)
-}
-
-/// Compares the rows of `differing` buckets one by one, in passes of bounded size.
-#[allow(clippy::too_many_arguments)]
-async fn compare_buckets(
-    conn: &mut Conn,
-    client: &tokio_postgres::Client,
-    readers: &Readers,
-    job: &TableJob,
-    source: &Digest,
-    target: &Digest,
-    differing: Vec<usize>,
-    options: &RowOptions,
-    found: &mut Differences,
-) -> Result<()> {
-    let canon = &job.canon;
-    let mut groups: Vec<Vec<usize>> = vec![Vec::new()];
-    for b in differing {
-        let group = groups.last_mut().expect("one group");
-        if !group.is_empty()
-            && source.rows_in(target, group) + source.rows_in(target, &[b]) > ROWS_PER_PASS
-        {
-            groups.push(vec![b]);
-        } else {
-            group.push(b);
         }
     }
-    for group in groups {
-        let wanted: HashSet<usize> = group.into_iter().collect();
-        let mut matcher = Matcher::default();
-        read::source_rows(
-            conn,
-            &readers.database,
-            &job.mapping,
-            &job.chunks,
-            canon,
-            options.io_timeout,
-            |row| {
-                let key_hash = row.key_hash(&canon.key);
-                if wanted.contains(&source.bucket(key_hash)) {
-                    matcher.source_row(
-                        row.key_bytes(&canon.key),
-                        RowDetail::of(row, canon, options.show_values),
-                    );
-                }
-            },
-        )
-        .await?;
-        read::target_rows(client, canon, options.io_timeout, |row| {
-            let key_hash = row.key_hash(&canon.key);
-            if wanted.contains(&target.bucket(key_hash)) {
-                matcher.target_row(
-                    row.key_bytes(&canon.key),
-                    RowDetail::of(row, canon, options.show_values),
-                    canon,
-                );
+    .await;
+    readers.give_back(mysql);
+    outcome
+}
+
+/// One table's two sides, open for reading it again row by row.
+struct BothSides<'a> {
+    mysql: &'a mut Conn,
+    database: &'a str,
+    postgres: &'a tokio_postgres::Client,
+    job: &'a TableJob,
+    options: &'a RowOptions,
+}
+
+impl BothSides<'_> {
+    /// Compares the rows of the `differing` buckets one by one, in passes of at most
+    /// [`ROWS_PER_PASS`] rows.
+    async fn compare(
+        &mut self,
+        source: &Digest,
+        target: &Digest,
+        differing: Vec<usize>,
+    ) -> Result<Differences> {
+        let (job, options) = (self.job, self.options);
+        let canon = &job.canon;
+        let mut groups: Vec<Vec<usize>> = vec![Vec::new()];
+        let mut held = 0;
+        for b in differing {
+            let rows = source.rows_in(target, b);
+            if held > 0 && held + rows > ROWS_PER_PASS {
+                groups.push(Vec::new());
+                held = 0;
             }
-        })
-        .await?;
-        let pass = matcher.finish();
-        found.missing += pass.missing;
-        found.extra += pass.extra;
-        found.changed += pass.changed;
-        let room = LISTED_ROWS.saturating_sub(found.rows.len());
-        found.rows.extend(pass.rows.into_iter().take(room));
+            groups.last_mut().expect("one group").push(b);
+            held += rows;
+        }
+        let mut found = Differences::default();
+        for group in groups {
+            let wanted: HashSet<usize> = group.into_iter().collect();
+            let mut matcher = Matcher::default();
+            let detail = |row: &CanonRow| RowDetail::of(row, canon, options.show_values);
+            read::source_rows(
+                self.mysql,
+                self.database,
+                &job.mapping,
+                &job.chunks,
+                canon,
+                options.io_timeout,
+                |row| {
+                    if wanted.contains(&source.bucket(row.key_hash(&canon.key))) {
+                        matcher.source_row(row.key_bytes(&canon.key), detail(row));
+                    }
+                },
+            )
+            .await?;
+            read::target_rows(self.postgres, canon, options.io_timeout, |row| {
+                if wanted.contains(&target.bucket(row.key_hash(&canon.key))) {
+                    matcher.target_row(row.key_bytes(&canon.key), detail(row), canon);
+                }
+            })
+            .await?;
+            let pass = matcher.finish();
+            found.missing += pass.missing;
+            found.extra += pass.extra;
+            found.changed += pass.changed;
+            let room = LISTED_ROWS.saturating_sub(found.rows.len());
+            found.rows.extend(pass.rows.into_iter().take(room));
+        }
+        Ok(found)
     }
-    Ok(())
 }
