@@ -167,14 +167,15 @@ pub fn run() -> anyhow::Result<ExitCode> {
 }
 
 /// Prints clap's message about the arguments (help and version on stdout, errors on
-/// stderr), with the password of any URL the operator typed redacted; returns the exit
+/// stderr, the password of any URL the operator typed redacted); returns the exit
 /// code (2 for a usage error, 0 for help).
 fn refuse_arguments(e: clap::Error) -> u8 {
     use std::io::Write;
-    let text = redact_urls(&e.render().to_string());
+    let text = e.render().to_string();
     if e.use_stderr() {
-        let _ = write!(std::io::stderr(), "{text}");
+        let _ = write!(std::io::stderr(), "{}", redact_urls(&text));
     } else {
+        // Help and version quote nothing the operator typed.
         let _ = write!(std::io::stdout(), "{text}");
     }
     e.exit_code() as u8
