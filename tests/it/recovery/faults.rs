@@ -285,21 +285,10 @@ impl PrivateServers {
 #[test]
 fn a_long_healthy_rebuild_is_left_alone_but_a_dead_server_ends_it() {
     let servers_ = PrivateServers::start();
-    let env = servers_.env();
-    let (my, pg) = servers(&env);
-    let expected = reference(&env, 5_000, 50_000);
-    let db = dataset(&env, 5_000, 50_000);
-    let wd = workdir("rebuild");
-    let run_args = args(
-        "migrate",
-        &my,
-        &pg,
-        &db,
-        &wd,
-        &["--io-timeout", "2", "--writers", "1"],
-    );
-    let target = format!("{pg}/{db}");
-    let query = |sql: &str| query_text(&pg, &db, sql);
+    let case = Case::on(&servers_.env(), "rebuild", 5_000, 50_000);
+    let run_args = case.args("migrate", &["--io-timeout", "2", "--writers", "1"]);
+    let target = case.target();
+    let query = |sql: &str| query_text(&case.pg, &case.db, sql);
     let mut child = spawn(&run_args);
     // Once the plan is recorded (its keys taken off), a session holds a lock that lets the
     // load in but makes the rebuild of `events`' key wait.
@@ -372,6 +361,5 @@ fn a_long_healthy_rebuild_is_left_alone_but_a_dead_server_ends_it() {
     lock.wait().unwrap();
     let (code, err) = run(&run_args);
     assert_eq!(code, Some(0), "{err}");
-    assert_eq!(digests(&pg, &db), expected);
-    assert_complete(&pg, &db);
+    case.assert_exact();
 }

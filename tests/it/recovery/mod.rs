@@ -92,10 +92,14 @@ struct Case {
 
 impl Case {
     fn new(name: &str, users: u32, events: u32) -> Case {
-        let env = shared_env();
-        let (my, pg) = servers(&env);
-        let expected = reference(&env, users, events);
-        let db = dataset(&env, users, events);
+        Case::on(&shared_env(), name, users, events)
+    }
+
+    /// The same on the servers of `env` (a test's private servers).
+    fn on(env: &Path, name: &str, users: u32, events: u32) -> Case {
+        let (my, pg) = servers(env);
+        let expected = reference(env, users, events);
+        let db = dataset(env, users, events);
         let wd = workdir(name);
         Case {
             my,
