@@ -354,3 +354,14 @@ pub fn verify_run(
     args.extend_from_slice(extra);
     run_cli(&args, &[("PGCLIPPER_LOG", "warn")])
 }
+
+/// A MariaDB database and a Postgres database of one new name, made from the SQL given;
+/// returns the name.
+pub fn database_pair(prefix: &str, mysql: impl AsRef<[u8]>, postgres: impl AsRef<[u8]>) -> String {
+    let db = unique(prefix);
+    create_mysql_db(&db);
+    mysql_exec(Some(&db), mysql.as_ref());
+    create_pg_db(&db);
+    psql(&db, postgres.as_ref());
+    db
+}

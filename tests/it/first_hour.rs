@@ -307,14 +307,11 @@ fn a_closed_stdout_a_missing_schema_and_a_zero_date_get_plain_answers() {
     );
     assert_eq!(text.matches("nosuchschema").count(), 1, "{text}");
 
-    let db = unique("zero_date");
-    create_mysql_db(&db);
-    mysql_exec(
-        Some(&db),
+    let db = database_pair(
+        "zero_date",
         b"SET sql_mode = ''; CREATE TABLE d (id int PRIMARY KEY, day date); INSERT INTO d VALUES (1, '0000-00-00');",
+        b"CREATE TABLE d (id int PRIMARY KEY, day date)",
     );
-    create_pg_db(&db);
-    psql(&db, b"CREATE TABLE d (id int PRIMARY KEY, day date)");
     let out = migrate(&db, &db, &workdir("zero_date"), &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -351,15 +348,9 @@ fn without_a_terminal_the_final_error_is_a_json_line_like_the_logs() {
 
 #[test]
 fn catalog_warnings_are_told_once_by_migrate_and_listed_by_check() {
-    let db = unique("warned");
-    create_mysql_db(&db);
-    mysql_exec(
-        Some(&db),
+    let db = database_pair(
+        "warned",
         b"CREATE TABLE w (id int PRIMARY KEY, a varchar(10), b varchar(10)); INSERT INTO w VALUES (1, 'x', 'y');",
-    );
-    create_pg_db(&db);
-    psql(
-        &db,
         b"CREATE TABLE w (id int PRIMARY KEY, a varchar(10) NOT NULL, b varchar(10) NOT NULL)",
     );
     let out = check(&db, &db, &[]);

@@ -4,16 +4,6 @@
 
 use crate::common::*;
 
-/// A source database and a target database of one name, made from the SQL given.
-fn pair(prefix: &str, mysql: &str, postgres: &str) -> String {
-    let db = unique(prefix);
-    create_mysql_db(&db);
-    mysql_exec(Some(&db), mysql.as_bytes());
-    create_pg_db(&db);
-    psql(&db, postgres.as_bytes());
-    db
-}
-
 const SLUG_TRIGGER: &str = "
     CREATE TABLE t (id int PRIMARY KEY, name text, slug text NOT NULL);
     CREATE FUNCTION fill_slug() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -25,7 +15,7 @@ const SLUG_TRIGGER: &str = "
 
 #[test]
 fn a_not_null_column_a_before_insert_trigger_fills_is_a_warning_and_the_load_proves_it() {
-    let db = pair(
+    let db = database_pair(
         "trigger_ok",
         "CREATE TABLE t (id int PRIMARY KEY, name text); INSERT INTO t VALUES (1, 'Hello'), (2, 'World');",
         SLUG_TRIGGER,
@@ -73,7 +63,7 @@ fn rows_the_target_refuses_are_named_by_key() {
         ),
     ];
     for (name, mysql, postgres, expected) in cases {
-        let db = pair(name, mysql, &postgres);
+        let db = database_pair(name, mysql, &postgres);
         for format in ["binary", "csv"] {
             let out = migrate(&db, &db, &workdir(name), &["--copy-format", format]);
             let stderr = String::from_utf8_lossy(&out.stderr);
@@ -95,7 +85,7 @@ fn rows_the_target_refuses_are_named_by_key() {
 
 #[test]
 fn citext_network_and_mac_addresses_and_domains_arrive_and_verify() {
-    let db = pair(
+    let db = database_pair(
         "net_types",
         "CREATE TABLE h (id int PRIMARY KEY, email varchar(100), ip varchar(50), net varchar(50), mac char(17), n int);
          INSERT INTO h VALUES
@@ -151,12 +141,12 @@ fn citext_network_and_mac_addresses_and_domains_arrive_and_verify() {
         ),
         ("mac", "'08:00:2b:01:02'", "not a MAC address"),
     ] {
-        let db = pair(
+        let db = database_pair(
             "net_bad",
-            &format!(
+            format!(
                 "CREATE TABLE h (id int PRIMARY KEY, {column} varchar(50)); INSERT INTO h VALUES (1, NULL), (5, {bad});"
             ),
-            &format!(
+            format!(
                 "CREATE TABLE h (id int PRIMARY KEY, {column} {});",
                 match column {
                     "ip" => "inet",

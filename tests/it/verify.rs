@@ -122,19 +122,13 @@ fn every_damage_to_the_target_is_found_and_named() {
 
 #[test]
 fn keys_that_differ_only_in_case_accents_or_trailing_spaces_are_told_apart() {
-    let db = unique("verify_keys");
-    create_mysql_db(&db);
-    mysql_exec(
-        Some(&db),
+    let db = database_pair(
+        "verify_keys",
         "CREATE TABLE exact (id varchar(20) COLLATE utf8mb4_nopad_bin PRIMARY KEY, v int);
          INSERT INTO exact VALUES ('abc', 1), ('ABC', 2), ('Abc', 3), ('abc ', 4), ('ábc', 5), ('abd', 6);
          CREATE TABLE folded (id varchar(20) COLLATE utf8mb4_unicode_ci PRIMARY KEY, v int);
          INSERT INTO folded VALUES ('émile', 1), ('Zoë', 2), ('apple', 3), ('Banana', 4), ('cherry ', 5);"
             .as_bytes(),
-    );
-    create_pg_db(&db);
-    psql(
-        &db,
         b"CREATE TABLE exact (id varchar(20) PRIMARY KEY, v int);
           CREATE TABLE folded (id varchar(20) COLLATE \"C\" PRIMARY KEY, v int);",
     );
@@ -216,16 +210,10 @@ fn critical_assertions_run_on_both_sides_with_their_verdicts() {
 /// names every shifted row and the column.
 #[test]
 fn a_time_zone_shift_in_the_load_is_found_row_by_row() {
-    let db = unique("verify_zone");
-    create_mysql_db(&db);
-    mysql_exec(
-        Some(&db),
+    let db = database_pair(
+        "verify_zone",
         b"CREATE TABLE e (id int PRIMARY KEY, at datetime(6), flag tinyint(1));
           INSERT INTO e VALUES (1, '2024-01-15 12:00:00', 1), (2, '2024-07-15 12:00:00.5', 0), (3, NULL, 1);",
-    );
-    create_pg_db(&db);
-    psql(
-        &db,
         b"CREATE TABLE e (id int PRIMARY KEY, at timestamptz(6), flag boolean)",
     );
     let wd = workdir("verify_zone");
@@ -258,16 +246,10 @@ fn a_time_zone_shift_in_the_load_is_found_row_by_row() {
 /// schemas): the application's next insert must not collide with a copied row.
 #[test]
 fn sequences_a_default_draws_from_are_past_the_loaded_values_even_when_not_owned() {
-    let db = unique("verify_seq");
-    create_mysql_db(&db);
-    mysql_exec(
-        Some(&db),
+    let db = database_pair(
+        "verify_seq",
         b"CREATE TABLE a (id int PRIMARY KEY, v int); INSERT INTO a VALUES (1, 1), (41, 2);
           CREATE TABLE b (id int PRIMARY KEY); INSERT INTO b VALUES (7), (99);",
-    );
-    create_pg_db(&db);
-    psql(
-        &db,
         b"CREATE SEQUENCE shared_seq; CREATE SEQUENCE a_v_seq;
           CREATE TABLE a (id int PRIMARY KEY DEFAULT nextval('shared_seq'), v int DEFAULT nextval('a_v_seq'));
           CREATE TABLE b (id int PRIMARY KEY DEFAULT nextval('shared_seq'));",
