@@ -15,6 +15,7 @@ pub mod plan;
 pub mod post;
 pub mod sink;
 pub mod source;
+pub mod tls;
 pub mod url;
 pub mod verify;
 pub mod work;

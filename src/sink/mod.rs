@@ -4,6 +4,7 @@
 //! absent.
 
 pub mod ledger;
+pub mod tls;
 pub mod writer;
 
 use std::collections::HashMap;
@@ -13,7 +14,8 @@ use std::time::Duration;
 use bytes::BytesMut;
 use futures_util::SinkExt;
 use tokio::io::AsyncReadExt;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::config::Host;
+use tokio_postgres::{Client, Config};
 
 pub use ledger::{DeferredObject, ObjectKind};
 
@@ -65,8 +67,9 @@ const SESSION_SETUP: &str = "SET TimeZone = 'UTC'; SET client_encoding = 'UTF8';
 const COPY_BUFFER: usize = 1 << 20;
 
 pub async fn connect(url: &DbUrl) -> Result<Client> {
-    let mut config: Config = url
-        .expose()
+    let mut text = url.expose().to_string();
+    let tls = tls::TargetTls::take(&mut text, &|name| std::env::var(name).ok())?;
+    let mut config: Config = text
         .parse()
         .map_err(|e| Error::Usage(format!("invalid --target URL {url}: {e}")))?;
     if config.get_dbname().is_none() {
@@ -78,12 +81,25 @@ pub async fn connect(url: &DbUrl) -> Result<Client> {
         .connect_timeout(Duration::from_secs(30))
         .keepalives(true)
         .keepalives_idle(Duration::from_secs(30))
-        .application_name("pgclipper");
-    let (client, connection) = config.connect(NoTls).await.map_err(|e| Error::Connect {
-        side: "target",
-        url: url.redacted(),
-        reason: crate::error::pg_message(&e),
-    })?;
+        .application_name("pgclipper")
+        .ssl_mode(tls.driver_mode());
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(name)) => name.clone(),
+        Some(Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".to_string(),
+    };
+    if tls.mode == tls::SslMode::Disable {
+        crate::tls::warn_unencrypted(crate::tls::Side::Target, &host, TARGET_ENCRYPTION_ADVICE);
+    }
+    let connector = tls.connector()?;
+    let (client, connection) = config
+        .connect(connector)
+        .await
+        .map_err(|e| Error::Connect {
+            side: "target",
+            url: url.redacted(),
+            reason: tls::explain(&e, &tls, &host),
+        })?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "Target connection closed.");
@@ -93,7 +109,32 @@ pub async fn connect(url: &DbUrl) -> Result<Client> {
         .batch_execute(SESSION_SETUP)
         .await
         .map_err(Error::postgres("setting up the session"))?;
+    if tls.mode == tls::SslMode::Prefer && !crate::tls::is_loopback(&host) {
+        warn_if_plain(&client, &host).await;
+    }
     Ok(client)
+}
+
+const TARGET_ENCRYPTION_ADVICE: &str =
+    "Use sslmode=verify-full with sslrootcert=FILE (the server's CA).";
+
+/// With `sslmode=prefer` the server may have declined TLS: ask it, once per process.
+async fn warn_if_plain(client: &Client, host: &str) {
+    static ASKED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if ASKED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let encrypted = client
+        .query_opt(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await;
+    if let Ok(Some(row)) = encrypted {
+        if !row.get::<_, bool>(0) {
+            crate::tls::warn_unencrypted(crate::tls::Side::Target, host, TARGET_ENCRYPTION_ADVICE);
+        }
+    }
 }
 
 /// Whether Postgres knows the time zone `zone` by that name.

@@ -4,10 +4,14 @@
 
 pub mod reader;
 pub mod snapshot;
+pub mod tls;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use mysql_async::{Conn, Opts, OptsBuilder, Params, Value};
+use mysql_async::{Conn, DriverError, Opts, OptsBuilder, Params, SslOpts, Value};
+
+use tls::{SourceTls, SslMode};
 
 use crate::catalog::my_ident;
 use crate::error::{Error, Result};
@@ -24,41 +28,84 @@ const SESSION_SETUP: &[&str] = &[
     "SET SESSION net_read_timeout = 3600",
 ];
 
-pub fn opts(url: &DbUrl) -> Result<Opts> {
-    let parsed = Opts::from_url(url.expose())
+/// The driver's options of `url` without TLS, and the TLS settings taken out of it.
+fn opts(url: &DbUrl) -> Result<(Opts, SourceTls)> {
+    let mut text = url.expose().to_string();
+    let tls = SourceTls::take(&mut text)?;
+    let parsed = Opts::from_url(&text)
         .map_err(|e| Error::Usage(format!("invalid --source URL {url}: {e}")))?;
     if parsed.db_name().is_none() {
         return Err(Error::Usage(format!(
             "--source URL {url} names no database (mysql://user:pass@host:port/DATABASE)"
         )));
     }
-    Ok(OptsBuilder::from_opts(parsed)
+    let opts = OptsBuilder::from_opts(parsed)
         .init(SESSION_SETUP.to_vec())
         .tcp_keepalive(Some(Duration::from_secs(30)))
         .stmt_cache_size(64)
-        .into())
+        .into();
+    Ok((opts, tls))
 }
 
+/// Whether the source declined TLS under ssl-mode=PREFERRED: later connections of the run
+/// go without asking again.
+static SOURCE_HAS_NO_TLS: AtomicBool = AtomicBool::new(false);
+
 pub async fn connect(url: &DbUrl) -> Result<Conn> {
-    let opts = opts(url)?;
-    let connecting = Conn::new(opts);
-    match tokio::time::timeout(Duration::from_secs(30), connecting).await {
-        Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(e)) => Err(Error::Connect {
-            side: "source",
-            url: url.redacted(),
-            reason: crate::error::mysql_message(&e),
-        }),
-        Err(_) => Err(Error::Connect {
-            side: "source",
-            url: url.redacted(),
-            reason: "no answer within 30 s".into(),
-        }),
-    }
+    let (opts, tls) = opts(url)?;
+    let host = opts.ip_or_hostname().to_string();
+    let attempt = |ssl: Option<SslOpts>| {
+        let opts = OptsBuilder::from_opts(opts.clone()).ssl_opts(ssl);
+        async move {
+            match tokio::time::timeout(Duration::from_secs(30), Conn::new(opts)).await {
+                Ok(result) => result.map_err(Some),
+                Err(_) => Err(None),
+            }
+        }
+    };
+    const ADVICE: &str = "Use ssl-mode=VERIFY_IDENTITY with ssl-ca=FILE (the server's CA).";
+    let connected = match tls.mode {
+        SslMode::Disabled => {
+            crate::tls::warn_unencrypted(crate::tls::Side::Source, &host, ADVICE);
+            attempt(None).await
+        }
+        SslMode::Preferred if SOURCE_HAS_NO_TLS.load(Ordering::Relaxed) => attempt(None).await,
+        SslMode::Preferred => match attempt(tls.ssl_opts(None)?).await {
+            Err(Some(mysql_async::Error::Driver(DriverError::NoClientSslFlagFromServer))) => {
+                SOURCE_HAS_NO_TLS.store(true, Ordering::Relaxed);
+                crate::tls::warn_unencrypted(crate::tls::Side::Source, &host, ADVICE);
+                attempt(None).await
+            }
+            other => other,
+        },
+        SslMode::VerifyCa => {
+            let known = tls::ISSUER_CHECK_NAME.lock().unwrap().clone();
+            let first = attempt(tls.ssl_opts(known.clone())?).await;
+            match (&first, known) {
+                (Err(Some(e)), None) => match tls::name_for_issuer_check(e) {
+                    Some(name) => {
+                        *tls::ISSUER_CHECK_NAME.lock().unwrap() = Some(name.clone());
+                        attempt(tls.ssl_opts(Some(name))?).await
+                    }
+                    None => first,
+                },
+                _ => first,
+            }
+        }
+        SslMode::Required | SslMode::VerifyIdentity => attempt(tls.ssl_opts(None)?).await,
+    };
+    connected.map_err(|e| Error::Connect {
+        side: "source",
+        url: url.redacted(),
+        reason: match e {
+            Some(e) => tls::explain(&e, &tls, &host),
+            None => "no answer within 30 s".into(),
+        },
+    })
 }
 
 pub fn database(url: &DbUrl) -> Result<String> {
-    Ok(opts(url)?.db_name().unwrap_or_default().to_string())
+    Ok(opts(url)?.0.db_name().unwrap_or_default().to_string())
 }
 
 /// A key column as the range predicate needs it.

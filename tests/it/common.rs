@@ -122,6 +122,10 @@ pub fn read(path: &Path) -> Vec<u8> {
 pub fn pgclipper(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pgclipper"))
         .args(args)
+        .env_remove("PGSSLMODE")
+        .env_remove("PGSSLROOTCERT")
+        .env_remove("PGSSLCERT")
+        .env_remove("PGSSLKEY")
         .env("PGCLIPPER_LOG", "warn")
         .output()
         .expect("pgclipper binary")
@@ -258,6 +262,10 @@ pub fn pg_table_text(db: &str, table: &str) -> Vec<String> {
 pub fn run_cli(args: &[&str], envs: &[(&str, &str)]) -> (Option<i32>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_pgclipper"))
         .args(args)
+        .env_remove("PGSSLMODE")
+        .env_remove("PGSSLROOTCERT")
+        .env_remove("PGSSLCERT")
+        .env_remove("PGSSLKEY")
         .env_remove("PGCLIPPER_SOURCE")
         .env_remove("PGCLIPPER_TARGET")
         .envs(envs.iter().copied())
@@ -364,4 +372,49 @@ pub fn database_pair(prefix: &str, mysql: impl AsRef<[u8]>, postgres: impl AsRef
     create_pg_db(&db);
     psql(&db, postgres.as_ref());
     db
+}
+
+/// A MariaDB and Postgres pair of this test's own, to stop and restart at will.
+pub struct PrivateServers {
+    pub dir: PathBuf,
+}
+
+impl PrivateServers {
+    /// `args` go to `tools/dbctl start` (`--tls`).
+    pub fn start(args: &[&str]) -> Self {
+        let dir = std::env::temp_dir().join(unique("private-servers"));
+        let out = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/dbctl"))
+            .args(["start", dir.to_str().unwrap()])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PrivateServers { dir }
+    }
+
+    pub fn env(&self) -> PathBuf {
+        self.dir.join("env")
+    }
+
+    pub fn mariadb_pid(&self) -> String {
+        std::fs::read_to_string(self.dir.join("mariadb/pid"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+}
+
+impl Drop for PrivateServers {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.mariadb_pid()])
+            .status();
+        let _ = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/dbctl"))
+            .args(["stop", self.dir.to_str().unwrap()])
+            .status();
+    }
 }

@@ -12,4 +12,5 @@ mod first_hour;
 mod kratos;
 mod recovery;
 mod target_schemas;
+mod tls;
 mod verify;

@@ -1,7 +1,6 @@
 //! Faults of the disk and of the servers: a full workdir, a stopped (SIGSTOPped) or
 //! restarted server, killed reader connections: never a hang, always a resumable state.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -55,49 +54,6 @@ fn a_full_disk_stops_with_the_path_and_a_later_run_with_space_completes() {
     assert_complete(&pg, &db);
 }
 
-/// A MariaDB and Postgres pair of this test's own, to stop and restart at will.
-struct PrivateServers {
-    dir: PathBuf,
-}
-
-impl PrivateServers {
-    fn start() -> Self {
-        let dir = std::env::temp_dir().join(unique("private-servers"));
-        let out = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/dbctl"))
-            .args(["start", dir.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PrivateServers { dir }
-    }
-
-    fn env(&self) -> PathBuf {
-        self.dir.join("env")
-    }
-
-    fn mariadb_pid(&self) -> String {
-        std::fs::read_to_string(self.dir.join("mariadb/pid"))
-            .unwrap()
-            .trim()
-            .to_string()
-    }
-}
-
-impl Drop for PrivateServers {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-CONT", &self.mariadb_pid()])
-            .status();
-        let _ = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/dbctl"))
-            .args(["stop", self.dir.to_str().unwrap()])
-            .status();
-    }
-}
-
 /// Runs `migrate`, injects `fault` once it is under way, and returns its exit code and
 /// messages; `fault` returns whether it was injected while pgclipper still ran.
 fn migrate_with_fault(
@@ -119,7 +75,7 @@ fn migrate_with_fault(
 
 #[test]
 fn stopped_restarted_and_disconnected_servers_never_hang_and_the_run_resumes() {
-    let servers_ = PrivateServers::start();
+    let servers_ = PrivateServers::start(&[]);
     let env = servers_.env();
     let (my, pg) = servers(&env);
     let expected = reference(&env, 10_000, 200_000);
@@ -284,7 +240,7 @@ impl PrivateServers {
 /// answering meanwhile ends the run within the I/O timeout, and the run resumes.
 #[test]
 fn a_long_healthy_rebuild_is_left_alone_but_a_dead_server_ends_it() {
-    let servers_ = PrivateServers::start();
+    let servers_ = PrivateServers::start(&[]);
     let case = Case::on(&servers_.env(), "rebuild", 5_000, 50_000);
     let run_args = case.args("migrate", &["--io-timeout", "2", "--writers", "1"]);
     let target = case.target();
