@@ -219,6 +219,31 @@ pub fn parse_column_ref(text: &str) -> Result<(String, String)> {
 }
 
 impl Options {
+    /// The settings of a run as its report records them (URLs without their passwords).
+    pub fn describe(&self) -> serde_json::Value {
+        let mapping = &self.selection.mapping;
+        serde_json::json!({
+            "source": self.source.as_ref().map(DbUrl::redacted),
+            "target": self.target.as_ref().map(DbUrl::redacted),
+            "target_schema": self.target_schema,
+            "workdir": self.workdir,
+            "tables": self.selection.tables.only,
+            "exclude": self.selection.tables.exclude,
+            "readers": self.readers,
+            "writers": self.writers,
+            "encoders": self.encoders,
+            "chunk_bytes": self.chunk_bytes,
+            "chunk_rows": self.chunk_rows,
+            "copy_format": format!("{:?}", self.copy_format).to_lowercase(),
+            "io_timeout_s": self.io_timeout.as_secs(),
+            "zero_dates": format!("{:?}", mapping.zero_dates).to_lowercase(),
+            "source_timezone": mapping.source_timezone.as_deref(),
+            "drop_columns": mapping.drop_columns.iter().map(|(t, c)| format!("{t}.{c}")).collect::<Vec<_>>(),
+            "restart": self.restart,
+            "critical_checks": self.critical.len(),
+        })
+    }
+
     /// Checks the settings without touching the network.
     pub fn validate(&self) -> Result<()> {
         if let Some(s) = &self.source {

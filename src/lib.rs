@@ -13,6 +13,7 @@ pub mod error;
 pub mod mapping;
 pub mod plan;
 pub mod post;
+pub mod report;
 pub mod sink;
 pub mod source;
 pub mod tls;

@@ -208,6 +208,8 @@ impl Tally {
 pub struct Retry {
     tries: u32,
     attempt: u32,
+    /// The table whose work is tried again, for the report.
+    table: Option<String>,
 }
 
 impl Retry {
@@ -224,7 +226,16 @@ impl Retry {
     }
 
     pub fn new(tries: u32) -> Self {
-        Retry { tries, attempt: 0 }
+        Retry {
+            tries,
+            attempt: 0,
+            table: None,
+        }
+    }
+
+    pub fn of_table(mut self, table: &str) -> Self {
+        self.table = Some(table.to_string());
+        self
     }
 
     /// How many tries failed so far.
@@ -249,7 +260,9 @@ impl Retry {
         let Some(pause) = self.pause_after(error) else {
             return false;
         };
-        tracing::warn!(attempt = self.attempt, pause_ms = pause.as_millis() as u64, error = %error, "{what}");
+        let table = self.table.as_deref().unwrap_or("");
+        tracing::warn!(table, attempt = self.attempt, pause_ms = pause.as_millis() as u64, error = %error, "{what}");
+        crate::report::retried(self.table.as_deref());
         tokio::time::sleep(pause).await;
         true
     }

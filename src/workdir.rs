@@ -95,6 +95,9 @@ fn foreign_entries(dir: &Path) -> Result<Vec<String>> {
             VERIFY_FILE,
             LOCK_FILE,
             DATA_DIR,
+            crate::report::REPORT_FILE,
+            crate::report::render::MARKDOWN_FILE,
+            crate::report::render::HTML_FILE,
         ]
         .iter()
         .any(|own| name == *own || name.strip_suffix(".tmp") == Some(own));

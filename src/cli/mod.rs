@@ -5,6 +5,7 @@
 #[macro_use]
 mod print;
 mod args;
+mod logs;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,13 @@ use crate::url::redact_urls;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as `human` text or `json` lines (default: human on a terminal, JSON
+    /// otherwise; every JSON line carries the run id).
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    log_format: Option<logs::LogFormat>,
+    /// Only warnings and errors in the log, and no progress bars.
+    #[arg(long, short, global = true)]
+    quiet: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -133,7 +141,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Ok(cli) => cli,
         Err(e) => return Ok(ExitCode::from(refuse_arguments(e))),
     };
-    let json_logs = init_tracing();
+    let json_logs = logs::init(cli.log_format, cli.quiet, std::io::stderr);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("pgclipper-io")
@@ -148,6 +156,14 @@ pub fn run() -> anyhow::Result<ExitCode> {
     // Tasks still blocked on a dead server must not hold the exit; tasks cut off here
     // had their transactions rolled back by the server as their connections closed.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    let exit_code = match &outcome {
+        Ok(exit) => *exit as u8,
+        Err(e) => e.exit() as u8,
+    };
+    crate::report::finish(crate::report::Ending {
+        exit_code,
+        error: outcome.as_ref().err(),
+    });
     match outcome {
         Ok(exit) => Ok(ExitCode::from(exit as u8)),
         Err(e) => {
@@ -235,7 +251,7 @@ async fn dispatch(command: Command) -> Result<Exit, Error> {
         Command::Migrate(args) => {
             let given = args.given();
             let yes = given.yes;
-            let settings = given.options()?.migrate()?;
+            let settings = recorded(given.options()?).migrate()?;
             if settings.restart && commands::resume::has_plan(&settings.workdir) {
                 let reset = crate::config::ResetSettings {
                     target: settings.target.url.clone(),
@@ -254,17 +270,20 @@ async fn dispatch(command: Command) -> Result<Exit, Error> {
             Ok(Exit::Success)
         }
         Command::Export(args) => {
-            let summary = commands::export::run(&args.given().options()?.export()?).await?;
+            let summary =
+                commands::export::run(&recorded(args.given().options()?).export()?).await?;
             print::summary("exported", &summary, false);
             Ok(Exit::Success)
         }
         Command::Import(args) => {
-            let summary = commands::import::run(&args.given().options()?.import()?).await?;
+            let summary =
+                commands::import::run(&recorded(args.given().options()?).import()?).await?;
             print::summary("imported", &summary, true);
             Ok(Exit::Success)
         }
         Command::Verify(args) => {
-            let report = commands::verify::run(&args.given().options()?.verify()?).await?;
+            let report =
+                commands::verify::run(&recorded(args.given().options()?).verify()?).await?;
             print::verify(&report);
             Ok(if report.identical() {
                 Exit::Success
@@ -274,6 +293,12 @@ async fn dispatch(command: Command) -> Result<Exit, Error> {
         }
         Command::Reset(args) => reset(args.given()).await,
     }
+}
+
+/// `options`, whose description goes into the run's report.
+fn recorded(options: crate::config::Options) -> crate::config::Options {
+    crate::report::settings(options.describe());
+    options
 }
 
 async fn reset(given: Given) -> Result<Exit, Error> {
@@ -308,22 +333,4 @@ fn confirmed(yes: bool, what: &str) -> Result<bool, Error> {
         return Ok(false);
     }
     Ok(true)
-}
-
-/// Human-readable logs on a terminal, JSON lines otherwise; `PGCLIPPER_LOG` sets the filter.
-/// Returns whether the logs are JSON lines.
-fn init_tracing() -> bool {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PGCLIPPER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::io::stderr().is_terminal() {
-        builder.init();
-        false
-    } else {
-        builder.json().init();
-        true
-    }
 }

@@ -13,6 +13,7 @@ use crate::config::{ExportOptions, ExportSettings};
 use crate::encode::pool::{self, OnFinished};
 use crate::error::{within, Result};
 use crate::plan::{self, ChunkSize};
+use crate::report::{self, Phase};
 use crate::source::reader::{self, ChunkTask, Origin};
 use crate::source::snapshot;
 use crate::url::DbUrl;
@@ -26,11 +27,13 @@ pub async fn run(settings: &ExportSettings) -> Result<Summary> {
     // STEP 1: the workdir, for this run alone; --restart forgets what an earlier export
     // wrote there.
     let _lock = workdir::open_for_plan(workdir)?;
+    report::begin("export", workdir);
     if settings.restart && resume::has_plan(workdir) {
         let plan: crate::plan::Plan = workdir::read_json(&workdir.join(workdir::PLAN_FILE))?;
         workdir::clear(workdir, plan.tables.iter().map(|t| t.name.as_str()))?;
     }
     // STEP 2: read both catalogs and pair them; any problem stops here.
+    let planning = report::phase(Phase::Plan);
     let mut prepared = prepare_or_refuse(
         &settings.source,
         &settings.target,
@@ -61,6 +64,8 @@ pub async fn run(settings: &ExportSettings) -> Result<Summary> {
         )
         .await?
     };
+    report::plan_made(&plan);
+    drop(planning);
     // STEP 4: the chunks without a complete file.
     let left = resume::work_left(
         &prepared.mapping.tables,
@@ -74,6 +79,7 @@ pub async fn run(settings: &ExportSettings) -> Result<Summary> {
     let failure = Failure::new();
     let exported = Arc::new(Tally::default());
     let progress = exported.log_every_10s("Exporting.");
+    let exporting = report::phase(Phase::Export);
     let keep_files: OnFinished = {
         let exported = exported.clone();
         Arc::new(move |chunk| {
@@ -95,6 +101,7 @@ pub async fn run(settings: &ExportSettings) -> Result<Summary> {
         failure.fail(e);
     }
     progress.abort();
+    drop(exporting);
     failure.result()?;
     // STEP 6: the manifest of every chunk file, for `import`.
     let manifest = workdir::write_manifest(workdir, &plan.plan_id, plan.chunk_ids())?;

@@ -13,6 +13,7 @@ use crate::config::ImportSettings;
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::post;
+use crate::report::{self, Phase};
 use crate::sink::{self, ledger, writer};
 use crate::work::{Failure, Tally};
 use crate::workdir::{self, Manifest, ManifestEntry};
@@ -23,10 +24,13 @@ pub async fn run(settings: &ImportSettings) -> Result<Summary> {
     // STEP 1: the plan and the manifest of the export.
     workdir::require_plan(workdir, "")?;
     let (plan, manifest) = read_export(workdir)?;
+    report::begin("import", workdir);
+    report::plan_made(&plan);
     // STEP 2: a target that knows the plan, or whose tables are empty; the plan recorded
     // and the tables' keys, constraints, indexes and foreign keys taken off (once, whichever
     // import process comes first).
     let mut client = sink::connect(&settings.target).await?;
+    report::servers(None, sink::server_version(&client).await);
     ledger::ensure(&client).await?;
     resume::check_ledger(&plan, &client, workdir).await?;
     post::before_load(&mut client, &plan, settings.load.io_timeout).await?;
@@ -38,6 +42,7 @@ pub async fn run(settings: &ImportSettings) -> Result<Summary> {
         .collect();
     let (failure, loaded) = (Failure::new(), Arc::new(Tally::default()));
     let progress = loaded.log_every_10s("Loading.");
+    let loading = report::phase(Phase::Load);
     let options = &settings.load;
     writer::from_ledger(
         &settings.target,
@@ -52,6 +57,7 @@ pub async fn run(settings: &ImportSettings) -> Result<Summary> {
     .await
     .inspect_err(|_| post::leave_deferred(&plan))?;
     progress.abort();
+    drop(loading);
     // STEP 4: keys, constraints, indexes and foreign keys back; sequences; statistics.
     let finished = post::after_load(&settings.target, &plan, &settings.load).await?;
     let summary = Summary::new(&manifest, loaded.counts(), started.elapsed(), workdir);

@@ -17,6 +17,7 @@ use crate::encode::FinishedChunk;
 use crate::error::Result;
 use crate::plan::{self, ChunkSize, Plan};
 use crate::post;
+use crate::report::{self, Phase};
 use crate::sink::{ledger, writer};
 use crate::work::{self, Failure, Tally};
 use crate::workdir;
@@ -27,11 +28,13 @@ pub async fn run(settings: &MigrateSettings) -> Result<Summary> {
     // STEP 1: the workdir, for this run alone; --restart puts the target back as it was
     // before the workdir's plan (the operator said yes to that).
     let _lock = workdir::open_for_plan(workdir)?;
+    report::begin("migrate", workdir);
     if settings.restart && resume::has_plan(workdir) {
         reset::discard(&target.url, workdir, &settings.load).await?;
     }
     // STEP 2: read both catalogs and pair them; any problem stops here. Then go on with the
     // workdir's plan, if both catalogs and the ledger still fit it, or plan every table.
+    let planning = report::phase(Phase::Plan);
     let (mut prepared, plan) = if resume::has_plan(workdir) {
         let prepared = prepare(settings, TargetRows::MayExist).await?;
         let plan = resume::existing_plan(workdir, &prepared, &target.schema)?;
@@ -43,6 +46,8 @@ pub async fn run(settings: &MigrateSettings) -> Result<Summary> {
         let plan = make_plan(settings, &mut prepared).await?;
         (prepared, plan)
     };
+    report::plan_made(&plan);
+    drop(planning);
     // STEP 3: record the plan in the ledger; take the tables' keys, constraints, indexes and
     // foreign keys off until the data is in.
     post::before_load(&mut prepared.postgres, &plan, settings.load.io_timeout).await?;
@@ -67,9 +72,11 @@ pub async fn run(settings: &MigrateSettings) -> Result<Summary> {
     );
     // STEP 5: export and load at once: readers → encoders → chunk files → COPY writers.
     let loaded = Arc::new(Tally::default());
+    let moving = report::phase(Phase::ExportAndLoad);
     export_and_load(settings, &prepared, &plan, left, &loaded)
         .await
         .inspect_err(|_| post::leave_deferred(&plan))?;
+    drop(moving);
     // STEP 6: the manifest of every chunk file.
     let manifest = workdir::write_manifest(workdir, &plan.plan_id, plan.chunk_ids())?;
     // STEP 7: keys, constraints, indexes and foreign keys back; sequences; statistics.

@@ -54,6 +54,8 @@ pub async fn prepare(
     let database = source::database(source)?;
     let (mut mysql, postgres) =
         tokio::try_join!(source::connect(source), sink::connect(&target.url))?;
+    let source_version = source::server_version(&mut mysql).await;
+    crate::report::servers(source_version, sink::server_version(&postgres).await);
     let source_tables = within(
         io_timeout,
         "reading the source catalog",

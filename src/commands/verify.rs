@@ -14,6 +14,7 @@ use crate::config::VerifySettings;
 use crate::encode::chunk::digest_path;
 use crate::error::{within, Result};
 use crate::plan::{self, ChunkSize, PlannedTable};
+use crate::report::{self, Phase};
 use crate::sink::ledger;
 use crate::source::snapshot;
 use crate::verify::catalog::{Finding, TableCount};
@@ -35,6 +36,26 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
+    /// What the run's report keeps of it (the whole is in `verify.json`).
+    pub fn summary(&self) -> serde_json::Value {
+        let differing: Vec<_> = self
+            .tables
+            .iter()
+            .filter(|t| !t.identical())
+            .map(|t| &t.table)
+            .collect();
+        serde_json::json!({
+            "identical": self.identical(),
+            "plan": self.plan,
+            "tables": self.tables.len(),
+            "rows": self.tables.iter().map(|t| t.source_rows).sum::<u64>(),
+            "tables_differing": differing,
+            "catalog_findings_failed": self.catalog.iter().filter(|f| !f.ok).count(),
+            "critical_failed": self.critical.iter().filter(|c| !c.equal).count(),
+            "seconds": self.seconds,
+        })
+    }
+
     pub fn identical(&self) -> bool {
         self.tables.iter().all(TableVerdict::identical)
             && self.catalog.iter().all(|f| f.ok)
@@ -47,6 +68,7 @@ pub async fn run(settings: &VerifySettings) -> Result<VerifyReport> {
     let (workdir, timeout) = (&settings.workdir, settings.io_timeout);
     // STEP 1: the workdir, for this run alone.
     let _lock = workdir::open_for_plan(workdir)?;
+    report::begin("verify", workdir);
     // STEP 2: both catalogs, paired as `migrate` pairs them (the target's tables hold rows).
     let mut prepared = prepare_or_refuse(
         &settings.source,
@@ -72,6 +94,8 @@ pub async fn run(settings: &VerifySettings) -> Result<VerifyReport> {
         let plan = plan::make(conn, &database, tables, schema, size, timeout, workdir).await?;
         (plan, "a new plan")
     };
+    report::plan_made(&plan);
+    let _verifying = report::phase(Phase::Verify);
     // STEP 4: one consistent snapshot of the source for every read that follows. The
     // export's digests stand for the source if its binary log shows no write since.
     let mut snapshot = within(
@@ -148,6 +172,7 @@ pub async fn run(settings: &VerifySettings) -> Result<VerifyReport> {
         seconds: started.elapsed().as_secs_f64(),
     };
     workdir::write_json(&workdir.join(workdir::VERIFY_FILE), &report)?;
+    report::verify_outcome(report.summary());
     Ok(report)
 }
 

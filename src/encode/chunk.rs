@@ -32,6 +32,8 @@ pub struct ChunkWriter {
     /// Set when the reader lost its connection mid-chunk and reads the chunk again into a
     /// new writer: batches still in flight are dropped and the partial file removed.
     abandoned: AtomicBool,
+    /// When the reader began the chunk: its export span in the report.
+    started: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -130,6 +132,7 @@ impl ChunkWriter {
             state: Mutex::new(ChunkState::default()),
             pending: AtomicUsize::new(1),
             abandoned: AtomicBool::new(false),
+            started: std::time::Instant::now(),
         })
     }
 
@@ -225,6 +228,7 @@ impl ChunkWriter {
             std::fs::rename(tmp, path).map_err(Error::io(path))?;
             binary_path = Some(path.clone());
         }
+        crate::report::exported(&self.codec.table, self.started);
         let finished = FinishedChunk {
             table: self.codec.table.clone(),
             chunk_id: self.chunk_id,

@@ -190,6 +190,7 @@ pub async fn restore_deferred(url: &DbUrl, plan_id: &str, options: &LoadOptions)
         ledger::deferred_objects(&client, plan_id).await?
     };
     let count = objects.len();
+    let began = std::time::Instant::now();
     let order = Arc::new(Mutex::new(RestoreOrder::new(objects)));
     let progress = Arc::new(tokio::sync::Notify::new());
     let failure = Failure::new();
@@ -213,6 +214,7 @@ pub async fn restore_deferred(url: &DbUrl, plan_id: &str, options: &LoadOptions)
     })
     .wait()
     .await?;
+    crate::report::record::rebuild_phases(began);
     Ok(count)
 }
 
@@ -263,7 +265,8 @@ async fn restore_worker(
         }
         ledger::restored(&tx, plan_id, &object).await?;
         tx.commit().await.map_err(Error::postgres(&context))?;
-        tracing::debug!(table = %table, object = %name, kind = %kind, seconds = started.elapsed().as_secs_f64(), "Restored.");
+        tracing::info!(table = %table, object = %name, kind = %kind, seconds = started.elapsed().as_secs_f64(), "Restored.");
+        crate::report::rebuilt(table, *kind == ObjectKind::ForeignKey, started);
         order.lock().expect("restore order lock").restored(&object);
         progress.notify_waiters();
     }

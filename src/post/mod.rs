@@ -93,8 +93,14 @@ pub async fn after_load(url: &DbUrl, plan: &Plan, options: &LoadOptions) -> Resu
             "Keys, constraints and indexes rebuilt, foreign keys validated."
         );
         let tables: Vec<String> = plan.tables.iter().map(|t| t.target.clone()).collect();
-        let moved = sequences::advance(&client, &plan.plan_id, &tables).await?;
-        analyze(url, plan, options.writers).await?;
+        let moved = {
+            let _phase = crate::report::phase(crate::report::Phase::Sequences);
+            sequences::advance(&client, &plan.plan_id, &tables).await?
+        };
+        {
+            let _phase = crate::report::phase(crate::report::Phase::Analyze);
+            analyze(url, plan, options.writers).await?;
+        }
         ledger::mark_completed(&client, &plan.plan_id).await?;
         Ok(Finished {
             restored,

@@ -137,6 +137,12 @@ async fn warn_if_plain(client: &Client, host: &str) {
     }
 }
 
+/// `PostgreSQL 17.5 …` as the server says, for the report.
+pub async fn server_version(client: &Client) -> Option<String> {
+    let row = client.query_one("SELECT version()", &[]).await.ok()?;
+    row.get::<_, Option<String>>(0)
+}
+
 /// Whether Postgres knows the time zone `zone` by that name.
 pub async fn knows_time_zone(client: &Client, zone: &str) -> Result<bool> {
     let known = client

@@ -51,15 +51,17 @@ pub fn from_channel(
                     return Ok(());
                 }
                 let target = &targets[&chunk.table];
+                let started = std::time::Instant::now();
                 match load_with_retries(&mut client, &url, &plan_id, target, &chunk, timeout)
                     .await?
                 {
                     Outcome::Loaded => {
-                        tracing::debug!(table = %chunk.table, chunk = chunk.chunk_id, rows = chunk.rows, "Chunk loaded.");
                         if let Some(path) = &chunk.binary_path {
                             let _ = std::fs::remove_file(path);
                         }
                         loaded.add(chunk.rows, chunk.bytes);
+                        let (table, id) = (&chunk.table, chunk.chunk_id);
+                        crate::report::loaded(table, id, chunk.rows, chunk.bytes, started);
                     }
                     Outcome::Skipped => {
                         tracing::info!(table = %chunk.table, chunk = chunk.chunk_id, "Chunk loaded by another process; skipped.");
@@ -80,7 +82,7 @@ async fn load_with_retries(
     chunk: &FinishedChunk,
     timeout: Duration,
 ) -> Result<Outcome> {
-    let mut retry = Retry::writer();
+    let mut retry = Retry::writer().of_table(&chunk.table);
     loop {
         let tried = async {
             if client.is_none() {
@@ -210,13 +212,14 @@ impl LedgerWriter<'_> {
                 "loading chunk {chunk_id} of `{table}` into {}",
                 target.qualified
             );
+            let started = std::time::Instant::now();
             copy_and_mark(&tx, plan_id, target, &chunk, &context, timeout).await?;
             within(timeout, &context, async {
                 tx.commit().await.map_err(Error::postgres(&context))
             })
             .await?;
-            tracing::debug!(table = %table, chunk = chunk_id, rows = chunk.rows, "Chunk loaded.");
             self.loaded.add(chunk.rows, chunk.bytes);
+            crate::report::loaded(&table, chunk_id, chunk.rows, chunk.bytes, started);
         }
         Ok(())
     }

@@ -104,6 +104,16 @@ pub async fn connect(url: &DbUrl) -> Result<Conn> {
     })
 }
 
+/// `10.11.19-MariaDB-0+deb12u1 (Debian 12)` as the server says, for the report.
+pub async fn server_version(conn: &mut Conn) -> Option<String> {
+    use mysql_async::prelude::Queryable;
+    let row: Option<(String, String)> = conn
+        .query_first("SELECT VERSION(), @@version_comment")
+        .await
+        .ok()?;
+    row.map(|(version, comment)| format!("{version} ({comment})"))
+}
+
 pub fn database(url: &DbUrl) -> Result<String> {
     Ok(opts(url)?.0.db_name().unwrap_or_default().to_string())
 }

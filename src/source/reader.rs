@@ -76,7 +76,7 @@ async fn reader_loop(
 ) -> Result<()> {
     let outcome = async {
         while let Some(task) = queue.next() {
-            let mut retry = Retry::reader();
+            let mut retry = Retry::reader().of_table(&task.job.codec.table);
             loop {
                 let attempt = retry.attempt();
                 let Err(e) = read_chunk(&mut conn, &origin.database, &task, &input, io_timeout, attempt).await

@@ -1,0 +1,372 @@
+//! What a run did, as it happens: the process-wide recorder that the stages tell of each
+//! phase, each chunk exported and loaded, each object rebuilt and each retry. It costs one
+//! short lock per chunk, never per row. [`super::finish`] writes it into `report.json`.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+/// The phases of a run, in the order they happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Plan,
+    /// `migrate`: readers, encoders and COPY writers at once.
+    ExportAndLoad,
+    Export,
+    Load,
+    KeysAndIndexes,
+    ForeignKeys,
+    Sequences,
+    Analyze,
+    Verify,
+}
+
+impl Phase {
+    pub fn label(self) -> &'static str {
+        match self {
+            Phase::Plan => "plan",
+            Phase::ExportAndLoad => "export+load",
+            Phase::Export => "export",
+            Phase::Load => "load",
+            Phase::KeysAndIndexes => "keys and indexes",
+            Phase::ForeignKeys => "foreign keys",
+            Phase::Sequences => "sequences",
+            Phase::Analyze => "analyze",
+            Phase::Verify => "verify",
+        }
+    }
+}
+
+/// A stretch of time, in seconds since the run began.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Span {
+    pub start_s: f64,
+    pub end_s: f64,
+}
+
+impl Span {
+    pub fn seconds(&self) -> f64 {
+        (self.end_s - self.start_s).max(0.0)
+    }
+
+    fn widen(this: &mut Option<Span>, span: Span) {
+        *this = Some(match *this {
+            None => span,
+            Some(s) => Span {
+                start_s: s.start_s.min(span.start_s),
+                end_s: s.end_s.max(span.end_s),
+            },
+        });
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PhaseRecord {
+    pub phase: Phase,
+    #[serde(flatten)]
+    pub span: Span,
+}
+
+/// One table's part of a run. Spans run from its first chunk's start to its last's end.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TableRecord {
+    pub rows: u64,
+    pub bytes: u64,
+    pub chunks: u64,
+    pub export: Option<Span>,
+    pub load: Option<Span>,
+    /// Its keys, constraints and indexes built again.
+    pub rebuild: Option<Span>,
+    /// Its foreign keys added back and validated.
+    pub foreign_keys: Option<Span>,
+    pub retries: u64,
+    /// Rows the planner expected (the source's statistics), for projections.
+    pub planned_rows: Option<u64>,
+}
+
+/// Rows and bytes loaded by a moment of the run.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Sample {
+    pub t_s: f64,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Target table (`schema.table`, unquoted) → the plan's table name: the rebuild knows
+    /// only the target's.
+    names: BTreeMap<String, String>,
+    phases: Vec<PhaseRecord>,
+    tables: BTreeMap<String, TableRecord>,
+    samples: Vec<Sample>,
+    loaded_rows: u64,
+    loaded_bytes: u64,
+    retries: u64,
+}
+
+pub struct Recorder {
+    pub run_id: String,
+    pub started: Instant,
+    pub started_at: SystemTime,
+    inner: Mutex<Inner>,
+}
+
+pub fn recorder() -> &'static Recorder {
+    static RECORDER: OnceLock<Recorder> = OnceLock::new();
+    RECORDER.get_or_init(|| {
+        let started_at = SystemTime::now();
+        Recorder {
+            run_id: new_run_id(started_at),
+            started: Instant::now(),
+            started_at,
+            inner: Mutex::new(Inner::default()),
+        }
+    })
+}
+
+/// `20261201T105032Z-3fa9`: when, and enough of a hash of the process to tell two runs of
+/// one second apart.
+fn new_run_id(at: SystemTime) -> String {
+    let stamp = super::utc(at).replace(['-', ':'], "");
+    let stamp = stamp.split('.').next().unwrap_or_default().to_string() + "Z";
+    let nanos = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let seed = format!("{nanos}/{}/{host}", std::process::id());
+    format!(
+        "{stamp}-{:04x}",
+        xxhash_rust::xxh3::xxh3_64(seed.as_bytes()) & 0xffff
+    )
+}
+
+impl Recorder {
+    fn now_s(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    fn since(&self, at: Instant) -> f64 {
+        at.saturating_duration_since(self.started).as_secs_f64()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut inner)
+    }
+
+    pub(super) fn phases(&self) -> Vec<PhaseRecord> {
+        self.with(|i| i.phases.clone())
+    }
+
+    pub(super) fn tables(&self) -> BTreeMap<String, TableRecord> {
+        self.with(|i| i.tables.clone())
+    }
+
+    pub(super) fn samples(&self) -> Vec<Sample> {
+        self.with(|i| i.samples.clone())
+    }
+
+    pub(super) fn retries(&self) -> u64 {
+        self.with(|i| i.retries)
+    }
+
+    /// Rows and bytes loaded so far (for progress).
+    pub fn loaded(&self) -> (u64, u64) {
+        self.with(|i| (i.loaded_rows, i.loaded_bytes))
+    }
+
+    /// The phase under way (the last one begun and not ended).
+    pub fn current_phase(&self) -> Option<Phase> {
+        self.with(|i| {
+            i.phases
+                .iter()
+                .rev()
+                .find(|p| p.span.end_s.is_nan())
+                .map(|p| p.phase)
+        })
+    }
+
+    /// Per table: rows loaded and rows planned (for progress).
+    pub fn table_progress(&self) -> Vec<(String, u64, Option<u64>, bool)> {
+        self.with(|i| {
+            i.tables
+                .iter()
+                .map(|(name, t)| {
+                    let active = t.load.is_some() || t.export.is_some();
+                    (name.clone(), t.rows, t.planned_rows, active)
+                })
+                .collect()
+        })
+    }
+}
+
+/// Marks the phase begun; it ends when the returned guard is dropped (an early return or a
+/// failure ends it too).
+#[must_use = "the phase ends when this is dropped"]
+pub struct PhaseGuard {
+    index: usize,
+}
+
+pub fn phase(phase: Phase) -> PhaseGuard {
+    let r = recorder();
+    let start_s = r.now_s();
+    tracing::info!(phase = phase.label(), "Phase begun.");
+    let index = r.with(|i| {
+        i.phases.push(PhaseRecord {
+            phase,
+            span: Span {
+                start_s,
+                end_s: f64::NAN,
+            },
+        });
+        i.phases.len() - 1
+    });
+    PhaseGuard { index }
+}
+
+impl Drop for PhaseGuard {
+    fn drop(&mut self) {
+        let r = recorder();
+        let end_s = r.now_s();
+        let (phase, seconds) = r.with(|i| {
+            let record = &mut i.phases[self.index];
+            record.span.end_s = end_s;
+            (record.phase, record.span.seconds())
+        });
+        tracing::info!(
+            phase = phase.label(),
+            seconds = (seconds * 1000.0).round() / 1000.0,
+            "Phase ended."
+        );
+    }
+}
+
+/// The plan's tables: name, target table (`"schema"."table"`) and the rows expected.
+pub fn planned(tables: impl IntoIterator<Item = (String, String, u64)>) {
+    recorder().with(|i| {
+        for (name, target, rows) in tables {
+            i.names.insert(unquoted(&target), name.clone());
+            i.tables.entry(name).or_default().planned_rows = Some(rows);
+        }
+    })
+}
+
+/// `"schema"."table"` or `schema.table` as `schema.table`. (An identifier holding `"` or
+/// `.` itself could be misread; it only names a bar in the report.)
+fn unquoted(qualified: &str) -> String {
+    qualified.replace('"', "")
+}
+
+/// A chunk file of `table` finished: read since `started`, converted and written.
+pub fn exported(table: &str, started: Instant) {
+    let r = recorder();
+    let span = Span {
+        start_s: r.since(started),
+        end_s: r.now_s(),
+    };
+    r.with(|i| {
+        Span::widen(
+            &mut i.tables.entry(table.to_string()).or_default().export,
+            span,
+        )
+    });
+}
+
+/// A chunk of `table` loaded (COPY and ledger mark committed), begun at `started`.
+pub fn loaded(table: &str, chunk: u32, rows: u64, bytes: u64, started: Instant) {
+    let r = recorder();
+    let span = Span {
+        start_s: r.since(started),
+        end_s: r.now_s(),
+    };
+    tracing::info!(
+        table,
+        chunk,
+        rows,
+        bytes,
+        ms = (span.seconds() * 1000.0) as u64,
+        "Chunk loaded."
+    );
+    r.with(|i| {
+        let t = i.tables.entry(table.to_string()).or_default();
+        t.rows += rows;
+        t.bytes += bytes;
+        t.chunks += 1;
+        Span::widen(&mut t.load, span);
+        i.loaded_rows += rows;
+        i.loaded_bytes += bytes;
+        let (rows, bytes) = (i.loaded_rows, i.loaded_bytes);
+        i.samples.push(Sample {
+            t_s: span.end_s,
+            rows,
+            bytes,
+        });
+    })
+}
+
+/// An object of `table` put back, begun at `started`; `foreign` for a foreign key.
+pub fn rebuilt(table: &str, foreign: bool, started: Instant) {
+    let r = recorder();
+    let span = Span {
+        start_s: r.since(started),
+        end_s: r.now_s(),
+    };
+    r.with(|i| {
+        let name = i.names.get(&unquoted(table)).cloned();
+        let name = name.unwrap_or_else(|| table.to_string());
+        let t = i.tables.entry(name).or_default();
+        Span::widen(
+            if foreign {
+                &mut t.foreign_keys
+            } else {
+                &mut t.rebuild
+            },
+            span,
+        );
+    })
+}
+
+/// A try that failed and is made again, for `table` when it is known.
+pub fn retried(table: Option<&str>) {
+    recorder().with(|i| {
+        i.retries += 1;
+        if let Some(table) = table {
+            i.tables.entry(table.to_string()).or_default().retries += 1;
+        }
+    })
+}
+
+/// The rebuild's two phases, from what its objects' spans say (keys and foreign keys are
+/// built by one pool, a foreign key as soon as both its tables are keyed): keys and
+/// indexes from `began` to the last of them, foreign keys from the first to the last.
+pub fn rebuild_phases(began: Instant) {
+    let r = recorder();
+    let start_s = r.since(began);
+    r.with(|i| {
+        let (mut keys, mut foreign) = (None, None);
+        for t in i.tables.values() {
+            if let Some(s) = t.rebuild.filter(|s| s.end_s >= start_s) {
+                Span::widen(&mut keys, s);
+            }
+            if let Some(s) = t.foreign_keys.filter(|s| s.end_s >= start_s) {
+                Span::widen(&mut foreign, s);
+            }
+        }
+        let keys = keys.map(|s| Span { start_s, ..s });
+        for (phase, span) in [(Phase::KeysAndIndexes, keys), (Phase::ForeignKeys, foreign)] {
+            if let Some(span) = span {
+                tracing::info!(
+                    phase = phase.label(),
+                    seconds = (span.seconds() * 1000.0).round() / 1000.0,
+                    "Phase ended."
+                );
+                i.phases.push(PhaseRecord { phase, span });
+            }
+        }
+    })
+}
