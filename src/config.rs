@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::mapping::{MappingOptions, TableFilter, ZeroDates};
+use crate::report::render::Projection;
 use crate::sink::{CopyFormat, LoadOptions};
 use crate::url::{redact_urls, DbUrl};
 use crate::verify::critical::Critical;
@@ -110,6 +111,7 @@ pub struct Options {
     pub copy_format: CopyFormat,
     pub show_values: bool,
     pub critical: Vec<Critical>,
+    pub projection: Projection,
 }
 
 /// Which tables are copied and how their values convert.
@@ -200,6 +202,20 @@ pub struct VerifySettings {
 }
 
 /// `reset`: the way back.
+/// `pgclipper report`.
+#[derive(Debug, Clone)]
+pub struct ReportSettings {
+    pub workdir: PathBuf,
+    pub projection: Projection,
+}
+
+/// `pgclipper status`.
+#[derive(Debug, Clone)]
+pub struct StatusSettings {
+    pub target: DbUrl,
+    pub workdir: PathBuf,
+}
+
 #[derive(Debug, Clone)]
 pub struct ResetSettings {
     pub target: DbUrl,
@@ -395,6 +411,20 @@ impl Options {
             io_timeout: self.io_timeout,
             show_values: self.show_values,
             critical: self.critical.clone(),
+        })
+    }
+
+    pub fn report(&self) -> Result<ReportSettings> {
+        Ok(ReportSettings {
+            workdir: self.workdir()?,
+            projection: self.projection.clone(),
+        })
+    }
+
+    pub fn status(&self) -> Result<StatusSettings> {
+        Ok(StatusSettings {
+            target: self.target_url()?,
+            workdir: self.workdir()?,
         })
     }
 

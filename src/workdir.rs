@@ -163,6 +163,19 @@ impl WorkdirLock {
     }
 }
 
+/// Who holds the workdir's lock now (`pid … on host …`), if anyone; takes nothing.
+pub fn holder(dir: &Path) -> Option<String> {
+    let path = dir.join(LOCK_FILE);
+    let file = File::open(&path).ok()?;
+    match file.try_lock_shared() {
+        Ok(()) => None, // released when `file` closes
+        Err(_) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            Some(holder.trim().to_string())
+        }
+    }
+}
+
 /// Creates (or truncates) a file readable only by its owner.
 pub fn create_private_file(path: &Path) -> Result<File> {
     OpenOptions::new()

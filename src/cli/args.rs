@@ -35,6 +35,8 @@ pub struct Given {
     pub restart: bool,
     pub yes: bool,
     show_values: bool,
+    window: Option<f64>,
+    scale_to_rows: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -177,6 +179,17 @@ pub struct YesArg {
     yes: bool,
 }
 
+#[derive(Args, Debug)]
+pub struct ProjectionArgs {
+    /// The downtime window the projection is held against: 30m, 1h, 90s
+    #[arg(long, value_name = "DURATION", value_parser = crate::report::render::parse_window)]
+    window: Option<f64>,
+    /// Project the rehearsal to a production source of this many rows [default: the
+    /// source's own statistics when the rehearsal moved fewer rows]
+    #[arg(long, value_name = "ROWS")]
+    scale_to_rows: Option<u64>,
+}
+
 /// A value of an option whose type knows how to read itself.
 fn parse_value<T: std::str::FromStr<Err = String>>(text: &str) -> Result<T, String> {
     text.parse()
@@ -212,6 +225,7 @@ fill!(RestartArg => restart);
 fill!(YesArg => yes);
 fill!(ReadersArg => readers);
 fill!(ShowValuesArg => show_values);
+fill!(ProjectionArgs => window, scale_to_rows);
 
 impl Given {
     /// The command line merged with the configuration file (the command line wins) and the
@@ -272,6 +286,10 @@ impl Given {
             copy_format: self.copy_format.or(file.copy_format).unwrap_or_default(),
             show_values: self.show_values,
             critical: file.critical,
+            projection: crate::report::render::Projection {
+                window_s: self.window,
+                scale_to_rows: self.scale_to_rows,
+            },
         };
         options.validate()?;
         Ok(options)

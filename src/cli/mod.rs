@@ -6,6 +6,7 @@
 mod print;
 mod args;
 mod logs;
+mod progress;
 
 use std::process::ExitCode;
 
@@ -49,6 +50,12 @@ enum Command {
     /// Prove the migration: compare every row of every planned table on both sides, and the
     /// keys, constraints, indexes, foreign keys and sequences; exit 1 on any difference.
     Verify(VerifyArgs),
+    /// Where a running or interrupted run stands: chunks loaded, in flight and left, rows,
+    /// rate, time left, the last error.
+    Status(StatusArgs),
+    /// Render the workdir's report.json as report.md and report.html: the timeline of every
+    /// phase and table, throughput, the slowest tables, the projected downtime.
+    Report(ReportArgs),
     /// The way back: empty the tables the workdir's plan loaded, restore the target's keys,
     /// constraints, indexes, foreign keys and sequences, clear the ledger and the workdir. The
     /// source is never written.
@@ -128,6 +135,16 @@ command_args!(VerifyArgs {
     timeout: IoTimeoutArg,
     show_values: ShowValuesArg,
 });
+command_args!(StatusArgs {
+    config: ConfigArg,
+    target: TargetArg,
+    workdir: WorkdirArg,
+});
+command_args!(ReportArgs {
+    config: ConfigArg,
+    workdir: WorkdirArg,
+    projection: ProjectionArgs,
+});
 command_args!(ResetArgs {
     config: ConfigArg,
     target: TargetArg,
@@ -141,7 +158,14 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Ok(cli) => cli,
         Err(e) => return Ok(ExitCode::from(refuse_arguments(e))),
     };
-    let json_logs = logs::init(cli.log_format, cli.quiet, std::io::stderr);
+    use std::io::IsTerminal;
+    let bars = !cli.quiet && std::io::stderr().is_terminal() && cli.command.moves_data();
+    let json_logs = if bars {
+        logs::init(cli.log_format, cli.quiet, progress::AboveBars)
+    } else {
+        logs::init(cli.log_format, cli.quiet, std::io::stderr)
+    };
+    let progress = bars.then(progress::Progress::start);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("pgclipper-io")
@@ -156,6 +180,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
     // Tasks still blocked on a dead server must not hold the exit; tasks cut off here
     // had their transactions rolled back by the server as their connections closed.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    drop(progress);
     let exit_code = match &outcome {
         Ok(exit) => *exit as u8,
         Err(e) => e.exit() as u8,
@@ -198,6 +223,14 @@ fn refuse_arguments(e: clap::Error) -> u8 {
 }
 
 impl Command {
+    /// Whether the command moves or reads data long enough to show progress bars.
+    fn moves_data(&self) -> bool {
+        matches!(
+            self,
+            Command::Migrate(_) | Command::Export(_) | Command::Import(_) | Command::Verify(_)
+        )
+    }
+
     /// What an interrupted run of this command leaves behind, and what to do next.
     fn after_signal(&self) -> &'static str {
         match self {
@@ -215,6 +248,7 @@ impl Command {
             }
             Command::Reset(_) => "run the same `pgclipper reset` again to finish it",
             Command::Verify(_) => "verify changes nothing; run it again",
+            Command::Status(_) | Command::Report(_) => "it changes nothing",
         }
     }
 }
@@ -290,6 +324,16 @@ async fn dispatch(command: Command) -> Result<Exit, Error> {
             } else {
                 Exit::Data
             })
+        }
+        Command::Status(args) => {
+            let status = commands::status::run(&args.given().options()?.status()?).await?;
+            print::status(&status);
+            Ok(Exit::Success)
+        }
+        Command::Report(args) => {
+            let rendered = commands::report::run(&args.given().options()?.report()?)?;
+            print::rendered(&rendered);
+            Ok(Exit::Success)
         }
         Command::Reset(args) => reset(args.given()).await,
     }

@@ -5,7 +5,10 @@
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+        // Above the progress bars, when they are drawn.
+        crate::cli::progress::suspend(|| {
+            let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+        });
     }};
 }
 
@@ -198,5 +201,78 @@ pub fn verify(report: &crate::commands::verify::VerifyReport) {
         );
     } else {
         say!("DIFFERENT: see above (verify.json in the workdir holds every finding)");
+    }
+}
+
+/// Where `report` put the pages.
+pub fn rendered(rendered: &crate::commands::report::Rendered) {
+    say!(
+        "pgclipper report: {} runs rendered\n  {}\n  {}",
+        rendered.attempts,
+        rendered.markdown.display(),
+        rendered.html.display()
+    );
+}
+
+pub fn status(s: &crate::commands::status::Status) {
+    use crate::report::render::duration;
+    say!(
+        "pgclipper status of plan {} ({} tables)",
+        s.plan_id,
+        s.tables
+    );
+    match (&s.completed_at, &s.workdir_holder) {
+        (Some(at), _) => say!("  completed at {at}"),
+        (None, Some(holder)) => say!("  a run holds the workdir: {holder}"),
+        (None, None) => {}
+    }
+    say!(
+        "  chunks: {} loaded, {} in flight, {} left of {}",
+        s.loaded_chunks,
+        s.in_flight.len(),
+        s.left_chunks(),
+        s.chunks
+    );
+    say!(
+        "  rows: {} loaded of about {} planned ({:.1} MiB)",
+        s.loaded_rows,
+        s.planned_rows,
+        s.loaded_bytes as f64 / 1048576.0
+    );
+    match (s.rate, s.eta()) {
+        (Some(rate), Some(eta)) => say!(
+            "  rate: {rate:.0} rows/s over the last minute; about {} left at that rate",
+            duration(eta)
+        ),
+        _ if s.completed_at.is_none() && s.left_chunks() > 0 => {
+            say!("  rate: no chunk loaded in the last minute")
+        }
+        _ => {}
+    }
+    for f in &s.in_flight {
+        let run = s.runs.iter().find(|r| r.run_id == f.run_id);
+        let who = run.map_or(String::new(), |r| format!(", pid {} on {}", r.pid, r.host));
+        say!(
+            "  in flight: {} for {:.0} s (run {}{who}, from {})",
+            f.table,
+            f.seconds,
+            f.run_id,
+            f.client
+        );
+    }
+    for r in &s.runs {
+        say!(
+            "  run {}: {} pid {} on {} since {}, {} chunks loaded, {}",
+            r.run_id,
+            r.command,
+            r.pid,
+            r.host,
+            r.started_at,
+            r.chunks,
+            r.process
+        );
+    }
+    if let Some((run, error)) = &s.last_error {
+        say!("  last error (run {run}): {error}");
     }
 }

@@ -34,6 +34,7 @@ pub async fn run(settings: &ImportSettings) -> Result<Summary> {
     ledger::ensure(&client).await?;
     resume::check_ledger(&plan, &client, workdir).await?;
     post::before_load(&mut client, &plan, settings.load.io_timeout).await?;
+    ledger::record_run(&client, &plan.plan_id, "import").await?;
     // STEP 3: load: writers claim chunks from the ledger until none is left unloaded.
     let chunks: HashMap<(String, u32), ManifestEntry> = manifest
         .chunks

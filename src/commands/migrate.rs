@@ -51,6 +51,7 @@ pub async fn run(settings: &MigrateSettings) -> Result<Summary> {
     // STEP 3: record the plan in the ledger; take the tables' keys, constraints, indexes and
     // foreign keys off until the data is in.
     post::before_load(&mut prepared.postgres, &plan, settings.load.io_timeout).await?;
+    ledger::record_run(&prepared.postgres, &plan.plan_id, "migrate").await?;
     // STEP 4: what is left: loaded chunks skipped, complete files loaded as they are.
     let loaded: HashSet<(String, u32)> = ledger::loaded_chunks(&prepared.postgres, &plan.plan_id)
         .await?

@@ -6,8 +6,10 @@ pub mod check;
 pub mod export;
 pub mod import;
 pub mod migrate;
+pub mod report;
 pub mod reset;
 pub mod resume;
+pub mod status;
 pub mod verify;
 
 use std::collections::BTreeMap;
@@ -55,6 +57,9 @@ pub async fn prepare(
     let (mut mysql, postgres) =
         tokio::try_join!(source::connect(source), sink::connect(&target.url))?;
     let source_version = source::server_version(&mut mysql).await;
+    let excluded = &selection.tables.exclude;
+    let source_rows = source::estimated_rows(&mut mysql, &database, excluded).await;
+    crate::report::source_rows_estimate(source_rows);
     crate::report::servers(source_version, sink::server_version(&postgres).await);
     let source_tables = within(
         io_timeout,

@@ -228,7 +228,7 @@ impl ChunkWriter {
             std::fs::rename(tmp, path).map_err(Error::io(path))?;
             binary_path = Some(path.clone());
         }
-        crate::report::exported(&self.codec.table, self.started);
+        crate::report::exported(&self.codec.table, state.rows, state.bytes, self.started);
         let finished = FinishedChunk {
             table: self.codec.table.clone(),
             chunk_id: self.chunk_id,

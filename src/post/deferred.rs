@@ -191,6 +191,7 @@ pub async fn restore_deferred(url: &DbUrl, plan_id: &str, options: &LoadOptions)
     };
     let count = objects.len();
     let began = std::time::Instant::now();
+    let under_way = crate::report::record::rebuild_under_way();
     let order = Arc::new(Mutex::new(RestoreOrder::new(objects)));
     let progress = Arc::new(tokio::sync::Notify::new());
     let failure = Failure::new();
@@ -214,7 +215,7 @@ pub async fn restore_deferred(url: &DbUrl, plan_id: &str, options: &LoadOptions)
     })
     .wait()
     .await?;
-    crate::report::record::rebuild_phases(began);
+    crate::report::record::rebuild_phases(began, under_way);
     Ok(count)
 }
 

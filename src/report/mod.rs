@@ -47,6 +47,10 @@ pub struct Attempt {
     pub error: Option<String>,
     pub settings: serde_json::Value,
     pub servers: Servers,
+    /// The whole source database's rows by its own statistics (InnoDB's estimates), for
+    /// projecting a rehearsal on a subset to the production size.
+    #[serde(default)]
+    pub source_rows_estimate: Option<u64>,
     pub machine: Machine,
     pub phases: Vec<PhaseRecord>,
     pub tables: BTreeMap<String, TableRecord>,
@@ -102,6 +106,7 @@ struct Context {
     settings: serde_json::Value,
     plan_id: Option<String>,
     servers: Servers,
+    source_rows_estimate: Option<u64>,
     verify: Option<serde_json::Value>,
 }
 
@@ -114,6 +119,7 @@ static CONTEXT: Mutex<Context> = Mutex::new(Context {
         source: None,
         target: None,
     },
+    source_rows_estimate: None,
     verify: None,
 });
 
@@ -157,6 +163,10 @@ pub fn servers(source: Option<String>, target: Option<String>) {
     });
 }
 
+pub fn source_rows_estimate(rows: Option<u64>) {
+    context(|c| c.source_rows_estimate = rows);
+}
+
 pub fn verify_outcome(found: serde_json::Value) {
     context(|c| c.verify = Some(found));
 }
@@ -170,16 +180,18 @@ pub struct Ending<'a> {
 /// Appends this run's attempt to the workdir's `report.json`, if the command began one;
 /// returns the file. Called once, as the process ends, whatever the outcome.
 pub fn finish(ending: Ending) -> Option<PathBuf> {
-    let (command, workdir, settings, plan_id, servers, verify) = context(|c| {
-        Some((
-            c.command.clone()?,
-            c.workdir.clone()?,
-            c.settings.clone(),
-            c.plan_id.clone(),
-            c.servers.clone(),
-            c.verify.take(),
-        ))
-    })?;
+    let (command, workdir, settings, plan_id, servers, source_rows_estimate, verify) =
+        context(|c| {
+            Some((
+                c.command.clone()?,
+                c.workdir.clone()?,
+                c.settings.clone(),
+                c.plan_id.clone(),
+                c.servers.clone(),
+                c.source_rows_estimate,
+                c.verify.take(),
+            ))
+        })?;
     let r = recorder();
     let seconds = r.started.elapsed().as_secs_f64();
     let mut phases = r.phases();
@@ -206,6 +218,7 @@ pub fn finish(ending: Ending) -> Option<PathBuf> {
         error: ending.error.map(|e| e.to_string()),
         settings,
         servers,
+        source_rows_estimate,
         machine: Machine::this(),
         phases,
         tables: r.tables(),

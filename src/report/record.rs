@@ -73,9 +73,15 @@ pub struct PhaseRecord {
 /// One table's part of a run. Spans run from its first chunk's start to its last's end.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TableRecord {
+    /// Loaded (COPY committed).
     pub rows: u64,
     pub bytes: u64,
     pub chunks: u64,
+    /// Written into chunk files (by `export`, or the export half of `migrate`).
+    #[serde(default)]
+    pub exported_rows: u64,
+    #[serde(default)]
+    pub exported_bytes: u64,
     pub export: Option<Span>,
     pub load: Option<Span>,
     /// Its keys, constraints and indexes built again.
@@ -105,7 +111,19 @@ struct Inner {
     samples: Vec<Sample>,
     loaded_rows: u64,
     loaded_bytes: u64,
+    exported_rows: u64,
+    exported_bytes: u64,
     retries: u64,
+}
+
+/// One table's progress, for the bars.
+pub struct TableProgress {
+    pub name: String,
+    /// Moved: loaded, or exported when nothing loads in this run.
+    pub rows: u64,
+    pub planned: Option<u64>,
+    /// Seconds since a chunk of it last finished (infinite if none did).
+    pub idle_s: f64,
 }
 
 pub struct Recorder {
@@ -175,9 +193,12 @@ impl Recorder {
         self.with(|i| i.retries)
     }
 
-    /// Rows and bytes loaded so far (for progress).
-    pub fn loaded(&self) -> (u64, u64) {
-        self.with(|i| (i.loaded_rows, i.loaded_bytes))
+    /// Rows and bytes moved so far: loaded, or exported when nothing loads (for progress).
+    pub fn moved(&self) -> (u64, u64) {
+        self.with(|i| match i.loaded_rows {
+            0 => (i.exported_rows, i.exported_bytes),
+            _ => (i.loaded_rows, i.loaded_bytes),
+        })
     }
 
     /// The phase under way (the last one begun and not ended).
@@ -191,14 +212,24 @@ impl Recorder {
         })
     }
 
-    /// Per table: rows loaded and rows planned (for progress).
-    pub fn table_progress(&self) -> Vec<(String, u64, Option<u64>, bool)> {
+    /// Every table's progress (for the bars).
+    pub fn table_progress(&self) -> Vec<TableProgress> {
+        let now = self.now_s();
         self.with(|i| {
+            let loading = i.loaded_rows > 0;
             i.tables
                 .iter()
                 .map(|(name, t)| {
-                    let active = t.load.is_some() || t.export.is_some();
-                    (name.clone(), t.rows, t.planned_rows, active)
+                    let (rows, last) = match loading {
+                        true => (t.rows, t.load),
+                        false => (t.exported_rows, t.export),
+                    };
+                    TableProgress {
+                        name: name.clone(),
+                        rows,
+                        planned: t.planned_rows,
+                        idle_s: last.map_or(f64::INFINITY, |s| now - s.end_s),
+                    }
                 })
                 .collect()
         })
@@ -210,13 +241,30 @@ impl Recorder {
 #[must_use = "the phase ends when this is dropped"]
 pub struct PhaseGuard {
     index: usize,
+    logged: bool,
 }
 
 pub fn phase(phase: Phase) -> PhaseGuard {
+    tracing::info!(phase = phase.label(), "Phase begun.");
+    PhaseGuard {
+        index: open(phase),
+        logged: true,
+    }
+}
+
+/// The rebuild, as the progress bars show it while it runs; [`rebuild_phases`] records
+/// and logs what it was.
+pub fn rebuild_under_way() -> PhaseGuard {
+    PhaseGuard {
+        index: open(Phase::KeysAndIndexes),
+        logged: false,
+    }
+}
+
+fn open(phase: Phase) -> usize {
     let r = recorder();
     let start_s = r.now_s();
-    tracing::info!(phase = phase.label(), "Phase begun.");
-    let index = r.with(|i| {
+    r.with(|i| {
         i.phases.push(PhaseRecord {
             phase,
             span: Span {
@@ -225,8 +273,7 @@ pub fn phase(phase: Phase) -> PhaseGuard {
             },
         });
         i.phases.len() - 1
-    });
-    PhaseGuard { index }
+    })
 }
 
 impl Drop for PhaseGuard {
@@ -238,6 +285,9 @@ impl Drop for PhaseGuard {
             record.span.end_s = end_s;
             (record.phase, record.span.seconds())
         });
+        if !self.logged {
+            return;
+        }
         tracing::info!(
             phase = phase.label(),
             seconds = (seconds * 1000.0).round() / 1000.0,
@@ -263,18 +313,20 @@ fn unquoted(qualified: &str) -> String {
 }
 
 /// A chunk file of `table` finished: read since `started`, converted and written.
-pub fn exported(table: &str, started: Instant) {
+pub fn exported(table: &str, rows: u64, bytes: u64, started: Instant) {
     let r = recorder();
     let span = Span {
         start_s: r.since(started),
         end_s: r.now_s(),
     };
     r.with(|i| {
-        Span::widen(
-            &mut i.tables.entry(table.to_string()).or_default().export,
-            span,
-        )
-    });
+        let t = i.tables.entry(table.to_string()).or_default();
+        t.exported_rows += rows;
+        t.exported_bytes += bytes;
+        Span::widen(&mut t.export, span);
+        i.exported_rows += rows;
+        i.exported_bytes += bytes;
+    })
 }
 
 /// A chunk of `table` loaded (COPY and ledger mark committed), begun at `started`.
@@ -344,9 +396,11 @@ pub fn retried(table: Option<&str>) {
 /// The rebuild's two phases, from what its objects' spans say (keys and foreign keys are
 /// built by one pool, a foreign key as soon as both its tables are keyed): keys and
 /// indexes from `began` to the last of them, foreign keys from the first to the last.
-pub fn rebuild_phases(began: Instant) {
+pub fn rebuild_phases(began: Instant, under_way: PhaseGuard) {
     let r = recorder();
     let start_s = r.since(began);
+    let index = under_way.index;
+    drop(under_way);
     r.with(|i| {
         let (mut keys, mut foreign) = (None, None);
         for t in i.tables.values() {
@@ -357,16 +411,25 @@ pub fn rebuild_phases(began: Instant) {
                 Span::widen(&mut foreign, s);
             }
         }
-        let keys = keys.map(|s| Span { start_s, ..s });
-        for (phase, span) in [(Phase::KeysAndIndexes, keys), (Phase::ForeignKeys, foreign)] {
-            if let Some(span) = span {
-                tracing::info!(
-                    phase = phase.label(),
-                    seconds = (span.seconds() * 1000.0).round() / 1000.0,
-                    "Phase ended."
-                );
-                i.phases.push(PhaseRecord { phase, span });
-            }
+        // The record the bars showed becomes the keys' phase (in place: other guards hold
+        // their records' places), and the foreign keys' follows.
+        let whole = i.phases[index].span;
+        let keys = keys.map_or(whole, |s| Span { start_s, ..s });
+        i.phases[index].span = keys;
+        let mut ended = vec![(Phase::KeysAndIndexes, keys)];
+        if let Some(span) = foreign {
+            i.phases.push(PhaseRecord {
+                phase: Phase::ForeignKeys,
+                span,
+            });
+            ended.push((Phase::ForeignKeys, span));
+        }
+        for (phase, span) in ended {
+            tracing::info!(
+                phase = phase.label(),
+                seconds = (span.seconds() * 1000.0).round() / 1000.0,
+                "Phase ended."
+            );
         }
     })
 }

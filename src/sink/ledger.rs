@@ -45,6 +45,18 @@ pub async fn ensure(client: &Client) -> Result<()> {
              ALTER TABLE pgclipper.deferred_constraints ADD COLUMN IF NOT EXISTS referenced_table text;
              -- Set when the object is back: the record stays, for `verify` to compare with.
              ALTER TABLE pgclipper.deferred_constraints ADD COLUMN IF NOT EXISTS restored_at timestamptz;
+             -- The run (pgclipper's run id, in its logs and report.json) that loaded a chunk.
+             ALTER TABLE pgclipper.chunks ADD COLUMN IF NOT EXISTS loaded_by text;
+             ALTER TABLE pgclipper.chunks ADD COLUMN IF NOT EXISTS bytes bigint;
+             -- Every run that loaded into a plan: who and where, for `status`.
+             CREATE TABLE IF NOT EXISTS pgclipper.runs (
+                 run_id     text        PRIMARY KEY,
+                 plan_id    text        NOT NULL REFERENCES pgclipper.plans ON DELETE CASCADE,
+                 command    text        NOT NULL,
+                 host       text        NOT NULL,
+                 pid        integer     NOT NULL,
+                 started_at timestamptz NOT NULL DEFAULT now()
+             );
              CREATE TABLE IF NOT EXISTS pgclipper.sequences (
                  plan_id       text    NOT NULL REFERENCES pgclipper.plans ON DELETE CASCADE,
                  sequence_name text    NOT NULL,
@@ -199,24 +211,43 @@ pub async fn unloaded_count(client: &Client, plan_id: &str) -> Result<i64> {
 pub async fn mark_loaded(
     tx: &Transaction<'_>,
     plan_id: &str,
-    table: &str,
-    chunk_id: u32,
-    rows: u64,
-    checksum: u64,
+    chunk: &crate::encode::FinishedChunk,
 ) -> Result<()> {
     tx.execute(
-        "UPDATE pgclipper.chunks SET rows = $4, checksum = $5, loaded_at = now()
+        "UPDATE pgclipper.chunks
+         SET rows = $4, checksum = $5, loaded_at = now(), loaded_by = $6, bytes = $7
          WHERE plan_id = $1 AND table_name = $2 AND chunk_id = $3",
         &[
             &plan_id,
-            &table,
-            &(chunk_id as i32),
-            &(rows as i64),
-            &format!("{checksum:016x}"),
+            &chunk.table,
+            &(chunk.chunk_id as i32),
+            &(chunk.rows as i64),
+            &format!("{:016x}", chunk.checksum),
+            &crate::report::run_id(),
+            &(chunk.bytes as i64),
         ],
     )
     .await
     .map_err(Error::postgres("recording a loaded chunk"))?;
+    Ok(())
+}
+
+/// This run, as one that loads into `plan_id`.
+pub async fn record_run(client: &Client, plan_id: &str, command: &str) -> Result<()> {
+    client
+        .execute(
+            "INSERT INTO pgclipper.runs (run_id, plan_id, command, host, pid)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (run_id) DO NOTHING",
+            &[
+                &crate::report::run_id(),
+                &plan_id,
+                &command,
+                &crate::report::host_name(),
+                &(std::process::id() as i32),
+            ],
+        )
+        .await
+        .map_err(Error::postgres("recording the run in the ledger"))?;
     Ok(())
 }
 

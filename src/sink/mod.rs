@@ -81,7 +81,7 @@ pub async fn connect(url: &DbUrl) -> Result<Client> {
         .connect_timeout(Duration::from_secs(30))
         .keepalives(true)
         .keepalives_idle(Duration::from_secs(30))
-        .application_name("pgclipper")
+        .application_name(format!("pgclipper {}", crate::report::run_id()))
         .ssl_mode(tls.driver_mode());
     let host = match config.get_hosts().first() {
         Some(Host::Tcp(name)) => name.clone(),
@@ -323,14 +323,7 @@ pub async fn copy_and_mark(
             )));
         }
     }
-    let mark = ledger::mark_loaded(
-        tx,
-        plan_id,
-        &chunk.table,
-        chunk.chunk_id,
-        chunk.rows,
-        chunk.checksum,
-    );
+    let mark = ledger::mark_loaded(tx, plan_id, chunk);
     within(timeout, context, mark).await
 }
 

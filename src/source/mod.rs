@@ -114,6 +114,22 @@ pub async fn server_version(conn: &mut Conn) -> Option<String> {
     row.map(|(version, comment)| format!("{version} ({comment})"))
 }
 
+/// The rows of the database's tables but `excluded`, by its own statistics (InnoDB's
+/// estimates), for the report's projection of a rehearsal on some tables.
+pub async fn estimated_rows(conn: &mut Conn, database: &str, excluded: &[String]) -> Option<u64> {
+    use mysql_async::prelude::Queryable;
+    let tables: Vec<(String, Option<u64>)> = conn
+        .exec(
+            "SELECT table_name, table_rows FROM information_schema.tables \
+             WHERE table_schema = ? AND table_type = 'BASE TABLE'",
+            (database,),
+        )
+        .await
+        .ok()?;
+    let included = tables.iter().filter(|(name, _)| !excluded.contains(name));
+    Some(included.map(|(_, rows)| rows.unwrap_or(0)).sum())
+}
+
 pub fn database(url: &DbUrl) -> Result<String> {
     Ok(opts(url)?.0.db_name().unwrap_or_default().to_string())
 }

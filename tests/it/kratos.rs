@@ -7,7 +7,7 @@ const KRATOS: &str = "kratos-v1.3.1";
 
 /// MariaDB with Kratos' MySQL test dump, Postgres with Kratos' schema as `kratos migrate sql`
 /// leaves it, and a second Postgres database with Kratos' own Postgres test dump.
-fn kratos_databases() -> (String, String, String) {
+pub(crate) fn kratos_databases() -> (String, String, String) {
     let dir = fixtures().join(KRATOS);
     let source = unique("kratos");
     create_mysql_db(&source);

@@ -10,6 +10,7 @@ mod conversions;
 mod csv_roundtrip;
 mod first_hour;
 mod kratos;
+mod operator_view;
 mod recovery;
 mod target_schemas;
 mod tls;

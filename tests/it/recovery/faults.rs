@@ -269,7 +269,7 @@ fn a_long_healthy_rebuild_is_left_alone_but_a_dead_server_ends_it() {
         .write_all(b"BEGIN; LOCK TABLE events IN ROW EXCLUSIVE MODE;\n")
         .unwrap();
     stdin.flush().unwrap();
-    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgclipper' AND wait_event_type = 'Lock'";
+    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgclipper %' AND wait_event_type = 'Lock'";
     while query(waiting) == "0" {
         assert!(
             child.try_wait().unwrap().is_none(),
