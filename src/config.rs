@@ -57,6 +57,8 @@ pub struct FileConfig {
     pub io_timeout: Option<u64>,
     /// How chunks travel to Postgres: `binary` (default) or `csv`.
     pub copy_format: Option<CopyFormat>,
+    /// A typed Parquet sidecar beside every CSV chunk file.
+    pub parquet: Option<bool>,
     /// Assertions about critical data that `verify` runs on both sides and compares.
     #[serde(default)]
     pub critical: Vec<Critical>,
@@ -112,6 +114,7 @@ pub struct Options {
     pub show_values: bool,
     pub critical: Vec<Critical>,
     pub projection: Projection,
+    pub parquet: bool,
 }
 
 /// Which tables are copied and how their values convert.
@@ -131,6 +134,8 @@ pub struct Target {
 /// How the export reads and writes chunks.
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
+    /// A Parquet sidecar beside every chunk file.
+    pub parquet: bool,
     /// MySQL connections on the one snapshot.
     pub readers: usize,
     /// Threads converting values.
@@ -139,6 +144,16 @@ pub struct ExportOptions {
     pub chunk_rows: Option<u64>,
     pub copy_format: CopyFormat,
     pub io_timeout: Duration,
+}
+
+impl ExportOptions {
+    /// The files each chunk becomes.
+    pub fn files(&self) -> crate::commands::resume::ChunkFiles {
+        crate::commands::resume::ChunkFiles {
+            copy_format: self.copy_format,
+            parquet: self.parquet,
+        }
+    }
 }
 
 /// `check`: both catalogs, nothing moved.
@@ -251,6 +266,7 @@ impl Options {
             "chunk_bytes": self.chunk_bytes,
             "chunk_rows": self.chunk_rows,
             "copy_format": format!("{:?}", self.copy_format).to_lowercase(),
+            "parquet": self.parquet,
             "io_timeout_s": self.io_timeout.as_secs(),
             "zero_dates": format!("{:?}", mapping.zero_dates).to_lowercase(),
             "source_timezone": mapping.source_timezone.as_deref(),
@@ -340,6 +356,7 @@ impl Options {
 
     fn export_options(&self) -> ExportOptions {
         ExportOptions {
+            parquet: self.parquet,
             readers: self.readers,
             encoders: self.encoders,
             chunk_bytes: self.chunk_bytes,

@@ -267,7 +267,7 @@ fn is_chunk_file(name: &str) -> bool {
     };
     digits.len() == 6
         && digits.bytes().all(|b| b.is_ascii_digit())
-        && matches!(rest, "csv" | "pgcopy" | "meta.json" | "digest")
+        && matches!(rest, "csv" | "pgcopy" | "meta.json" | "digest" | "parquet")
 }
 
 /// Removes what pgclipper put in a workdir: the plan, manifest and snapshot record, and in

@@ -37,6 +37,7 @@ pub struct Given {
     show_values: bool,
     window: Option<f64>,
     scale_to_rows: Option<u64>,
+    parquet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -120,6 +121,9 @@ pub struct ExportArgs {
     /// Fixed rows per chunk (overrides --chunk-mib)
     #[arg(long, value_name = "ROWS")]
     chunk_rows: Option<u64>,
+    /// Also write a typed Parquet file beside every CSV chunk file
+    #[arg(long)]
+    parquet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -216,7 +220,7 @@ fill!(TargetArg => target);
 fill!(TargetSchemaArg => target_schema);
 fill!(WorkdirArg => workdir);
 fill!(SelectionArgs => exclude, tables, zero_dates, source_timezone, drop_column);
-fill!(ExportArgs => readers, encoders, chunk_mib, chunk_rows);
+fill!(ExportArgs => readers, encoders, chunk_mib, chunk_rows, parquet);
 fill!(WritersArg => writers);
 fill!(SessionsArg => writers);
 fill!(CopyFormatArg => copy_format);
@@ -286,6 +290,7 @@ impl Given {
             copy_format: self.copy_format.or(file.copy_format).unwrap_or_default(),
             show_values: self.show_values,
             critical: file.critical,
+            parquet: self.parquet || file.parquet.unwrap_or(false),
             projection: crate::report::render::Projection {
                 window_s: self.window,
                 scale_to_rows: self.scale_to_rows,

@@ -72,7 +72,7 @@ pub async fn run(settings: &ExportSettings) -> Result<Summary> {
         &plan,
         workdir,
         &HashSet::new(),
-        options.copy_format,
+        options.files(),
         &settings.selection.mapping,
     );
     // STEP 5: read them on one snapshot and write their files.

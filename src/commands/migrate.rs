@@ -62,7 +62,7 @@ pub async fn run(settings: &MigrateSettings) -> Result<Summary> {
         &plan,
         workdir,
         &loaded,
-        settings.export.copy_format,
+        settings.export.files(),
         &settings.selection.mapping,
     );
     tracing::info!(

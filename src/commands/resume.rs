@@ -129,7 +129,7 @@ pub fn work_left(
     plan: &Plan,
     workdir: &Path,
     loaded: &HashSet<(String, u32)>,
-    copy_format: CopyFormat,
+    files: ChunkFiles,
     options: &MappingOptions,
 ) -> WorkLeft {
     let mut by_table = Vec::new();
@@ -140,7 +140,7 @@ pub fn work_left(
             .find(|t| t.name() == planned.name)
             .expect("the fingerprint guarantees the plan's tables are mapped");
         let canon = TableCanon::new(table, options, planned.estimated_rows);
-        let job = Arc::new(table_job(table, copy_format, canon));
+        let job = Arc::new(table_job(table, files, canon));
         let mut tasks = VecDeque::new();
         for chunk in &planned.chunks {
             if loaded.contains(&(planned.name.clone(), chunk.id)) {
@@ -172,11 +172,22 @@ pub fn work_left(
     }
 }
 
+/// The files a chunk becomes beside its CSV file.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkFiles {
+    pub copy_format: CopyFormat,
+    /// A Parquet sidecar (`--parquet`).
+    pub parquet: bool,
+}
+
 /// How to read, convert and place one table's chunks.
-fn table_job(table: &TableMapping, copy_format: CopyFormat, canon: TableCanon) -> TableJob {
+fn table_job(table: &TableMapping, files: ChunkFiles, canon: TableCanon) -> TableJob {
     let key = source::key_columns(table);
-    let binary = copy_format == CopyFormat::Binary;
-    let codec = TableCodec::new(table, binary, canon);
+    let binary = files.copy_format == CopyFormat::Binary;
+    let codec = TableCodec::new(table, binary, files.parquet, canon);
+    if files.parquet && codec.parquet.is_none() {
+        tracing::warn!(table = %table.name(), "This table gets no Parquet sidecar: a column's conversion has no binary form (see docs/mapping.md).");
+    }
     if binary && codec.wires.is_none() {
         tracing::info!(table = %table.name(), "This table loads from its CSV files: a column's conversion has no binary COPY form (see docs/mapping.md).");
     }

@@ -228,6 +228,15 @@ impl ChunkWriter {
             std::fs::rename(tmp, path).map_err(Error::io(path))?;
             binary_path = Some(path.clone());
         }
+        // The Parquet sidecar from the binary file: the very values Postgres receives.
+        if let Some(columns) = &self.codec.parquet {
+            columns.write(binary_path.as_deref(), &parquet_path(&self.final_path))?;
+            if !self.codec.loads_binary {
+                if let Some(path) = binary_path.take() {
+                    std::fs::remove_file(&path).map_err(Error::io(&path))?;
+                }
+            }
+        }
         crate::report::exported(&self.codec.table, state.rows, state.bytes, self.started);
         let finished = FinishedChunk {
             table: self.codec.table.clone(),
@@ -346,6 +355,11 @@ pub fn digest_path(csv: &Path) -> PathBuf {
 
 /// The extension of a chunk's binary COPY file, beside its `.csv`.
 pub const BINARY_EXTENSION: &str = "pgcopy";
+
+/// The Parquet sidecar of the chunk file at `path`.
+pub fn parquet_path(path: &Path) -> PathBuf {
+    path.with_extension(super::parquet::EXTENSION)
+}
 
 /// An encoder's reusable buffers for one batch.
 pub struct Buffers {

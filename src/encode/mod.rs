@@ -11,8 +11,10 @@ pub mod chunk;
 pub mod convert;
 pub mod csv;
 pub mod json;
+pub mod parquet;
 pub mod pool;
 pub mod read;
+use std::sync::Arc;
 
 use mysql_async::{Row, Value};
 
@@ -37,6 +39,11 @@ pub struct TableCodec {
     /// The binary COPY form of every column, when the table loads in binary: asked for,
     /// and every column has one.
     pub wires: Option<Vec<Wire>>,
+    /// Whether the binary file is what Postgres loads (else it exists for the Parquet
+    /// sidecar only, and goes once that is written).
+    pub loads_binary: bool,
+    /// The Parquet sidecar's columns, with `--parquet`.
+    pub parquet: Option<Arc<parquet::ParquetColumns>>,
     /// How `verify` compares the table: the export digests the rows in that form, from
     /// MySQL's values, by verify's own path, so that a verify right after the migration
     /// reads only the target.
@@ -44,7 +51,10 @@ pub struct TableCodec {
 }
 
 impl TableCodec {
-    pub fn new(mapping: &TableMapping, binary: bool, canon: TableCanon) -> Self {
+    /// `binary`: the table loads in binary COPY format when it can; `parquet`: a Parquet
+    /// sidecar beside each chunk, written from the binary file (made for it, then, even
+    /// when the table loads from CSV).
+    pub fn new(mapping: &TableMapping, binary: bool, parquet: bool, canon: TableCanon) -> Self {
         let wires = mapping
             .columns
             .iter()
@@ -53,7 +63,12 @@ impl TableCodec {
                 Travel::CsvOnly(_) => None,
             })
             .collect::<Option<Vec<_>>>()
-            .filter(|_| binary);
+            .filter(|_| binary || parquet);
+        let parquet_columns = wires
+            .as_ref()
+            .filter(|_| parquet)
+            .and_then(|w| parquet::ParquetColumns::of(mapping, w))
+            .map(Arc::new);
         TableCodec {
             table: mapping.name().to_string(),
             columns: mapping.columns.iter().map(|c| c.source.clone()).collect(),
@@ -70,6 +85,8 @@ impl TableCodec {
             key_columns: mapping.key_columns().to_vec(),
             key_positions: mapping.key_positions.clone(),
             wires,
+            loads_binary: binary,
+            parquet: parquet_columns,
             canon,
         }
     }

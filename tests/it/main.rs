@@ -11,6 +11,7 @@ mod csv_roundtrip;
 mod first_hour;
 mod kratos;
 mod operator_view;
+mod parquet;
 mod recovery;
 mod target_schemas;
 mod tls;
