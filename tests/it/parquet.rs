@@ -78,7 +78,7 @@ fn compare(parquet: &Path, csv: &Path) -> usize {
             (
                 c.name().to_string(),
                 c.physical_type(),
-                c.logical_type(),
+                c.logical_type_ref().cloned(),
                 c.type_length(),
             )
         })
