@@ -163,6 +163,13 @@ pub struct RestartArg {
 }
 
 #[derive(Args, Debug)]
+pub struct ExportRestartArg {
+    /// Forget what an earlier export wrote in the workdir and start over
+    #[arg(long)]
+    restart: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct ReadersArg {
     /// Concurrent MySQL readers on one snapshot [default: 3]
     #[arg(long)]
@@ -189,7 +196,7 @@ pub struct ProjectionArgs {
     #[arg(long, value_name = "DURATION", value_parser = crate::report::render::parse_window)]
     window: Option<f64>,
     /// Project the rehearsal to a production source of this many rows [default: the
-    /// source's own statistics when the rehearsal moved fewer rows]
+    /// source's own statistics when the rehearsal chose some of its tables with --tables]
     #[arg(long, value_name = "ROWS")]
     scale_to_rows: Option<u64>,
 }
@@ -226,6 +233,7 @@ fill!(SessionsArg => writers);
 fill!(CopyFormatArg => copy_format);
 fill!(IoTimeoutArg => io_timeout);
 fill!(RestartArg => restart);
+fill!(ExportRestartArg => restart);
 fill!(YesArg => yes);
 fill!(ReadersArg => readers);
 fill!(ShowValuesArg => show_values);

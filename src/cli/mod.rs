@@ -113,7 +113,7 @@ command_args!(ExportCommandArgs {
     export: ExportArgs,
     format: CopyFormatArg,
     timeout: IoTimeoutArg,
-    restart: RestartArg,
+    restart: ExportRestartArg,
 });
 command_args!(ImportArgs {
     config: ConfigArg,

@@ -118,3 +118,57 @@ fn environment_variables_and_config_file_supply_the_settings() {
         .unwrap()
         .contains("pgclipper-test"));
 }
+
+/// Every option of every command is on its page in docs/commands/, and every key of the
+/// configuration file in docs/configuration.md.
+#[test]
+fn every_option_and_every_configuration_key_is_documented() {
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    let page = |name: &str| std::fs::read_to_string(docs.join(name)).unwrap();
+    let shared = page("commands/README.md");
+    for command in [
+        "check", "migrate", "export", "import", "verify", "status", "report", "reset",
+    ] {
+        let (code, help) = run_cli(&[command, "--help"], &[]);
+        assert_eq!(code, Some(0));
+        let text = page(&format!("commands/{command}.md"));
+        // The option column of each line: `  -q, --quiet  …` or `      --source <URL>  …`.
+        let options = help.lines().filter_map(|line| {
+            let line = line.trim_start();
+            let line = line
+                .split_once(", ")
+                .filter(|(s, _)| s.len() == 2)
+                .map_or(line, |(_, r)| r);
+            let option = line.split_whitespace().next()?;
+            (option.starts_with("--") && option.len() > 2).then_some(option)
+        });
+        let options: Vec<&str> = options.collect();
+        assert!(options.len() >= 5, "{command}: {options:?}");
+        for option in options {
+            assert!(
+                text.contains(&format!("`{option}"))
+                    || text.contains(&format!("{option}`"))
+                    || text.contains(&format!("{option},"))
+                    || shared.contains(&format!("`{option}")),
+                "{option} of `{command}` is not in docs/commands/{command}.md"
+            );
+        }
+    }
+    let file = std::env::temp_dir().join(unique("unknown-key"));
+    std::fs::write(&file, "no_such_key = 1\n").unwrap();
+    let (code, text) = run_cli(&["check", "--config", file.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(2), "{text}");
+    let keys = text
+        .split("expected one of")
+        .nth(1)
+        .expect("the keys there are");
+    let configuration = page("configuration.md");
+    let keys: Vec<&str> = keys.split('`').skip(1).step_by(2).collect();
+    assert!(keys.len() > 10, "{keys:?}");
+    for key in keys {
+        assert!(
+            configuration.contains(&format!("| `{key}` |")),
+            "config key {key} is not in docs/configuration.md"
+        );
+    }
+}
