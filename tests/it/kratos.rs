@@ -188,6 +188,26 @@ fn export_then_import_equals_migrate() {
             "{table}"
         );
     }
+    // Both runs are in the workdir's report: what export wrote, what import loaded.
+    let report: serde_json::Value = serde_json::from_slice(&read(&wd.join("report.json"))).unwrap();
+    let attempts = report["attempts"].as_array().unwrap();
+    let commands: Vec<&str> = attempts
+        .iter()
+        .map(|a| a["command"].as_str().unwrap())
+        .collect();
+    assert_eq!(commands, ["export", "import"]);
+    let rows = |attempt: &serde_json::Value, field: &str| -> u64 {
+        let tables = attempt["tables"].as_object().unwrap();
+        tables.values().map(|t| t[field].as_u64().unwrap()).sum()
+    };
+    assert_eq!(rows(&attempts[0], "exported_rows"), 115);
+    assert_eq!(rows(&attempts[1], "rows"), 115);
+    assert_eq!(attempts[0]["plan_id"], attempts[1]["plan_id"]);
+    assert!(attempts[1]["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["phase"] == "load"));
 }
 
 #[test]
