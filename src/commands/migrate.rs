@@ -16,7 +16,7 @@ use crate::encode::pool::OnFinished;
 use crate::encode::FinishedChunk;
 use crate::error::Result;
 use crate::plan::{self, ChunkSize, Plan};
-use crate::post;
+use crate::post::{self, rebuild::Completion, Complete, Rebuild};
 use crate::report::{self, Phase};
 use crate::sink::{ledger, writer};
 use crate::work::{self, Failure, Tally};
@@ -53,15 +53,16 @@ pub async fn run(settings: &MigrateSettings) -> Result<Summary> {
     post::before_load(&mut prepared.postgres, &plan, settings.load.io_timeout).await?;
     ledger::record_run(&prepared.postgres, &plan.plan_id, "migrate").await?;
     // STEP 4: what is left: loaded chunks skipped, complete files loaded as they are.
-    let loaded: HashSet<(String, u32)> = ledger::loaded_chunks(&prepared.postgres, &plan.plan_id)
-        .await?
-        .into_iter()
-        .collect();
+    let loaded_chunks: HashSet<(String, u32)> =
+        ledger::loaded_chunks(&prepared.postgres, &plan.plan_id)
+            .await?
+            .into_iter()
+            .collect();
     let left = resume::work_left(
         &prepared.mapping.tables,
         &plan,
         workdir,
-        &loaded,
+        &loaded_chunks,
         settings.export.files(),
         &settings.selection.mapping,
     );
@@ -71,17 +72,37 @@ pub async fn run(settings: &MigrateSettings) -> Result<Summary> {
         to_export = left.to_export.len(),
         "Chunks of the plan."
     );
-    // STEP 5: export and load at once: readers → encoders → chunk files → COPY writers.
+    // STEP 5: export and load at once: readers → encoders → chunk files → COPY writers; a
+    // table's keys, constraints and indexes are rebuilt, and the table analyzed, as soon as
+    // its last chunk is in, while the other tables load.
+    let failure = Failure::new();
+    let complete = Completion::complete_tables(&plan, &loaded_chunks);
+    let (url, load) = (&target.url, &settings.load);
+    let rebuild =
+        Rebuild::start(url, &plan, load, Complete::Some(&complete), true, &failure).await?;
+    let completion = Arc::new(rebuild.completion(&plan, &loaded_chunks));
     let loaded = Arc::new(Tally::default());
     let moving = report::phase(Phase::ExportAndLoad);
-    export_and_load(settings, &prepared, &plan, left, &loaded)
-        .await
-        .inspect_err(|_| post::leave_deferred(&plan))?;
+    let moved = export_and_load(
+        settings,
+        &prepared,
+        &plan,
+        left,
+        &loaded,
+        &completion,
+        &failure,
+    )
+    .await;
     drop(moving);
+    if let Err(e) = moved {
+        rebuild.abandon();
+        post::leave_deferred(&plan);
+        return Err(e);
+    }
     // STEP 6: the manifest of every chunk file.
     let manifest = workdir::write_manifest(workdir, &plan.plan_id, plan.chunk_ids())?;
-    // STEP 7: keys, constraints, indexes and foreign keys back; sequences; statistics.
-    let finished = post::after_load(&target.url, &plan, &settings.load).await?;
+    // STEP 7: the rest of the rebuild (foreign keys validated); sequences.
+    let finished = post::after_load(&target.url, &plan, &settings.load, rebuild).await?;
     let summary = Summary::new(&manifest, loaded.counts(), started.elapsed(), workdir);
     Ok(summary.finished(&finished))
 }
@@ -121,12 +142,21 @@ async fn export_and_load(
     plan: &Plan,
     left: WorkLeft,
     loaded: &Arc<Tally>,
+    completion: &Arc<Completion>,
+    failure: &Arc<Failure>,
 ) -> Result<()> {
-    let failure = Failure::new();
     let (chunk_tx, chunk_rx) = mpsc::channel::<FinishedChunk>(settings.load.writers * 2);
     let progress = loaded.log_every_10s("Loading.");
     let url = &settings.target.url;
-    let writers = writer::from_channel(url, plan, &settings.load, chunk_rx, loaded, &failure);
+    let writers = writer::from_channel(
+        url,
+        plan,
+        &settings.load,
+        chunk_rx,
+        loaded,
+        completion,
+        failure,
+    );
     let ready = {
         let chunk_tx = chunk_tx.clone();
         tokio::spawn(async move {
@@ -145,7 +175,7 @@ async fn export_and_load(
         &settings.workdir,
         &settings.export,
         left.to_export,
-        &failure,
+        failure,
         to_writers,
     )
     .await;

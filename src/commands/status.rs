@@ -79,14 +79,15 @@ pub async fn run(settings: &StatusSettings) -> Result<Status> {
         // A ledger made by an older pgclipper lacks the run columns: status writes nothing,
         // so it reads what there is.
         let with_runs = has_runs(&client).await?;
+        let runs = match with_runs {
+            true => runs(&client, &plan.plan_id).await?,
+            false => Vec::new(),
+        };
+        let in_flight = in_flight(&client, &runs).await?;
         (
             chunk_counts(&client, &plan.plan_id, with_runs).await?,
-            if with_runs {
-                runs(&client, &plan.plan_id).await?
-            } else {
-                Vec::new()
-            },
-            in_flight(&client).await?,
+            runs,
+            in_flight,
             ledger::completed_at(&client, &plan.plan_id).await?,
         )
     } else {
@@ -209,18 +210,22 @@ fn is_pgclipper(pid: i32) -> bool {
         .is_ok_and(|comm| comm.trim() == "pgclipper")
 }
 
-/// COPY statements of pgclipper sessions under way (every session names its run in
-/// `application_name`).
-async fn in_flight(client: &Client) -> Result<Vec<InFlight>> {
+/// COPY statements under way in this database by runs of this plan (every session names
+/// its run in `application_name`; `pg_stat_activity` shows the whole cluster).
+async fn in_flight(client: &Client, runs: &[Run]) -> Result<Vec<InFlight>> {
+    let names: Vec<String> = runs
+        .iter()
+        .map(|r| format!("pgclipper {}", r.run_id))
+        .collect();
     let rows = client
         .query(
             "SELECT application_name, coalesce(host(client_addr), 'local socket'), query,
                     extract(epoch FROM now() - query_start)::float8
              FROM pg_stat_activity
-             WHERE application_name LIKE 'pgclipper %' AND state = 'active'
-               AND query ILIKE 'COPY %' AND pid <> pg_backend_pid()
+             WHERE datname = current_database() AND application_name = ANY($1)
+               AND state = 'active' AND query ILIKE 'COPY %' AND pid <> pg_backend_pid()
              ORDER BY query_start",
-            &[],
+            &[&names],
         )
         .await
         .map_err(Error::postgres("reading pg_stat_activity"))?;

@@ -5,7 +5,10 @@
 //! ([`put_back`]).
 
 pub mod deferred;
+pub mod rebuild;
 pub mod sequences;
+
+pub use rebuild::{Complete, Rebuild};
 
 use tokio_postgres::Client;
 
@@ -13,7 +16,7 @@ use crate::error::{within, Error, Result};
 use crate::plan::Plan;
 use crate::sink::{self, ledger, LoadOptions};
 use crate::url::DbUrl;
-use crate::work::{Failure, Queue, Workers};
+use crate::work::Failure;
 
 /// Records a new plan in the ledger and takes the keys, constraints, indexes and foreign
 /// keys of its tables off until [`after_load`]. Several processes may start at once: an
@@ -60,7 +63,7 @@ pub async fn before_load(
 pub fn leave_deferred(plan: &Plan) {
     tracing::warn!(
         plan_id = %plan.plan_id,
-        "Keys, constraints, indexes and foreign keys of the loaded tables stay deferred, recorded in pgclipper.deferred_constraints: `pgclipper migrate` on the same workdir resumes and restores them, `pgclipper reset` restores them on empty tables."
+        "Keys, constraints, indexes and foreign keys not rebuilt yet stay deferred, recorded in pgclipper.deferred_constraints: `pgclipper migrate` on the same workdir resumes and restores them, `pgclipper reset` restores them on empty tables."
     );
 }
 
@@ -74,33 +77,35 @@ pub struct Finished {
     pub completed_before: Option<String>,
 }
 
-/// Once every chunk is loaded: keys, constraints, indexes and foreign keys back (foreign
-/// keys validated), sequences, statistics, the plan marked complete, on up to
-/// `options.writers` connections. Only one process does it (advisory lock, then a completed check).
-pub async fn after_load(url: &DbUrl, plan: &Plan, options: &LoadOptions) -> Result<Finished> {
+/// Once every chunk is loaded: the rest of `rebuild` (keys, constraints, indexes and
+/// foreign keys back, foreign keys validated, statistics), then sequences, and the plan
+/// marked complete. Only one process does it (advisory lock, then a completed check).
+pub async fn after_load(
+    url: &DbUrl,
+    plan: &Plan,
+    options: &LoadOptions,
+    rebuild: Rebuild,
+) -> Result<Finished> {
     let client = sink::connect(url).await?;
     ledger::lock(&client).await?;
     let outcome = async {
         if let Some(at) = ledger::completed_at(&client, &plan.plan_id).await? {
+            rebuild.abandon();
             return Ok(Finished {
                 completed_before: Some(at),
                 ..Finished::default()
             });
         }
-        let restored = deferred::restore_deferred(url, &plan.plan_id, options).await?;
+        let restored = rebuild.finish().await?;
         tracing::info!(
             objects = restored,
-            "Keys, constraints and indexes rebuilt, foreign keys validated."
+            "Keys, constraints and indexes rebuilt, foreign keys validated, statistics taken."
         );
         let tables: Vec<String> = plan.tables.iter().map(|t| t.target.clone()).collect();
         let moved = {
             let _phase = crate::report::phase(crate::report::Phase::Sequences);
             sequences::advance(&client, &plan.plan_id, &tables).await?
         };
-        {
-            let _phase = crate::report::phase(crate::report::Phase::Analyze);
-            analyze(url, plan, options.writers).await?;
-        }
         ledger::mark_completed(&client, &plan.plan_id).await?;
         Ok(Finished {
             restored,
@@ -131,32 +136,6 @@ async fn release<T>(
     }
 }
 
-/// Fresh statistics for every loaded table, on up to `sessions` sessions at once.
-async fn analyze(url: &DbUrl, plan: &Plan, sessions: usize) -> Result<()> {
-    let failure = Failure::new();
-    let tables = Queue::new(plan.tables.iter().map(|t| t.target.clone()), &failure);
-    Workers::spawn(
-        sessions.min(plan.tables.len()),
-        &failure,
-        "an ANALYZE session",
-        |_| {
-            let (tables, url) = (tables.clone(), url.clone());
-            async move {
-                let client = sink::connect(&url).await?;
-                while let Some(table) = tables.next() {
-                    client
-                        .batch_execute(&format!("ANALYZE {table}"))
-                        .await
-                        .map_err(Error::postgres(format!("analyzing {table}")))?;
-                }
-                Ok(())
-            }
-        },
-    )
-    .wait()
-    .await
-}
-
 /// The target part of `reset`: empties the plan's tables, puts back what [`before_load`]
 /// took off and the sequences [`after_load`] moved, and forgets the plan.
 pub async fn put_back(url: &DbUrl, plan: &Plan, options: &LoadOptions) -> Result<()> {
@@ -172,7 +151,10 @@ pub async fn put_back(url: &DbUrl, plan: &Plan, options: &LoadOptions) -> Result
         .await?
         .is_some()
     {
-        deferred::restore_deferred(url, &plan.plan_id, options).await?;
+        Rebuild::start(url, plan, options, Complete::All, false, &Failure::new())
+            .await?
+            .finish()
+            .await?;
         sequences::restore(&client, &plan.plan_id).await?;
         ledger::forget_plan(&client, &plan.plan_id).await?;
     }

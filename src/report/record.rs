@@ -88,6 +88,9 @@ pub struct TableRecord {
     pub rebuild: Option<Span>,
     /// Its foreign keys added back and validated.
     pub foreign_keys: Option<Span>,
+    /// Its statistics taken (ANALYZE).
+    #[serde(default)]
+    pub analyze: Option<Span>,
     pub retries: u64,
     /// Rows the planner expected (the source's statistics), for projections.
     pub planned_rows: Option<u64>,
@@ -383,6 +386,20 @@ pub fn rebuilt(table: &str, foreign: bool, started: Instant) {
     })
 }
 
+/// `table` (as the target names it) analyzed, begun at `started`.
+pub fn analyzed(table: &str, started: Instant) {
+    let r = recorder();
+    let span = Span {
+        start_s: r.since(started),
+        end_s: r.now_s(),
+    };
+    r.with(|i| {
+        let name = i.names.get(&unquoted(table)).cloned();
+        let name = name.unwrap_or_else(|| table.to_string());
+        Span::widen(&mut i.tables.entry(name).or_default().analyze, span);
+    })
+}
+
 /// A try that failed and is made again, for `table` when it is known.
 pub fn retried(table: Option<&str>) {
     recorder().with(|i| {
@@ -393,17 +410,21 @@ pub fn retried(table: Option<&str>) {
     })
 }
 
-/// The rebuild's two phases, from what its objects' spans say (keys and foreign keys are
-/// built by one pool, a foreign key as soon as both its tables are keyed): keys and
-/// indexes from `began` to the last of them, foreign keys from the first to the last.
+/// The rebuild's phases, from what its tasks' spans say (one pool builds keys, adds foreign
+/// keys as soon as both their tables are keyed, and analyzes tables once keyed): keys and
+/// indexes from `began` to the last of them, foreign keys and ANALYZE from their first to
+/// their last.
 pub fn rebuild_phases(began: Instant, under_way: PhaseGuard) {
     let r = recorder();
     let start_s = r.since(began);
     let index = under_way.index;
     drop(under_way);
     r.with(|i| {
-        let (mut keys, mut foreign) = (None, None);
+        let (mut keys, mut foreign, mut analyze) = (None, None, None);
         for t in i.tables.values() {
+            if let Some(s) = t.analyze.filter(|s| s.end_s >= start_s) {
+                Span::widen(&mut analyze, s);
+            }
             if let Some(s) = t.rebuild.filter(|s| s.end_s >= start_s) {
                 Span::widen(&mut keys, s);
             }
@@ -423,6 +444,13 @@ pub fn rebuild_phases(began: Instant, under_way: PhaseGuard) {
                 span,
             });
             ended.push((Phase::ForeignKeys, span));
+        }
+        if let Some(span) = analyze {
+            i.phases.push(PhaseRecord {
+                phase: Phase::Analyze,
+                span,
+            });
+            ended.push((Phase::Analyze, span));
         }
         for (phase, span) in ended {
             tracing::info!(

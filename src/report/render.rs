@@ -92,6 +92,7 @@ impl<'a> Rehearsal<'a> {
                     (&mut m.load, t.load),
                     (&mut m.rebuild, t.rebuild),
                     (&mut m.foreign_keys, t.foreign_keys),
+                    (&mut m.analyze, t.analyze),
                 ] {
                     if from.is_some() {
                         *into = from;
@@ -108,7 +109,7 @@ impl<'a> Rehearsal<'a> {
 
 /// From a table's first stage's start to its last stage's end.
 fn table_seconds(t: &TableRecord) -> f64 {
-    let spans: Vec<Span> = [t.export, t.load, t.rebuild, t.foreign_keys]
+    let spans: Vec<Span> = [t.export, t.load, t.rebuild, t.foreign_keys, t.analyze]
         .into_iter()
         .flatten()
         .collect();
@@ -351,12 +352,13 @@ td:first-child,th:first-child{text-align:left}code{font-size:.95em}\
 svg text{font:11px system-ui,sans-serif}.legend span{display:inline-block;width:12px;height:12px;margin:0 4px 0 14px;vertical-align:-2px}";
 
 /// Colours of the stages, as the legend shows them.
-const STAGES: [(&str, &str); 5] = [
+const STAGES: [(&str, &str); 6] = [
     ("phase", "#9c755f"),
     ("export", "#4e79a7"),
     ("load", "#59a14f"),
     ("keys", "#f28e2b"),
     ("fk", "#e15759"),
+    ("analyze", "#76b7b2"),
 ];
 
 fn html(r: &Rehearsal, p: &Projected, options: &Projection) -> String {
@@ -484,7 +486,7 @@ fn gantt(a: &Attempt) -> String {
         .filter(|(_, t)| table_seconds(t) > 0.0 || t.export.is_some() || t.load.is_some())
         .collect();
     let first = |t: &TableRecord| {
-        [t.export, t.load, t.rebuild, t.foreign_keys]
+        [t.export, t.load, t.rebuild, t.foreign_keys, t.analyze]
             .into_iter()
             .flatten()
             .map(|s| s.start_s)
@@ -555,6 +557,7 @@ fn gantt(a: &Attempt) -> String {
             (t.load, "load", "load"),
             (t.rebuild, "keys", "keys and indexes"),
             (t.foreign_keys, "fk", "foreign keys"),
+            (t.analyze, "analyze", "analyze"),
         ] {
             if let Some(span) = span {
                 bar(&mut svg, y, span, stage, name, &format!("{name}: {what}"));

@@ -17,6 +17,7 @@ use super::{
 use crate::encode::{chunk, FinishedChunk};
 use crate::error::{within, Error, Result};
 use crate::plan::Plan;
+use crate::post::rebuild::Completion;
 use crate::url::DbUrl;
 use crate::work::{Failure, Retry, Tally, Workers};
 use crate::workdir::ManifestEntry;
@@ -29,16 +30,18 @@ pub fn from_channel(
     options: &LoadOptions,
     chunks: mpsc::Receiver<FinishedChunk>,
     loaded: &Arc<Tally>,
+    completion: &Arc<Completion>,
     failure: &Arc<Failure>,
 ) -> Workers {
     let targets = Arc::new(copy_targets(plan, options.copy_format));
     let chunks = Arc::new(tokio::sync::Mutex::new(chunks));
     Workers::spawn(options.writers, failure, "a COPY writer", |_| {
-        let (chunks, targets, url, loaded, failure) = (
+        let (chunks, targets, url, loaded, completion, failure) = (
             chunks.clone(),
             targets.clone(),
             url.clone(),
             loaded.clone(),
+            completion.clone(),
             failure.clone(),
         );
         let (plan_id, timeout) = (plan.plan_id.clone(), options.io_timeout);
@@ -67,6 +70,7 @@ pub fn from_channel(
                         tracing::info!(table = %chunk.table, chunk = chunk.chunk_id, "Chunk loaded by another process; skipped.");
                     }
                 }
+                completion.chunk_loaded(&chunk.table);
             }
         }
     })

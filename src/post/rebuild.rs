@@ -1,0 +1,580 @@
+//! Putting back what the load took off, table by table: a table's keys, constraints and
+//! indexes are built as soon as its data is complete (its last chunk in), while other tables
+//! still load; a foreign key is added and validated once both its tables are keyed; then the
+//! table's statistics are taken (ANALYZE). The rebuild overlaps the load instead of
+//! following it, and the largest tables' builds start first among those ready.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use tokio_postgres::Client;
+
+use crate::error::{Error, Result};
+use crate::plan::Plan;
+use crate::report::record::PhaseGuard;
+use crate::sink::{self, ledger, DeferredObject, LoadOptions, ObjectKind};
+use crate::url::DbUrl;
+use crate::work::{Failure, Workers};
+
+/// A table as both the plan (`"schema"."table"`) and the ledger (`schema.table`, quoted
+/// only where needed) name it.
+fn table_key(qualified: &str) -> String {
+    qualified.replace('"', "")
+}
+
+/// One piece of rebuilding work.
+#[derive(Debug, Clone)]
+enum Task {
+    Restore(DeferredObject),
+    /// Fresh statistics for a table whose data and keys are in.
+    Analyze(String),
+}
+
+/// Which task a free session takes next. A table's objects wait until its data is
+/// complete; a foreign key waits until the keys and indexes of its own table and of the
+/// table it references are back (adding it locks both tables against index builds), not for
+/// every table's. Keys and indexes go before foreign keys, largest table first.
+struct RebuildOrder {
+    waiting: Vec<DeferredObject>,
+    analyze: VecDeque<String>,
+    /// Tables whose data is complete (`table_key`).
+    complete: HashSet<String>,
+    /// Every table of the plan (`table_key`), and whether it is analyzed by this rebuild.
+    tables: Vec<String>,
+    /// `table_key` → the name for SQL (`"schema"."table"`, as the plan has it).
+    sql_names: HashMap<String, String>,
+    analyzing: bool,
+    /// Keys and indexes not restored yet (waiting or being built), per table.
+    unbuilt: HashMap<String, usize>,
+    failed: bool,
+}
+
+enum Next {
+    Run(Task),
+    /// Everything left waits for data or for builds in progress.
+    Wait,
+    Done,
+}
+
+impl RebuildOrder {
+    fn new(objects: Vec<DeferredObject>, tables: Vec<String>, analyzing: bool) -> Self {
+        let mut unbuilt = HashMap::new();
+        let objects: Vec<DeferredObject> = objects
+            .into_iter()
+            .map(|mut o| {
+                o.table = table_key(&o.table);
+                o.referenced = o.referenced.as_deref().map(table_key);
+                o
+            })
+            .collect();
+        for o in objects.iter().filter(|o| o.kind != ObjectKind::ForeignKey) {
+            *unbuilt.entry(o.table.clone()).or_insert(0) += 1;
+        }
+        RebuildOrder {
+            waiting: objects,
+            analyze: VecDeque::new(),
+            complete: HashSet::new(),
+            tables: tables.iter().map(|t| table_key(t)).collect(),
+            sql_names: tables.iter().map(|t| (table_key(t), t.clone())).collect(),
+            analyzing,
+            unbuilt,
+            failed: false,
+        }
+    }
+
+    fn all_complete(&self) -> bool {
+        self.tables.iter().all(|t| self.complete.contains(t))
+    }
+
+    fn built(&self, table: &str) -> bool {
+        self.complete.contains(table) && self.unbuilt.get(table).is_none_or(|&n| n == 0)
+    }
+
+    /// `table`'s data is in: its objects may be built.
+    fn table_complete(&mut self, table: &str) {
+        let table = table_key(table);
+        if self.complete.insert(table.clone()) {
+            self.analyze_when_built(&table);
+        }
+    }
+
+    fn analyze_when_built(&mut self, table: &str) {
+        if self.analyzing && self.built(table) && self.tables.iter().any(|t| t == table) {
+            self.analyze.push_back(table.to_string());
+        }
+    }
+
+    fn next(&mut self) -> Next {
+        if self.failed {
+            return Next::Done;
+        }
+        let ready = self.waiting.iter().position(|o| match o.kind {
+            ObjectKind::ForeignKey => match &o.referenced {
+                Some(referenced) => self.built(&o.table) && self.built(referenced),
+                // An older ledger does not name the referenced table: wait for all.
+                None => self.all_complete() && self.unbuilt.values().all(|&n| n == 0),
+            },
+            _ => self.complete.contains(&o.table),
+        });
+        if let Some(i) = ready {
+            return Next::Run(Task::Restore(self.waiting.remove(i)));
+        }
+        if let Some(table) = self.analyze.pop_front() {
+            let sql_name = self.sql_names.get(&table).cloned().unwrap_or(table);
+            return Next::Run(Task::Analyze(sql_name));
+        }
+        if self.waiting.is_empty() && self.all_complete() {
+            Next::Done
+        } else {
+            Next::Wait
+        }
+    }
+
+    fn restored(&mut self, object: &DeferredObject) {
+        if object.kind != ObjectKind::ForeignKey {
+            if let Some(n) = self.unbuilt.get_mut(&object.table) {
+                *n -= 1;
+            }
+            let table = object.table.clone();
+            self.analyze_when_built(&table);
+        }
+    }
+}
+
+/// Which tables are complete when the rebuild starts.
+pub enum Complete<'a> {
+    /// Every table (after the load, or for `reset`).
+    All,
+    /// These (target tables, as the plan names them); the others are announced with
+    /// [`Rebuild::table_complete`] as their last chunk is in.
+    Some(&'a [String]),
+}
+
+/// Each table's chunks still to load; the rebuild hears of every table whose last chunk is
+/// in. Shared by the COPY writers.
+pub struct Completion {
+    /// Plan table name → (target table, chunks left).
+    left: Mutex<HashMap<String, (String, usize)>>,
+    order: Arc<Mutex<RebuildOrder>>,
+    progress: Arc<Notify>,
+}
+
+impl Completion {
+    /// A chunk of `table` (the plan's name) is loaded, by this process or another.
+    pub fn chunk_loaded(&self, table: &str) {
+        let mut left = self.left.lock().expect("completion lock");
+        let Some((target, n)) = left.get_mut(table) else {
+            return;
+        };
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            tracing::info!(
+                table,
+                "Table loaded: its keys, constraints and indexes are rebuilt now."
+            );
+            self.order
+                .lock()
+                .expect("rebuild order lock")
+                .table_complete(target);
+            self.progress.notify_waiters();
+        }
+    }
+
+    /// The target tables whose chunks are all loaded.
+    pub fn complete_tables(plan: &Plan, loaded: &HashSet<(String, u32)>) -> Vec<String> {
+        plan.tables
+            .iter()
+            .filter(|t| {
+                t.chunks
+                    .iter()
+                    .all(|c| loaded.contains(&(t.name.clone(), c.id)))
+            })
+            .map(|t| t.target.clone())
+            .collect()
+    }
+}
+
+/// The rebuild under way: sessions taking tasks as tables complete.
+pub struct Rebuild {
+    order: Arc<Mutex<RebuildOrder>>,
+    progress: Arc<Notify>,
+    workers: Workers,
+    count: usize,
+    began: Instant,
+    under_way: PhaseGuard,
+}
+
+impl Rebuild {
+    /// Starts `options.writers` sessions rebuilding what the ledger holds for `plan`'s
+    /// tables, analyzing each table once it is keyed when `analyze`.
+    /// A rebuild's error is recorded in `failure`, which the load shares: it stops too.
+    pub async fn start(
+        url: &DbUrl,
+        plan: &Plan,
+        options: &LoadOptions,
+        complete: Complete<'_>,
+        analyze: bool,
+        failure: &Arc<Failure>,
+    ) -> Result<Rebuild> {
+        let objects = {
+            let client = sink::connect(url).await?;
+            ledger::deferred_objects(&client, &plan.plan_id).await?
+        };
+        let count = objects.len();
+        let tables: Vec<String> = plan.tables.iter().map(|t| t.target.clone()).collect();
+        let mut order = RebuildOrder::new(objects, tables.clone(), analyze);
+        match complete {
+            Complete::All => tables.iter().for_each(|t| order.table_complete(t)),
+            Complete::Some(done) => done.iter().for_each(|t| order.table_complete(t)),
+        }
+        let order = Arc::new(Mutex::new(order));
+        let progress = Arc::new(Notify::new());
+        let failure = failure.clone();
+        let (began, under_way) = (Instant::now(), crate::report::record::rebuild_under_way());
+        let timeout = options.io_timeout;
+        let workers = Workers::spawn(options.writers, &failure, "a rebuilding session", |_| {
+            let (order, progress, url, plan_id, failure) = (
+                order.clone(),
+                progress.clone(),
+                url.clone(),
+                plan.plan_id.clone(),
+                failure.clone(),
+            );
+            async move {
+                let outcome =
+                    rebuild_worker(&order, &progress, &url, &plan_id, timeout, &failure).await;
+                if outcome.is_err() {
+                    // Sessions waiting for this one's build must not wait forever.
+                    order.lock().expect("rebuild order lock").failed = true;
+                    progress.notify_waiters();
+                }
+                outcome
+            }
+        });
+        Ok(Rebuild {
+            order,
+            progress,
+            workers,
+            count,
+            began,
+            under_way,
+        })
+    }
+
+    /// Counts `plan`'s chunks still to load (`loaded` are in), and tells this rebuild of
+    /// each table whose last chunk is in.
+    pub fn completion(&self, plan: &Plan, loaded: &HashSet<(String, u32)>) -> Completion {
+        let left = plan
+            .tables
+            .iter()
+            .map(|t| {
+                let n = t
+                    .chunks
+                    .iter()
+                    .filter(|c| !loaded.contains(&(t.name.clone(), c.id)))
+                    .count();
+                (t.name.clone(), (t.target.clone(), n))
+            })
+            .collect();
+        Completion {
+            left: Mutex::new(left),
+            order: self.order.clone(),
+            progress: self.progress.clone(),
+        }
+    }
+
+    /// Once every table is complete: waits for the rest of the rebuild; returns how many
+    /// objects were put back.
+    pub async fn finish(self) -> Result<usize> {
+        {
+            let mut order = self.order.lock().expect("rebuild order lock");
+            let tables = order.tables.clone();
+            tables.iter().for_each(|t| order.table_complete(t));
+        }
+        self.progress.notify_waiters();
+        self.workers.wait().await?;
+        crate::report::record::rebuild_phases(self.began, self.under_way);
+        Ok(self.count)
+    }
+
+    /// The load failed: the sessions take no new task; builds under way end with the
+    /// process (their transactions roll back, the objects stay recorded as deferred).
+    pub fn abandon(self) {
+        self.order.lock().expect("rebuild order lock").failed = true;
+        self.progress.notify_waiters();
+    }
+}
+
+async fn rebuild_worker(
+    order: &Mutex<RebuildOrder>,
+    progress: &Notify,
+    url: &DbUrl,
+    plan_id: &str,
+    timeout: Duration,
+    failure: &Failure,
+) -> Result<()> {
+    let (mut client, mut probe) = (None, None);
+    loop {
+        if failure.is_cancelled() {
+            return Ok(()); // the load failed: its error is the news
+        }
+        // Registered before the order is looked at, so a build finishing in between wakes it.
+        let notified = progress.notified();
+        let next = order.lock().expect("rebuild order lock").next();
+        let task = match next {
+            Next::Done => return Ok(()),
+            Next::Wait => {
+                notified.await;
+                continue;
+            }
+            Next::Run(task) => task,
+        };
+        if client.is_none() {
+            let c = sink::connect(url).await?;
+            c.batch_execute("SET maintenance_work_mem = '1GB'")
+                .await
+                .map_err(Error::postgres("raising maintenance_work_mem"))?;
+            client = Some(c);
+            probe = Some(sink::connect(url).await?);
+        }
+        let client = client.as_mut().expect("connected above");
+        let probe = probe.as_ref().expect("connected above");
+        match task {
+            Task::Restore(object) => {
+                restore(client, probe, plan_id, &object, timeout).await?;
+                order.lock().expect("rebuild order lock").restored(&object);
+            }
+            Task::Analyze(table) => {
+                let started = Instant::now();
+                let (context, sql) = (format!("analyzing {table}"), format!("ANALYZE {table}"));
+                tokio::select! {
+                    done = client.batch_execute(&sql) => done.map_err(Error::postgres(&context))?,
+                    dead = server_stops_answering(probe, timeout, &context) => return Err(dead),
+                }
+                crate::report::record::analyzed(&table, started);
+            }
+        }
+        progress.notify_waiters();
+    }
+}
+
+/// Re-creates one object, and marks it restored in the ledger in the same transaction.
+async fn restore(
+    client: &mut Client,
+    probe: &Client,
+    plan_id: &str,
+    object: &DeferredObject,
+    timeout: Duration,
+) -> Result<()> {
+    let DeferredObject {
+        table, name, kind, ..
+    } = object;
+    let context = format!("restoring {kind} {name} on {table}");
+    let started = Instant::now();
+    let tx = client
+        .transaction()
+        .await
+        .map_err(Error::postgres(&context))?;
+    // A build may rightly take long, so it has no time limit of its own; a server that
+    // stops answering must still end the run: another session asks it, again and again.
+    tokio::select! {
+        built = tx.batch_execute(&object.restore) => built.map_err(Error::postgres(&context))?,
+        dead = server_stops_answering(probe, timeout, &context) => return Err(dead),
+    }
+    ledger::restored(&tx, plan_id, object).await?;
+    tx.commit().await.map_err(Error::postgres(&context))?;
+    tracing::info!(table = %table, object = %name, kind = %kind, seconds = started.elapsed().as_secs_f64(), "Restored.");
+    crate::report::rebuilt(table, *kind == ObjectKind::ForeignKey, started);
+    Ok(())
+}
+
+/// Resolves once `probe` gets no answer to `SELECT 1` within `timeout` (asking every
+/// `timeout / 2`, at most every 10 s): the error that ends the run. Pending while the server
+/// answers, however long the build it waits for takes.
+async fn server_stops_answering(probe: &Client, timeout: Duration, doing: &str) -> Error {
+    let every = (timeout / 2).clamp(Duration::from_millis(200), Duration::from_secs(10));
+    loop {
+        tokio::time::sleep(every).await;
+        let answer = tokio::time::timeout(timeout, probe.simple_query("SELECT 1")).await;
+        if !matches!(answer, Ok(Ok(_))) {
+            return Error::Environment(format!(
+                "the target stopped answering while {doing} (no answer to a liveness check within {} s): `pgclipper migrate` on the same workdir resumes",
+                timeout.as_secs()
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(
+        table: &str,
+        name: &str,
+        kind: ObjectKind,
+        referenced: Option<&str>,
+    ) -> DeferredObject {
+        DeferredObject {
+            table: table.into(),
+            name: name.into(),
+            kind,
+            restore: String::new(),
+            referenced: referenced.map(Into::into),
+        }
+    }
+
+    fn take(order: &mut RebuildOrder) -> Option<String> {
+        match order.next() {
+            Next::Run(Task::Restore(o)) => Some(o.name),
+            Next::Run(Task::Analyze(t)) => Some(format!("analyze {t}")),
+            Next::Wait => None,
+            Next::Done => Some("done".into()),
+        }
+    }
+
+    fn order(objects: Vec<DeferredObject>, tables: &[&str], analyzing: bool) -> RebuildOrder {
+        RebuildOrder::new(
+            objects,
+            tables.iter().map(|t| t.to_string()).collect(),
+            analyzing,
+        )
+    }
+
+    use ObjectKind::{Constraint, ForeignKey, Index};
+
+    #[test]
+    fn a_tables_keys_wait_for_its_data_and_its_statistics_for_its_keys() {
+        let mut order = order(
+            vec![
+                object("public.events", "events_pkey", Constraint, None),
+                object("public.events", "events_at", Index, None),
+                object("public.users", "users_pkey", Constraint, None),
+            ],
+            &[
+                "\"public\".\"events\"",
+                "\"public\".\"users\"",
+                "\"public\".\"tags\"",
+            ],
+            true,
+        );
+        assert_eq!(take(&mut order), None, "no table is complete yet");
+        order.table_complete("\"public\".\"users\"");
+        let users_pkey = order.waiting[2].clone();
+        assert_eq!(take(&mut order).as_deref(), Some("users_pkey"));
+        assert_eq!(take(&mut order), None, "events still loads");
+        order.restored(&users_pkey);
+        assert_eq!(
+            take(&mut order).as_deref(),
+            Some("analyze \"public\".\"users\"")
+        );
+        // A table without deferred objects is analyzed once complete.
+        order.table_complete("\"public\".\"tags\"");
+        assert_eq!(
+            take(&mut order).as_deref(),
+            Some("analyze \"public\".\"tags\"")
+        );
+        order.table_complete("\"public\".\"events\"");
+        let (pkey, index) = (order.waiting[0].clone(), order.waiting[1].clone());
+        assert_eq!(take(&mut order).as_deref(), Some("events_pkey"));
+        assert_eq!(take(&mut order).as_deref(), Some("events_at"));
+        order.restored(&pkey);
+        // Nothing left to start: an idle session leaves; the one building goes on.
+        assert_eq!(take(&mut order).as_deref(), Some("done"));
+        order.restored(&index);
+        assert_eq!(
+            take(&mut order).as_deref(),
+            Some("analyze \"public\".\"events\"")
+        );
+        assert_eq!(take(&mut order).as_deref(), Some("done"));
+    }
+
+    #[test]
+    fn a_foreign_key_waits_for_the_keys_of_both_its_tables_only() {
+        let mut order = order(
+            vec![
+                object("events", "events_pkey", Constraint, None),
+                object("users", "users_pkey", Constraint, None),
+                object("tags", "tags_pkey", Constraint, None),
+                object("events", "events_user_fk", ForeignKey, Some("users")),
+                object("tags", "tags_self_fk", ForeignKey, Some("tags")),
+            ],
+            &["events", "users", "tags"],
+            false,
+        );
+        ["events", "users", "tags"]
+            .iter()
+            .for_each(|t| order.table_complete(t));
+        let events_pkey = order.waiting[0].clone();
+        let users_pkey = order.waiting[1].clone();
+        let tags_pkey = order.waiting[2].clone();
+        assert_eq!(take(&mut order).as_deref(), Some("events_pkey"));
+        assert_eq!(take(&mut order).as_deref(), Some("users_pkey"));
+        order.restored(&users_pkey);
+        assert_eq!(take(&mut order).as_deref(), Some("tags_pkey"));
+        // events_pkey and tags_pkey are still being built: both foreign keys wait.
+        assert_eq!(take(&mut order), None);
+        order.restored(&tags_pkey);
+        assert_eq!(take(&mut order).as_deref(), Some("tags_self_fk"));
+        assert_eq!(take(&mut order), None);
+        order.restored(&events_pkey);
+        assert_eq!(take(&mut order).as_deref(), Some("events_user_fk"));
+        assert_eq!(take(&mut order).as_deref(), Some("done"));
+    }
+
+    #[test]
+    fn a_foreign_key_to_a_table_still_loading_waits_for_it() {
+        let mut order = order(
+            vec![
+                object("users", "users_pkey", Constraint, None),
+                object("events", "events_user_fk", ForeignKey, Some("users")),
+            ],
+            &["events", "users"],
+            false,
+        );
+        order.table_complete("events");
+        assert_eq!(take(&mut order), None, "users still loads");
+        order.table_complete("users");
+        let users_pkey = order.waiting[0].clone();
+        assert_eq!(take(&mut order).as_deref(), Some("users_pkey"));
+        order.restored(&users_pkey);
+        assert_eq!(take(&mut order).as_deref(), Some("events_user_fk"));
+    }
+
+    #[test]
+    fn a_foreign_key_of_an_older_ledger_waits_for_every_key() {
+        let mut order = order(
+            vec![
+                object("a", "a_pkey", Constraint, None),
+                object("b", "b_fk", ForeignKey, None),
+            ],
+            &["a", "b"],
+            false,
+        );
+        ["a", "b"].iter().for_each(|t| order.table_complete(t));
+        let a_pkey = order.waiting[0].clone();
+        assert_eq!(take(&mut order).as_deref(), Some("a_pkey"));
+        assert_eq!(take(&mut order), None);
+        order.restored(&a_pkey);
+        assert_eq!(take(&mut order).as_deref(), Some("b_fk"));
+    }
+
+    #[test]
+    fn a_failed_build_ends_the_order_for_every_session() {
+        let mut order = order(
+            vec![
+                object("a", "a_pkey", Constraint, None),
+                object("a", "a_fk", ForeignKey, Some("a")),
+            ],
+            &["a"],
+            false,
+        );
+        order.table_complete("a");
+        assert_eq!(take(&mut order).as_deref(), Some("a_pkey"));
+        assert_eq!(take(&mut order), None);
+        order.failed = true;
+        assert_eq!(take(&mut order).as_deref(), Some("done"));
+    }
+}
