@@ -53,16 +53,13 @@ pub async fn run(settings: &ExportSettings) -> Result<Summary> {
         let tables = &prepared.mapping.tables;
         let schema = &settings.target.schema;
         let database = prepared.database.clone();
-        plan::make(
-            &mut prepared.mysql,
-            &database,
-            tables,
-            schema,
-            size,
-            options.io_timeout,
-            workdir,
-        )
-        .await?
+        let source = plan::PlanSource {
+            conn: &mut prepared.mysql,
+            url: &settings.source,
+            database: &database,
+            sessions: options.readers,
+        };
+        plan::make(source, tables, schema, size, options.io_timeout, workdir).await?
     };
     report::plan_made(&plan);
     drop(planning);

@@ -120,18 +120,14 @@ async fn make_plan(settings: &MigrateSettings, prepared: &mut Prepared) -> Resul
         rows: options.chunk_rows,
     };
     let (tables, schema) = (&prepared.mapping.tables, &settings.target.schema);
-    let (conn, database) = (&mut prepared.mysql, prepared.database.as_str());
+    let source = plan::PlanSource {
+        conn: &mut prepared.mysql,
+        url: &settings.source,
+        database: prepared.database.as_str(),
+        sessions: options.readers,
+    };
     let timeout = options.io_timeout;
-    plan::make(
-        conn,
-        database,
-        tables,
-        schema,
-        size,
-        timeout,
-        &settings.workdir,
-    )
-    .await
+    plan::make(source, tables, schema, size, timeout, &settings.workdir).await
 }
 
 /// The writers take chunk files as the encoders finish them (and the ready files of an

@@ -90,8 +90,13 @@ pub async fn run(settings: &VerifySettings) -> Result<VerifyReport> {
             rows: settings.chunk_rows,
         };
         let (tables, database) = (&prepared.mapping.tables, prepared.database.clone());
-        let conn = &mut prepared.mysql;
-        let plan = plan::make(conn, &database, tables, schema, size, timeout, workdir).await?;
+        let source = plan::PlanSource {
+            conn: &mut prepared.mysql,
+            url: &settings.source,
+            database: &database,
+            sessions: settings.readers,
+        };
+        let plan = plan::make(source, tables, schema, size, timeout, workdir).await?;
         (plan, "a new plan")
     };
     report::plan_made(&plan);

@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::catalog::my_ident;
 use crate::error::{within, Error, Result};
 use crate::mapping::{self, TableMapping};
+use crate::url::DbUrl;
 use crate::workdir;
 
 /// A key value as stored in the plan; round-trips to the MySQL value it was read as.
@@ -109,11 +110,19 @@ pub struct ChunkSize {
     pub rows: Option<u64>,
 }
 
+/// Where planning reads: the prepared connection, and the URL for more, so that the tables
+/// whose boundaries need queries are planned `sessions` at a time.
+pub struct PlanSource<'a> {
+    pub conn: &'a mut Conn,
+    pub url: &'a DbUrl,
+    pub database: &'a str,
+    pub sessions: usize,
+}
+
 /// Plans every mapped table and writes `plan.json` (and a directory per table) into the
 /// workdir.
 pub async fn make(
-    conn: &mut Conn,
-    database: &str,
+    source: PlanSource<'_>,
     tables: &[TableMapping],
     target_schema: &str,
     size: ChunkSize,
@@ -121,10 +130,49 @@ pub async fn make(
     workdir: &Path,
 ) -> Result<Plan> {
     workdir::create_private_dir(workdir)?;
+    let database = source.database;
+    let per_chunk: Vec<u64> = tables
+        .iter()
+        .map(|t| rows_per_chunk(t.source.avg_row_length, size.bytes, size.rows))
+        .collect();
+    // Tables of one chunk need no query; the others are shared by up to `sessions`
+    // connections (the prepared one and new ones), each taking the next table in turn.
+    let queried: Vec<usize> = (0..tables.len())
+        .filter(|&i| needs_queries(&tables[i], per_chunk[i]))
+        .collect();
+    let mut connections = Vec::new();
+    for _ in 1..source.sessions.min(queried.len()) {
+        connections.push(crate::source::connect(source.url).await?);
+    }
+    let work = Planning {
+        next: std::sync::atomic::AtomicUsize::new(0),
+        queried: &queried,
+        tables,
+        per_chunk: &per_chunk,
+        database,
+        timeout,
+    };
+    let mut chunks: Vec<Option<Vec<Chunk>>> = vec![None; tables.len()];
+    {
+        let mut sessions = vec![work.plan_some(source.conn)];
+        sessions.extend(connections.iter_mut().map(|c| work.plan_some(c)));
+        for done in futures_util::future::try_join_all(sessions).await? {
+            for (i, planned) in done {
+                chunks[i] = Some(planned);
+            }
+        }
+    }
+    for conn in connections {
+        let _ = within(timeout, "closing a planning connection", async {
+            conn.disconnect()
+                .await
+                .map_err(Error::mysql("closing a planning connection"))
+        })
+        .await;
+    }
     let mut planned = Vec::new();
-    for table in tables {
-        let rows = rows_per_chunk(table.source.avg_row_length, size.bytes, size.rows);
-        let chunks = plan_table(conn, database, table, rows, timeout).await?;
+    for ((table, chunks), rows) in tables.iter().zip(chunks).zip(per_chunk) {
+        let chunks = chunks.unwrap_or_else(|| chunks_from_boundaries(Vec::new()));
         tracing::info!(table = %table.name(), chunks = chunks.len(), rows_per_chunk = rows, "Table planned.");
         workdir::create_private_dir(&workdir::table_dir(workdir, table.name()))?;
         planned.push(PlannedTable {
@@ -155,6 +203,40 @@ fn new_plan_id() -> String {
     format!("{:x}-{:x}", nanos, std::process::id())
 }
 
+/// The tables that need queries, shared by the planning sessions.
+struct Planning<'a> {
+    next: std::sync::atomic::AtomicUsize,
+    /// Indexes into `tables`.
+    queried: &'a [usize],
+    tables: &'a [TableMapping],
+    per_chunk: &'a [u64],
+    database: &'a str,
+    timeout: Duration,
+}
+
+impl Planning<'_> {
+    /// Plans the next table left, until none is: (index, chunks) of each.
+    async fn plan_some(&self, conn: &mut Conn) -> Result<Vec<(usize, Vec<Chunk>)>> {
+        let mut done = Vec::new();
+        loop {
+            let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(&i) = self.queried.get(n) else {
+                return Ok(done);
+            };
+            let (table, rows) = (&self.tables[i], self.per_chunk[i]);
+            done.push((
+                i,
+                plan_table(conn, self.database, table, rows, self.timeout).await?,
+            ));
+        }
+    }
+}
+
+/// Whether planning `table` asks MySQL for boundaries (a key, and more rows than a chunk).
+fn needs_queries(table: &TableMapping, rows_per_chunk: u64) -> bool {
+    !table.key_columns().is_empty() && table.source.estimated_rows > rows_per_chunk
+}
+
 /// Plans the chunks of one table.
 pub async fn plan_table(
     conn: &mut Conn,
@@ -165,7 +247,7 @@ pub async fn plan_table(
 ) -> Result<Vec<Chunk>> {
     let key = table.key_columns();
     let estimated = table.source.estimated_rows;
-    if key.is_empty() || estimated <= rows_per_chunk {
+    if !needs_queries(table, rows_per_chunk) {
         return Ok(chunks_from_boundaries(Vec::new()));
     }
     let from = format!("{}.{}", my_ident(database), my_ident(table.name()));

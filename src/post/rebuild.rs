@@ -24,6 +24,11 @@ fn table_key(qualified: &str) -> String {
     qualified.replace('"', "")
 }
 
+/// Rebuilding sessions at work while tables still load; all of them once the load is done.
+/// On this project's 2-core machine every build competes with the load for the same cores
+/// (docs/design.md, "The rebuild overlaps the load", has the measurements).
+const REBUILD_SESSIONS_WHILE_LOADING: usize = 1;
+
 /// One piece of rebuilding work.
 #[derive(Debug, Clone)]
 enum Task {
@@ -48,6 +53,10 @@ struct RebuildOrder {
     analyzing: bool,
     /// Keys and indexes not restored yet (waiting or being built), per table.
     unbuilt: HashMap<String, usize>,
+    /// Tasks handed out and not done, and how many may run while tables still load (each
+    /// competes with the load for the same cores).
+    running: usize,
+    while_loading: usize,
     failed: bool,
 }
 
@@ -59,7 +68,12 @@ enum Next {
 }
 
 impl RebuildOrder {
-    fn new(objects: Vec<DeferredObject>, tables: Vec<String>, analyzing: bool) -> Self {
+    fn new(
+        objects: Vec<DeferredObject>,
+        tables: Vec<String>,
+        analyzing: bool,
+        while_loading: usize,
+    ) -> Self {
         let mut unbuilt = HashMap::new();
         let objects: Vec<DeferredObject> = objects
             .into_iter()
@@ -80,6 +94,8 @@ impl RebuildOrder {
             sql_names: tables.iter().map(|t| (table_key(t), t.clone())).collect(),
             analyzing,
             unbuilt,
+            running: 0,
+            while_loading,
             failed: false,
         }
     }
@@ -110,6 +126,17 @@ impl RebuildOrder {
         if self.failed {
             return Next::Done;
         }
+        if self.running >= self.while_loading && !self.all_complete() {
+            return Next::Wait;
+        }
+        let next = self.next_task();
+        if matches!(next, Next::Run(_)) {
+            self.running += 1;
+        }
+        next
+    }
+
+    fn next_task(&mut self) -> Next {
         let ready = self.waiting.iter().position(|o| match o.kind {
             ObjectKind::ForeignKey => match &o.referenced {
                 Some(referenced) => self.built(&o.table) && self.built(referenced),
@@ -129,6 +156,14 @@ impl RebuildOrder {
             Next::Done
         } else {
             Next::Wait
+        }
+    }
+
+    /// A task handed out by [`RebuildOrder::next`] is done.
+    fn done(&mut self, task: &Task) {
+        self.running = self.running.saturating_sub(1);
+        if let Task::Restore(object) = task {
+            self.restored(object);
         }
     }
 
@@ -224,7 +259,8 @@ impl Rebuild {
         };
         let count = objects.len();
         let tables: Vec<String> = plan.tables.iter().map(|t| t.target.clone()).collect();
-        let mut order = RebuildOrder::new(objects, tables.clone(), analyze);
+        let while_loading = options.writers.min(REBUILD_SESSIONS_WHILE_LOADING);
+        let mut order = RebuildOrder::new(objects, tables.clone(), analyze, while_loading);
         match complete {
             Complete::All => tables.iter().for_each(|t| order.table_complete(t)),
             Complete::Some(done) => done.iter().for_each(|t| order.table_complete(t)),
@@ -341,11 +377,8 @@ async fn rebuild_worker(
         }
         let client = client.as_mut().expect("connected above");
         let probe = probe.as_ref().expect("connected above");
-        match task {
-            Task::Restore(object) => {
-                restore(client, probe, plan_id, &object, timeout).await?;
-                order.lock().expect("rebuild order lock").restored(&object);
-            }
+        match &task {
+            Task::Restore(object) => restore(client, probe, plan_id, object, timeout).await?,
             Task::Analyze(table) => {
                 let started = Instant::now();
                 let (context, sql) = (format!("analyzing {table}"), format!("ANALYZE {table}"));
@@ -353,9 +386,10 @@ async fn rebuild_worker(
                     done = client.batch_execute(&sql) => done.map_err(Error::postgres(&context))?,
                     dead = server_stops_answering(probe, timeout, &context) => return Err(dead),
                 }
-                crate::report::record::analyzed(&table, started);
+                crate::report::record::analyzed(table, started);
             }
         }
+        order.lock().expect("rebuild order lock").done(&task);
         progress.notify_waiters();
     }
 }
@@ -436,11 +470,8 @@ mod tests {
     }
 
     fn order(objects: Vec<DeferredObject>, tables: &[&str], analyzing: bool) -> RebuildOrder {
-        RebuildOrder::new(
-            objects,
-            tables.iter().map(|t| t.to_string()).collect(),
-            analyzing,
-        )
+        let tables = tables.iter().map(|t| t.to_string()).collect();
+        RebuildOrder::new(objects, tables, analyzing, usize::MAX)
     }
 
     use ObjectKind::{Constraint, ForeignKey, Index};
@@ -489,6 +520,34 @@ mod tests {
             Some("analyze \"public\".\"events\"")
         );
         assert_eq!(take(&mut order).as_deref(), Some("done"));
+    }
+
+    #[test]
+    fn while_tables_load_only_so_many_tasks_run_then_all() {
+        let tables = ["a", "b", "c"].map(String::from).to_vec();
+        let objects = vec![
+            object("a", "a_pkey", Constraint, None),
+            object("b", "b_pkey", Constraint, None),
+            object("c", "c_pkey", Constraint, None),
+        ];
+        let mut order = RebuildOrder::new(objects, tables, false, 1);
+        order.table_complete("a");
+        order.table_complete("b");
+        let Next::Run(first) = order.next() else {
+            panic!("a task")
+        };
+        assert!(
+            matches!(order.next(), Next::Wait),
+            "c still loads: one task at a time"
+        );
+        order.done(&first);
+        let Next::Run(second) = order.next() else {
+            panic!("a task")
+        };
+        order.table_complete("c");
+        // The load is done: every session may work.
+        assert!(matches!(order.next(), Next::Run(_)));
+        order.done(&second);
     }
 
     #[test]
