@@ -12,7 +12,7 @@ use super::{resume, Summary};
 use crate::config::ImportSettings;
 use crate::error::{Error, Result};
 use crate::plan::Plan;
-use crate::post::{self, Complete, Rebuild};
+use crate::post;
 use crate::report::{self, Phase};
 use crate::sink::{self, ledger, writer};
 use crate::work::{Failure, Tally};
@@ -60,16 +60,7 @@ pub async fn run(settings: &ImportSettings) -> Result<Summary> {
     progress.abort();
     drop(loading);
     // STEP 4: keys, constraints, indexes and foreign keys back; statistics; sequences.
-    let rebuild = Rebuild::start(
-        &settings.target,
-        &plan,
-        &settings.load,
-        Complete::All,
-        true,
-        &Failure::new(),
-    )
-    .await?;
-    let finished = post::after_load(&settings.target, &plan, &settings.load, rebuild).await?;
+    let finished = post::after_load(&settings.target, &plan, &settings.load, None).await?;
     let summary = Summary::new(&manifest, loaded.counts(), started.elapsed(), workdir);
     Ok(summary.finished(&finished))
 }

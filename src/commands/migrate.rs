@@ -102,7 +102,7 @@ pub async fn run(settings: &MigrateSettings) -> Result<Summary> {
     // STEP 6: the manifest of every chunk file.
     let manifest = workdir::write_manifest(workdir, &plan.plan_id, plan.chunk_ids())?;
     // STEP 7: the rest of the rebuild (foreign keys validated); sequences.
-    let finished = post::after_load(&target.url, &plan, &settings.load, rebuild).await?;
+    let finished = post::after_load(&target.url, &plan, &settings.load, Some(rebuild)).await?;
     let summary = Summary::new(&manifest, loaded.counts(), started.elapsed(), workdir);
     Ok(summary.finished(&finished))
 }

@@ -77,26 +77,41 @@ pub struct Finished {
     pub completed_before: Option<String>,
 }
 
-/// Once every chunk is loaded: the rest of `rebuild` (keys, constraints, indexes and
-/// foreign keys back, foreign keys validated, statistics), then sequences, and the plan
-/// marked complete. Only one process does it (advisory lock, then a completed check).
+/// Once every chunk is loaded: the rebuild finished (keys, constraints, indexes and foreign
+/// keys back, foreign keys validated, statistics), then sequences, and the plan marked
+/// complete, once (advisory lock, then a completed check). `migrate` hands over the rebuild
+/// it ran beside the load, finished before the lock is taken, so that a target restarting
+/// meanwhile costs only a retry; several `import` processes hand over none, and the one
+/// that takes the lock first rebuilds.
 pub async fn after_load(
     url: &DbUrl,
     plan: &Plan,
     options: &LoadOptions,
-    rebuild: Rebuild,
+    rebuild: Option<Rebuild>,
 ) -> Result<Finished> {
+    let rebuilt = match rebuild {
+        Some(rebuild) => Some(rebuild.finish().await?),
+        None => None,
+    };
     let client = sink::connect(url).await?;
     ledger::lock(&client).await?;
     let outcome = async {
         if let Some(at) = ledger::completed_at(&client, &plan.plan_id).await? {
-            rebuild.abandon();
             return Ok(Finished {
                 completed_before: Some(at),
                 ..Finished::default()
             });
         }
-        let restored = rebuild.finish().await?;
+        let restored = match rebuilt {
+            Some(restored) => restored,
+            None => {
+                let failure = Failure::new();
+                Rebuild::start(url, plan, options, Complete::All, true, &failure)
+                    .await?
+                    .finish()
+                    .await?
+            }
+        };
         tracing::info!(
             objects = restored,
             "Keys, constraints and indexes rebuilt, foreign keys validated, statistics taken."

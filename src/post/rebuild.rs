@@ -16,7 +16,7 @@ use crate::plan::Plan;
 use crate::report::record::PhaseGuard;
 use crate::sink::{self, ledger, DeferredObject, LoadOptions, ObjectKind};
 use crate::url::DbUrl;
-use crate::work::{Failure, Workers};
+use crate::work::{Failure, Retry, Workers};
 
 /// A table as both the plan (`"schema"."table"`) and the ledger (`schema.table`, quoted
 /// only where needed) name it.
@@ -35,6 +35,15 @@ enum Task {
     Restore(DeferredObject),
     /// Fresh statistics for a table whose data and keys are in.
     Analyze(String),
+}
+
+impl Task {
+    fn table(&self) -> &str {
+        match self {
+            Task::Restore(object) => &object.table,
+            Task::Analyze(table) => table,
+        }
+    }
 }
 
 /// Which task a free session takes next. A table's objects wait until its data is
@@ -367,30 +376,60 @@ async fn rebuild_worker(
             }
             Next::Run(task) => task,
         };
-        if client.is_none() {
-            let c = sink::connect(url).await?;
-            c.batch_execute("SET maintenance_work_mem = '1GB'")
-                .await
-                .map_err(Error::postgres("raising maintenance_work_mem"))?;
-            client = Some(c);
-            probe = Some(sink::connect(url).await?);
-        }
-        let client = client.as_mut().expect("connected above");
-        let probe = probe.as_ref().expect("connected above");
-        match &task {
-            Task::Restore(object) => restore(client, probe, plan_id, object, timeout).await?,
-            Task::Analyze(table) => {
-                let started = Instant::now();
-                let (context, sql) = (format!("analyzing {table}"), format!("ANALYZE {table}"));
-                tokio::select! {
-                    done = client.batch_execute(&sql) => done.map_err(Error::postgres(&context))?,
-                    dead = server_stops_answering(probe, timeout, &context) => return Err(dead),
+        // A broken connection (a restarting server) loses only the task's transaction: the
+        // task is tried again on a new one, by the one retry rule.
+        let mut retry = Retry::writer().of_table(task.table());
+        loop {
+            let tried = async {
+                if client.is_none() {
+                    let c = sink::connect(url).await?;
+                    c.batch_execute("SET maintenance_work_mem = '1GB'")
+                        .await
+                        .map_err(Error::postgres("raising maintenance_work_mem"))?;
+                    probe = Some(sink::connect(url).await?);
+                    client = Some(c);
                 }
-                crate::report::record::analyzed(table, started);
+                let client = client.as_mut().expect("connected above");
+                let probe = probe.as_ref().expect("connected above");
+                run(client, probe, plan_id, &task, timeout).await
+            }
+            .await;
+            match tried {
+                Ok(()) => break,
+                Err(e) => {
+                    (client, probe) = (None, None);
+                    let what = "Transient target error while rebuilding; trying again.";
+                    if !retry.wait_after(&e, what).await {
+                        return Err(e);
+                    }
+                }
             }
         }
         order.lock().expect("rebuild order lock").done(&task);
         progress.notify_waiters();
+    }
+}
+
+/// Runs one task on `client`, while `probe` checks that the server still answers.
+async fn run(
+    client: &mut Client,
+    probe: &Client,
+    plan_id: &str,
+    task: &Task,
+    timeout: Duration,
+) -> Result<()> {
+    match task {
+        Task::Restore(object) => restore(client, probe, plan_id, object, timeout).await,
+        Task::Analyze(table) => {
+            let started = Instant::now();
+            let (context, sql) = (format!("analyzing {table}"), format!("ANALYZE {table}"));
+            tokio::select! {
+                done = client.batch_execute(&sql) => done.map_err(Error::postgres(&context))?,
+                dead = server_stops_answering(probe, timeout, &context) => return Err(dead),
+            }
+            crate::report::record::analyzed(table, started);
+            Ok(())
+        }
     }
 }
 

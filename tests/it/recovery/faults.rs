@@ -54,16 +54,25 @@ fn a_full_disk_stops_with_the_path_and_a_later_run_with_space_completes() {
     assert_complete(&pg, &db);
 }
 
-/// Runs `migrate`, injects `fault` once it is under way, and returns its exit code and
-/// messages; `fault` returns whether it was injected while pgclipper still ran.
+/// Runs `migrate`, injects `fault` once it is under way (two chunks loaded, by its ledger
+/// in `db` on `pg`), and returns its exit code, messages and duration.
 fn migrate_with_fault(
     run_args: &[String],
-    delay: Duration,
+    (pg, db): (&str, &str),
     fault: impl FnOnce(),
 ) -> (Option<i32>, String, Duration) {
     let started = Instant::now();
-    let child = spawn(run_args);
-    std::thread::sleep(delay);
+    let mut child = spawn(run_args);
+    // Under way for sure: readers reading and a writer connected, more chunks to come.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while loaded_chunks(pg, db) < 2 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before the fault"
+        );
+        assert!(Instant::now() < deadline, "no chunk loaded within 60 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     fault();
     let out = child.wait_with_output().unwrap();
     (
@@ -71,6 +80,16 @@ fn migrate_with_fault(
         String::from_utf8_lossy(&out.stderr).into_owned(),
         started.elapsed(),
     )
+}
+
+/// Chunks the ledger of `db` records as loaded (0 before it exists).
+fn loaded_chunks(pg: &str, db: &str) -> u64 {
+    if query_text(pg, db, "SELECT to_regclass('pgclipper.chunks') IS NOT NULL") != "t" {
+        return 0;
+    }
+    query_text(pg, db, "SELECT count(loaded_at) FROM pgclipper.chunks")
+        .parse()
+        .unwrap_or(0)
 }
 
 #[test]
@@ -99,7 +118,7 @@ fn stopped_restarted_and_disconnected_servers_never_hang_and_the_run_resumes() {
         ],
     );
     let pid = servers_.mariadb_pid();
-    let (code, err, took) = migrate_with_fault(&run_args, Duration::from_millis(600), || {
+    let (code, err, took) = migrate_with_fault(&run_args, (&pg, &db), || {
         assert!(Command::new("kill")
             .args(["-STOP", &pid])
             .status()
@@ -133,7 +152,7 @@ fn stopped_restarted_and_disconnected_servers_never_hang_and_the_run_resumes() {
     );
     let pg_bin = std::env::var("PGCLIPPER_TEST_PG_BIN").unwrap();
     let data = servers_.dir.join("postgres/data");
-    let (code, err, _) = migrate_with_fault(&run_args, Duration::from_millis(800), || {
+    let (code, err, _) = migrate_with_fault(&run_args, (&pg, &db), || {
         let status = Command::new("runuser")
             .args([
                 "-u",
@@ -173,7 +192,7 @@ fn stopped_restarted_and_disconnected_servers_never_hang_and_the_run_resumes() {
         &["--chunk-rows", "4000", "--writers", "1"],
     );
     let socket = servers_.dir.join("mariadb/sock");
-    let (code, err, _) = migrate_with_fault(&run_args, Duration::from_millis(600), || {
+    let (code, err, _) = migrate_with_fault(&run_args, (&pg, &db), || {
         let sql = format!(
             "SELECT GROUP_CONCAT(CONCAT('KILL CONNECTION ', id) SEPARATOR ';') FROM information_schema.PROCESSLIST WHERE db = '{db}' AND id <> CONNECTION_ID()"
         );
@@ -317,5 +336,70 @@ fn a_long_healthy_rebuild_is_left_alone_but_a_dead_server_ends_it() {
     lock.wait().unwrap();
     let (code, err) = run(&run_args);
     assert_eq!(code, Some(0), "{err}");
+    case.assert_exact();
+}
+
+/// A restart of the target while a key is being rebuilt loses only that build's
+/// transaction: the session connects again, builds the key again, and the run completes.
+#[test]
+fn a_restart_during_a_rebuild_is_retried_and_the_run_completes() {
+    let servers_ = PrivateServers::start(&[]);
+    let case = Case::on(&servers_.env(), "rebuild_restart", 5_000, 50_000);
+    let run_args = case.args("migrate", &["--writers", "1"]);
+    let target = case.target();
+    let query = |sql: &str| query_text(&case.pg, &case.db, sql);
+    let mut child = spawn(&run_args);
+    // As above: a session's lock makes the rebuild of `events`' key wait.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(query("SELECT to_regclass('pgclipper.plans') IS NOT NULL") == "t"
+        && query("SELECT count(*) FROM pgclipper.plans") != "0")
+    {
+        assert!(Instant::now() < deadline, "the plan was never recorded");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut lock = Command::new("psql")
+        .args(["-q", &target])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    let stdin = lock.stdin.as_mut().unwrap();
+    stdin
+        .write_all(b"BEGIN; LOCK TABLE events IN ROW EXCLUSIVE MODE;\n")
+        .unwrap();
+    stdin.flush().unwrap();
+    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgclipper %' AND wait_event_type = 'Lock'";
+    while query(waiting) == "0" {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before its rebuild waited"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the rebuild never waited for the lock"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The target restarts: the build's connection (and the lock's) are gone.
+    let pg_bin = std::env::var("PGCLIPPER_TEST_PG_BIN").unwrap();
+    let data = servers_.dir.join("postgres/data");
+    let restarted = Command::new("runuser")
+        .args(["-u", "postgres", "--", &format!("{pg_bin}/pg_ctl"), "-D"])
+        .arg(&data)
+        .args(["-m", "fast", "-w", "restart"])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(restarted.success());
+    let _ = lock.wait();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("Transient target error while rebuilding; trying again."),
+        "{err}"
+    );
     case.assert_exact();
 }
