@@ -369,6 +369,26 @@ mod tests {
         );
         assert!(enc(&c, Value::Bytes(b"not-a-uuid".to_vec())).is_err());
         assert!(enc(&c, Value::Bytes(b"".to_vec())).is_err());
+        // A non-hex digit anywhere, a dash out of place, 32 bare digits.
+        for bad in [
+            "0149ce5f-76a8-4efe-b2e3-431b8c6cceg6",
+            "g149ce5f-76a8-4efe-b2e3-431b8c6cceb6",
+            "0149ce5f76a8-4efe-b2e3-431b8c6cceb6-",
+            "0149ce5f-76a8-4efe-b2e3-431b8c6cce\u{e9}",
+        ] {
+            assert!(
+                enc(&c, Value::Bytes(bad.as_bytes().to_vec())).is_err(),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            enc(
+                &c,
+                Value::Bytes(b"0149CE5F76A84EFEB2E3431B8C6CCEB6".to_vec())
+            )
+            .unwrap(),
+            "0149ce5f-76a8-4efe-b2e3-431b8c6cceb6"
+        );
         let raw: Vec<u8> = (0u8..16).collect();
         assert_eq!(
             enc(&Conversion::BinaryToUuid, Value::Bytes(raw)).unwrap(),

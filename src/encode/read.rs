@@ -133,39 +133,64 @@ pub(crate) fn time(value: &Value) -> Result<(bool, u32, u8, u8, u32), Refusal> {
 
 /// The 16 bytes of a uuid written as text (8-4-4-4-12 or 32 bare hex digits, any case).
 pub(crate) fn parse_uuid(text: &[u8]) -> Result<[u8; 16], Refusal> {
-    fn nibble(b: u8) -> Option<u8> {
-        match b {
-            b'0'..=b'9' => Some(b - b'0'),
-            b'a'..=b'f' => Some(b - b'a' + 10),
-            b'A'..=b'F' => Some(b - b'A' + 10),
-            _ => None,
-        }
-    }
-    let invalid = || Refusal::new("not a uuid (expected 8-4-4-4-12 hex digits)");
-    let mut digits = [0u8; 32];
-    match text.len() {
-        36 => {
-            let mut n = 0;
-            for (i, &b) in text.iter().enumerate() {
-                if matches!(i, 8 | 13 | 18 | 23) {
-                    if b != b'-' {
-                        return Err(invalid());
-                    }
-                } else {
-                    digits[n] = b;
-                    n += 1;
-                }
+    // Where each hex digit sits: in the 8-4-4-4-12 form, or in 32 bare digits.
+    const DASHED: [usize; 32] = {
+        let mut at = [0; 32];
+        let (mut i, mut n) = (0, 0);
+        while i < 36 {
+            if !matches!(i, 8 | 13 | 18 | 23) {
+                at[n] = i;
+                n += 1;
             }
+            i += 1;
         }
-        32 => digits.copy_from_slice(text),
+        at
+    };
+    const BARE: [usize; 32] = {
+        let mut at = [0; 32];
+        let mut i = 0;
+        while i < 32 {
+            at[i] = i;
+            i += 1;
+        }
+        at
+    };
+    let invalid = || Refusal::new("not a uuid (expected 8-4-4-4-12 hex digits)");
+    let at = match text.len() {
+        36 if [8, 13, 18, 23].iter().all(|&i| text[i] == b'-') => &DASHED,
+        32 => &BARE,
         _ => return Err(invalid()),
-    }
+    };
     let mut raw = [0u8; 16];
-    for (byte, pair) in raw.iter_mut().zip(digits.chunks_exact(2)) {
-        let (Some(high), Some(low)) = (nibble(pair[0]), nibble(pair[1])) else {
-            return Err(invalid());
-        };
-        *byte = high << 4 | low;
+    let mut bad = 0u8;
+    for (i, byte) in raw.iter_mut().enumerate() {
+        let (high, low) = (
+            HEX_VALUE[text[at[2 * i]] as usize],
+            HEX_VALUE[text[at[2 * i + 1]] as usize],
+        );
+        bad |= high | low;
+        *byte = high << 4 | (low & 15);
+    }
+    // A digit that is no hex digit has the high bit set in the table.
+    if bad & 0x80 != 0 {
+        return Err(invalid());
     }
     Ok(raw)
 }
+
+/// The value of each hex digit, 0x80 for every other byte.
+const HEX_VALUE: [u8; 256] = {
+    let mut table = [0x80u8; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
