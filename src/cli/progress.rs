@@ -69,7 +69,7 @@ fn draw(bars: &MultiProgress, stop: &AtomicBool) {
     };
     let bar_style = style("{prefix:>16} [{bar:32}] {percent:>3}% {msg}");
     let mut overall: Option<ProgressBar> = None;
-    let mut lines: HashMap<String, ProgressBar> = HashMap::new();
+    let mut lines: HashMap<String, (ProgressBar, Rate)> = HashMap::new();
     let mut rate = Rate::default();
     while !stop.load(Ordering::Relaxed) {
         let r = report::recorder();
@@ -90,25 +90,14 @@ fn draw(bars: &MultiProgress, stop: &AtomicBool) {
         overall.set_length(planned.max(rows).max(1));
         overall.set_position(rows);
         overall.set_prefix(phase.to_string());
-        let left = planned.saturating_sub(rows) as f64;
-        let eta = match per_second {
-            Some(r) if r > 0.0 && left > 0.0 => {
-                format!(", {} left", report::render::duration(left / r))
-            }
-            _ => String::new(),
-        };
-        overall.set_message(format!(
-            "{rows} of ~{planned} rows, {:.0} MiB, {:.0} rows/s{eta}",
-            bytes as f64 / 1048576.0,
-            per_second.unwrap_or(0.0)
-        ));
+        overall.set_message(progress_text(rows, planned, bytes, per_second));
         // A line per table that moved rows in the last three seconds.
         let active: Vec<_> = tables
             .iter()
             .filter(|t| t.idle_s < 3.0)
             .take(TABLE_LINES)
             .collect();
-        lines.retain(|name, bar| {
+        lines.retain(|name, (bar, _)| {
             let keep = active.iter().any(|t| &t.name == name);
             if !keep {
                 bar.finish_and_clear();
@@ -116,23 +105,39 @@ fn draw(bars: &MultiProgress, stop: &AtomicBool) {
             keep
         });
         for t in active {
-            let bar = lines.entry(t.name.clone()).or_insert_with(|| {
+            let (bar, rate) = lines.entry(t.name.clone()).or_insert_with(|| {
                 let bar = bars.add(ProgressBar::new(1));
                 bar.set_style(bar_style.clone());
                 bar.set_prefix(ellipsis(&t.name, 16));
-                bar
+                (bar, Rate::default())
             });
             let planned = t.planned.unwrap_or(0);
             bar.set_length(planned.max(t.rows).max(1));
             bar.set_position(t.rows);
-            bar.set_message(format!("{} of ~{planned} rows", t.rows));
+            bar.set_message(progress_text(t.rows, planned, t.bytes, rate.update(t.rows)));
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    for bar in lines.values().chain(overall.as_ref()) {
+    for bar in lines.values().map(|(bar, _)| bar).chain(overall.as_ref()) {
         bar.finish_and_clear();
     }
     let _ = bars.clear();
+}
+
+/// `5129 of ~212089 rows, 1 MiB, 73198 rows/s, 2.8 s left`.
+fn progress_text(rows: u64, planned: u64, bytes: u64, per_second: Option<f64>) -> String {
+    let left = planned.saturating_sub(rows) as f64;
+    let eta = match per_second {
+        Some(r) if r > 0.0 && left > 0.0 => {
+            format!(", {} left", report::render::duration(left / r))
+        }
+        _ => String::new(),
+    };
+    format!(
+        "{rows} of ~{planned} rows, {:.0} MiB, {:.0} rows/s{eta}",
+        bytes as f64 / 1048576.0,
+        per_second.unwrap_or(0.0)
+    )
 }
 
 /// Rows per second over the last five seconds.

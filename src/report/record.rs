@@ -124,6 +124,7 @@ pub struct TableProgress {
     pub name: String,
     /// Moved: loaded, or exported when nothing loads in this run.
     pub rows: u64,
+    pub bytes: u64,
     pub planned: Option<u64>,
     /// Seconds since a chunk of it last finished (infinite if none did).
     pub idle_s: f64,
@@ -223,13 +224,14 @@ impl Recorder {
             i.tables
                 .iter()
                 .map(|(name, t)| {
-                    let (rows, last) = match loading {
-                        true => (t.rows, t.load),
-                        false => (t.exported_rows, t.export),
+                    let (rows, bytes, last) = match loading {
+                        true => (t.rows, t.bytes, t.load),
+                        false => (t.exported_rows, t.exported_bytes, t.export),
                     };
                     TableProgress {
                         name: name.clone(),
                         rows,
+                        bytes,
                         planned: t.planned_rows,
                         idle_s: last.map_or(f64::INFINITY, |s| now - s.end_s),
                     }
