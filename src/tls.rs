@@ -112,8 +112,7 @@ pub fn client_config(
         .map_err(|e| Error::Usage(format!("{option}: {e}")))?;
     let verifier: Arc<dyn ServerCertVerifier> = match check {
         Check::IssuerAndHost => webpki,
-        Check::Issuer => Arc::new(IssuerOnly(webpki)),
-        Check::Nothing => Arc::new(AnyCertificate(webpki)),
+        Check::Issuer | Check::Nothing => Arc::new(Lenient { webpki, check }),
     };
     let builder = ClientConfig::builder()
         .dangerous()
@@ -126,11 +125,17 @@ pub fn client_config(
     }
 }
 
-/// Accepts a certificate whatever names it carries, once its issuer is trusted.
+/// The levels below the full check: `Issuer` accepts a certificate whatever names it
+/// carries once its issuer is trusted; `Nothing` accepts any certificate. Either way the
+/// handshake's signatures are still checked, so the session is encrypted to whoever holds
+/// the certificate's key.
 #[derive(Debug)]
-struct IssuerOnly(Arc<WebPkiServerVerifier>);
+struct Lenient {
+    webpki: Arc<WebPkiServerVerifier>,
+    check: Check,
+}
 
-impl ServerCertVerifier for IssuerOnly {
+impl ServerCertVerifier for Lenient {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -139,9 +144,12 @@ impl ServerCertVerifier for IssuerOnly {
         ocsp: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        if self.check == Check::Nothing {
+            return Ok(ServerCertVerified::assertion());
+        }
         // webpki checks the chain before the name: a name mismatch means the chain held.
         match self
-            .0
+            .webpki
             .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
         {
             Err(rustls::Error::InvalidCertificate(
@@ -157,7 +165,7 @@ impl ServerCertVerifier for IssuerOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        self.webpki.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -166,51 +174,11 @@ impl ServerCertVerifier for IssuerOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        self.webpki.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-}
-
-/// Accepts any certificate; the handshake's signatures are still checked, so the session
-/// is encrypted to whoever holds the certificate's key.
-#[derive(Debug)]
-struct AnyCertificate(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.webpki.supported_verify_schemes()
     }
 }
 

@@ -119,6 +119,16 @@ struct Inner {
     retries: u64,
 }
 
+impl Inner {
+    /// The record of the plan's table whose target is `table` (the rebuild knows only the
+    /// target's name).
+    fn of_target(&mut self, table: &str) -> &mut TableRecord {
+        let name = self.names.get(&unquoted(table)).cloned();
+        let name = name.unwrap_or_else(|| table.to_string());
+        self.tables.entry(name).or_default()
+    }
+}
+
 /// One table's progress, for the bars.
 pub struct TableProgress {
     pub name: String,
@@ -174,6 +184,14 @@ impl Recorder {
 
     fn since(&self, at: Instant) -> f64 {
         at.saturating_duration_since(self.started).as_secs_f64()
+    }
+
+    /// From `started` until now.
+    fn span_since(&self, started: Instant) -> Span {
+        Span {
+            start_s: self.since(started),
+            end_s: self.now_s(),
+        }
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
@@ -320,10 +338,7 @@ fn unquoted(qualified: &str) -> String {
 /// A chunk file of `table` finished: read since `started`, converted and written.
 pub fn exported(table: &str, rows: u64, bytes: u64, started: Instant) {
     let r = recorder();
-    let span = Span {
-        start_s: r.since(started),
-        end_s: r.now_s(),
-    };
+    let span = r.span_since(started);
     r.with(|i| {
         let t = i.tables.entry(table.to_string()).or_default();
         t.exported_rows += rows;
@@ -337,10 +352,7 @@ pub fn exported(table: &str, rows: u64, bytes: u64, started: Instant) {
 /// A chunk of `table` loaded (COPY and ledger mark committed), begun at `started`.
 pub fn loaded(table: &str, chunk: u32, rows: u64, bytes: u64, started: Instant) {
     let r = recorder();
-    let span = Span {
-        start_s: r.since(started),
-        end_s: r.now_s(),
-    };
+    let span = r.span_since(started);
     tracing::info!(
         table,
         chunk,
@@ -369,14 +381,9 @@ pub fn loaded(table: &str, chunk: u32, rows: u64, bytes: u64, started: Instant) 
 /// An object of `table` put back, begun at `started`; `foreign` for a foreign key.
 pub fn rebuilt(table: &str, foreign: bool, started: Instant) {
     let r = recorder();
-    let span = Span {
-        start_s: r.since(started),
-        end_s: r.now_s(),
-    };
+    let span = r.span_since(started);
     r.with(|i| {
-        let name = i.names.get(&unquoted(table)).cloned();
-        let name = name.unwrap_or_else(|| table.to_string());
-        let t = i.tables.entry(name).or_default();
+        let t = i.of_target(table);
         Span::widen(
             if foreign {
                 &mut t.foreign_keys
@@ -391,14 +398,9 @@ pub fn rebuilt(table: &str, foreign: bool, started: Instant) {
 /// `table` (as the target names it) analyzed, begun at `started`.
 pub fn analyzed(table: &str, started: Instant) {
     let r = recorder();
-    let span = Span {
-        start_s: r.since(started),
-        end_s: r.now_s(),
-    };
+    let span = r.span_since(started);
     r.with(|i| {
-        let name = i.names.get(&unquoted(table)).cloned();
-        let name = name.unwrap_or_else(|| table.to_string());
-        Span::widen(&mut i.tables.entry(name).or_default().analyze, span);
+        Span::widen(&mut i.of_target(table).analyze, span);
     })
 }
 

@@ -254,19 +254,12 @@ impl PrivateServers {
     }
 }
 
-/// Rebuilding keys after the load has no time limit of its own (a large index takes what it
-/// takes): a build that waits, healthy, for a lock is left alone; a server that stops
-/// answering meanwhile ends the run within the I/O timeout, and the run resumes.
-#[test]
-fn a_long_healthy_rebuild_is_left_alone_but_a_dead_server_ends_it() {
-    let servers_ = PrivateServers::start(&[]);
-    let case = Case::on(&servers_.env(), "rebuild", 5_000, 50_000);
-    let run_args = case.args("migrate", &["--io-timeout", "2", "--writers", "1"]);
-    let target = case.target();
+/// Once the plan is recorded (its keys taken off), a session of its own takes a lock that
+/// lets the load in but makes the rebuild of `events`' key wait; returns that session once
+/// the rebuild waits for it.
+fn lock_events_until_the_rebuild_waits(case: &Case, child: &mut Child) -> Child {
+    use std::io::Write;
     let query = |sql: &str| query_text(&case.pg, &case.db, sql);
-    let mut child = spawn(&run_args);
-    // Once the plan is recorded (its keys taken off), a session holds a lock that lets the
-    // load in but makes the rebuild of `events`' key wait.
     let deadline = Instant::now() + Duration::from_secs(60);
     let recorded = || {
         query("SELECT to_regclass('pgclipper.plans') IS NOT NULL") == "t"
@@ -277,12 +270,12 @@ fn a_long_healthy_rebuild_is_left_alone_but_a_dead_server_ends_it() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let mut lock = Command::new("psql")
-        .args(["-q", &target])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
+        .args(["-q", &case.target()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    use std::io::Write;
     let stdin = lock.stdin.as_mut().unwrap();
     stdin
         .write_all(b"BEGIN; LOCK TABLE events IN ROW EXCLUSIVE MODE;\n")
@@ -300,6 +293,20 @@ fn a_long_healthy_rebuild_is_left_alone_but_a_dead_server_ends_it() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    lock
+}
+
+/// Rebuilding keys after the load has no time limit of its own (a large index takes what it
+/// takes): a build that waits, healthy, for a lock is left alone; a server that stops
+/// answering meanwhile ends the run within the I/O timeout, and the run resumes.
+#[test]
+fn a_long_healthy_rebuild_is_left_alone_but_a_dead_server_ends_it() {
+    use std::io::Write;
+    let servers_ = PrivateServers::start(&[]);
+    let case = Case::on(&servers_.env(), "rebuild", 5_000, 50_000);
+    let run_args = case.args("migrate", &["--io-timeout", "2", "--writers", "1"]);
+    let mut child = spawn(&run_args);
+    let mut lock = lock_events_until_the_rebuild_waits(&case, &mut child);
     // Three times the I/O timeout of healthy waiting: the run goes on.
     std::thread::sleep(Duration::from_secs(6));
     assert!(
@@ -346,42 +353,8 @@ fn a_restart_during_a_rebuild_is_retried_and_the_run_completes() {
     let servers_ = PrivateServers::start(&[]);
     let case = Case::on(&servers_.env(), "rebuild_restart", 5_000, 50_000);
     let run_args = case.args("migrate", &["--writers", "1"]);
-    let target = case.target();
-    let query = |sql: &str| query_text(&case.pg, &case.db, sql);
     let mut child = spawn(&run_args);
-    // As above: a session's lock makes the rebuild of `events`' key wait.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !(query("SELECT to_regclass('pgclipper.plans') IS NOT NULL") == "t"
-        && query("SELECT count(*) FROM pgclipper.plans") != "0")
-    {
-        assert!(Instant::now() < deadline, "the plan was never recorded");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let mut lock = Command::new("psql")
-        .args(["-q", &target])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    let stdin = lock.stdin.as_mut().unwrap();
-    stdin
-        .write_all(b"BEGIN; LOCK TABLE events IN ROW EXCLUSIVE MODE;\n")
-        .unwrap();
-    stdin.flush().unwrap();
-    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgclipper %' AND wait_event_type = 'Lock'";
-    while query(waiting) == "0" {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before its rebuild waited"
-        );
-        assert!(
-            Instant::now() < deadline,
-            "the rebuild never waited for the lock"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut lock = lock_events_until_the_rebuild_waits(&case, &mut child);
     // The target restarts: the build's connection (and the lock's) are gone.
     let pg_bin = std::env::var("PGCLIPPER_TEST_PG_BIN").unwrap();
     let data = servers_.dir.join("postgres/data");
