@@ -20,7 +20,6 @@ use crate::plan::{self, Plan};
 use crate::sink::{self, ledger, CopyFormat};
 use crate::source;
 use crate::source::reader::{ChunkTask, TableJob};
-use crate::work::interleave;
 use crate::workdir;
 
 pub fn has_plan(workdir: &Path) -> bool {
@@ -114,7 +113,7 @@ pub async fn check_ledger(plan: &Plan, client: &Client, workdir: &Path) -> Resul
 
 /// What remains of a plan.
 pub struct WorkLeft {
-    /// Chunks to read from MySQL, dealt out across tables.
+    /// Chunks to read from MySQL, the largest table's first (see [`largest_first`]).
     pub to_export: Vec<ChunkTask>,
     /// Complete chunk files of an earlier run, to load without reading MySQL again.
     pub ready: Vec<FinishedChunk>,
@@ -163,13 +162,25 @@ pub fn work_left(
                 }
             }
         }
-        by_table.push(tasks);
+        let bytes = planned.estimated_rows * table.source.avg_row_length;
+        by_table.push((bytes, tasks));
     }
     WorkLeft {
-        to_export: interleave(by_table),
+        to_export: largest_first(by_table),
         ready,
         loaded: loaded.len(),
     }
+}
+
+/// The chunks table by table, the largest table (by MySQL's estimate of its bytes) first.
+/// Each table's keys and indexes are built as soon as its last chunk is in, beside the
+/// load of the rest: the largest table's, which take longest, then start early, and what
+/// is left at the end, after the last chunk, is the rebuild of a small table. (Dealing the
+/// tables' chunks out in turn, as before, finished the largest table last and left its
+/// rebuild alone at the end, one core idle.)
+fn largest_first(mut tables: Vec<(u64, VecDeque<ChunkTask>)>) -> Vec<ChunkTask> {
+    tables.sort_by_key(|(bytes, _)| std::cmp::Reverse(*bytes));
+    tables.into_iter().flat_map(|(_, tasks)| tasks).collect()
 }
 
 /// The files a chunk becomes beside its CSV file.

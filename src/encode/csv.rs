@@ -8,12 +8,10 @@ pub fn push_field(out: &mut Vec<u8>, value: &[u8]) {
         out.reserve(value.len() + 2);
         out.push(b'"');
         let mut start = 0;
-        for (i, &b) in value.iter().enumerate() {
-            if b == b'"' {
-                out.extend_from_slice(&value[start..=i]);
-                out.push(b'"');
-                start = i + 1;
-            }
+        for quote in memchr::memchr_iter(b'"', value) {
+            out.extend_from_slice(&value[start..=quote]);
+            out.push(b'"');
+            start = quote + 1;
         }
         out.extend_from_slice(&value[start..]);
         out.push(b'"');
@@ -30,9 +28,15 @@ fn needs_quotes(value: &[u8]) -> bool {
     match (value.first(), value.last()) {
         (None, _) => true,
         (Some(b' '), _) | (_, Some(b' ')) => true,
-        _ => value
+        // Short values (keys, numbers, uuids) byte by byte; long texts by memchr's
+        // vectorised search (the byte loop was 4% of the export's CPU on long texts).
+        _ if value.len() < 64 => value
             .iter()
             .any(|&b| matches!(b, b',' | b'"' | b'\n' | b'\r' | b'\\')),
+        _ => {
+            memchr::memchr3(b',', b'"', b'\n', value).is_some()
+                || memchr::memchr2(b'\r', b'\\', value).is_some()
+        }
     }
 }
 

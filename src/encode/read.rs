@@ -78,13 +78,15 @@ pub(crate) fn bytes(value: &Value) -> Result<&[u8], Refusal> {
 #[inline]
 pub(crate) fn text(value: &Value) -> Result<&str, Refusal> {
     let raw = bytes(value)?;
-    let text = std::str::from_utf8(raw).map_err(|e| {
+    // simdutf8 checks long texts several times faster than std (std's check was a tenth
+    // of the export's CPU on long texts); std says where a bad byte is.
+    let text = simdutf8::basic::from_utf8(raw).map_err(|_| {
+        let at = std::str::from_utf8(raw).map_or_else(|e| e.valid_up_to(), |_| 0);
         Refusal::new(format!(
-            "not valid UTF-8 at byte {} (binary data in a text column?)",
-            e.valid_up_to()
+            "not valid UTF-8 at byte {at} (binary data in a text column?)"
         ))
     })?;
-    if raw.contains(&0) {
+    if memchr::memchr(0, raw).is_some() {
         return Err(Refusal::new(
             "contains a NUL byte (0x00), which Postgres text cannot store",
         ));
