@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use xxhash_rust::xxh3::xxh3_64;
+use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
 use super::Kind;
 use crate::catalog::pg_ident;
@@ -144,6 +144,93 @@ impl CanonRow {
         }
     }
 }
+
+/// A field too large to copy into a [`CanonRow`] (a blob, a long text): its canonical
+/// form is the value's own bytes, or their lower-case hex.
+pub enum LargeField<'a> {
+    Raw(&'a [u8]),
+    Hex(&'a [u8]),
+}
+
+impl CanonRow {
+    /// What [`CanonRow::fill`] then ([`CanonRow::key_hash`], [`CanonRow::hash`]) give, for
+    /// a row whose `large(i)` fields are hashed as they are, in pieces, instead of copied
+    /// (a 40 MB blob would otherwise be held twice more, as hex): xxh3 streamed over the
+    /// same bytes gives the same hash. Key fields must not be large (MySQL keys are at
+    /// most 3072 bytes). [`CanonRow::field`] is not meaningful afterwards.
+    pub fn hashes_streaming<'a>(
+        &mut self,
+        columns: usize,
+        key: &[usize],
+        mut large: impl FnMut(usize) -> Option<LargeField<'a>>,
+        mut field: impl FnMut(usize, &mut Vec<u8>) -> bool,
+    ) -> (u64, u64) {
+        let mut row = Xxh3::new();
+        let mut keys: Vec<(usize, Vec<u8>)> = Vec::with_capacity(key.len());
+        self.bytes.clear();
+        self.ends.clear();
+        for i in 0..columns {
+            let mark = self.bytes.len();
+            match large(i) {
+                Some(value) => {
+                    let len = match value {
+                        LargeField::Raw(b) => b.len(),
+                        LargeField::Hex(b) => 2 * b.len(),
+                    } as u32;
+                    self.bytes.push(1);
+                    self.bytes.extend_from_slice(&len.to_le_bytes());
+                    row.update(&self.bytes);
+                    self.bytes.clear();
+                    match value {
+                        LargeField::Raw(b) => row.update(b),
+                        LargeField::Hex(b) => {
+                            let mut hex = Vec::with_capacity(64 << 10);
+                            for piece in b.chunks(32 << 10) {
+                                hex.clear();
+                                hex.extend(piece.iter().flat_map(|&x| {
+                                    [HEX[(x >> 4) as usize], HEX[(x & 15) as usize]]
+                                }));
+                                row.update(&hex);
+                            }
+                        }
+                    }
+                }
+                None => {
+                    self.bytes.extend_from_slice(&[1, 0, 0, 0, 0]);
+                    if field(i, &mut self.bytes) {
+                        let len = (self.bytes.len() - mark - 5) as u32;
+                        self.bytes[mark + 1..mark + 5].copy_from_slice(&len.to_le_bytes());
+                    } else {
+                        self.bytes.truncate(mark);
+                        self.bytes.push(0);
+                    }
+                    if key.contains(&i) {
+                        keys.push((i, self.bytes[mark..].to_vec()));
+                    }
+                }
+            }
+        }
+        row.update(&self.bytes);
+        let row_hash = row.digest();
+        let key_hash = match key {
+            [] => row_hash,
+            _ => {
+                let mut hasher = Xxh3::new();
+                for k in key {
+                    let (_, bytes) = keys
+                        .iter()
+                        .find(|(i, _)| i == k)
+                        .expect("key fields are not large");
+                    hasher.update(bytes);
+                }
+                hasher.digest()
+            }
+        };
+        (key_hash, row_hash)
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Per bucket, how many rows and the wrapping sum of their hashes.
 #[derive(Debug, Clone, PartialEq, Eq)]

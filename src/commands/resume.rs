@@ -206,6 +206,7 @@ fn table_job(table: &TableMapping, files: ChunkFiles, canon: TableCanon) -> Tabl
         codec: Arc::new(codec),
         key,
         select: table.select.clone(),
+        large_rows: table.source.avg_row_length >= crate::encode::LARGE_VALUE as u64,
     }
 }
 

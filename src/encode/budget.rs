@@ -34,6 +34,23 @@ impl ByteBudget {
         *in_flight += bytes;
     }
 
+    /// After `acquire(bytes)` of a batch larger than the whole budget: blocks until that
+    /// batch is released (everything else in flight is within the budget, so less than
+    /// `bytes`). Returns at once for a batch within the budget.
+    pub fn wait_released(&self, bytes: usize, cancelled: &dyn Fn() -> bool) {
+        if bytes <= self.limit {
+            return;
+        }
+        let mut in_flight = self.in_flight.lock().expect("budget lock");
+        while *in_flight >= bytes && !cancelled() {
+            in_flight = self
+                .freed
+                .wait_timeout(in_flight, Duration::from_millis(100))
+                .expect("budget lock")
+                .0;
+        }
+    }
+
     pub fn release(&self, bytes: usize) {
         let mut in_flight = self.in_flight.lock().expect("budget lock");
         *in_flight = in_flight.saturating_sub(bytes);

@@ -12,7 +12,7 @@ use mysql_async::Row;
 
 use xxhash_rust::xxh3::Xxh3;
 
-use super::{binary, row_checksum, TableCodec};
+use super::{binary, row_checksum, Spill, TableCodec};
 use crate::canon::digest::{CanonRow, Digest};
 use crate::error::{Error, Result};
 use crate::workdir::{self, ManifestEntry};
@@ -48,6 +48,36 @@ struct ChunkState {
     binary_hash: Xxh3,
     /// The rows in `verify`'s canonical form, per bucket.
     digest: Option<Digest>,
+}
+
+/// A chunk's open files as a [`Spill`]: what a large batch writes as it goes.
+struct ChunkFiles<'a> {
+    writer: &'a ChunkWriter,
+    state: &'a mut ChunkState,
+}
+
+impl Spill for ChunkFiles<'_> {
+    fn csv(&mut self, bytes: &[u8]) -> Result<()> {
+        let path = &self.writer.tmp_path;
+        let file = self.state.file.as_mut().expect("opened before the batch");
+        file.write_all(bytes).map_err(Error::io(path))?;
+        self.state.bytes += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn binary(&mut self, bytes: &[u8]) -> Result<()> {
+        let Some((tmp, _)) = &self.writer.binary_paths else {
+            return Ok(());
+        };
+        let file = self
+            .state
+            .binary_file
+            .as_mut()
+            .expect("opened before the batch");
+        file.write_all(bytes).map_err(Error::io(tmp))?;
+        self.state.add_binary(bytes);
+        Ok(())
+    }
 }
 
 /// A chunk file complete on disk.
@@ -153,32 +183,20 @@ impl ChunkWriter {
         if self.abandoned.load(Ordering::Acquire) {
             return Ok(());
         }
+        if self.codec.has_large_value(rows) {
+            return self.write_large_batch(rows, buffers);
+        }
         let (buffer, binary) = (&mut buffers.csv, &mut buffers.binary);
         buffer.clear();
         binary.clear();
-        let checksum = self
-            .codec
-            .encode_rows(rows, buffer, binary)
-            .map_err(Error::Value)?;
+        let checksum = self.codec.encode_rows(rows, buffer, binary, None)?;
         buffers.hashes.clear();
         self.codec
             .digest_rows(rows, &mut buffers.canon_row, &mut buffers.hashes);
         let mut state = self.state.lock().expect("chunk state lock");
-        let buckets = self.codec.canon.buckets;
-        let digest = state.digest.get_or_insert_with(|| Digest::new(buckets));
-        for &(key, row) in &buffers.hashes {
-            digest.add(key, row);
-        }
-        if state.file.is_none() {
-            state.file = Some(workdir::create_private_file(&self.tmp_path)?);
-        }
+        self.add_digests(&mut state, &buffers.hashes);
+        self.open_files(&mut state)?;
         if let Some((tmp, _)) = &self.binary_paths {
-            if state.binary_file.is_none() {
-                let mut file = workdir::create_private_file(tmp)?;
-                file.write_all(binary::HEADER).map_err(Error::io(tmp))?;
-                state.binary_file = Some(file);
-                state.add_binary(binary::HEADER);
-            }
             let file = state.binary_file.as_mut().expect("opened above");
             file.write_all(binary).map_err(Error::io(tmp))?;
             state.add_binary(binary);
@@ -192,6 +210,56 @@ impl ChunkWriter {
         state.rows += rows.len() as u64;
         state.bytes += buffer.len() as u64;
         state.checksum = state.checksum.wrapping_add(checksum);
+        Ok(())
+    }
+
+    /// A batch with a large value: encoded straight into the chunk's files while the
+    /// chunk is held, so the large value is never copied whole (see [`super::LARGE_VALUE`]).
+    fn write_large_batch(&self, rows: &[Row], buffers: &mut Buffers) -> Result<()> {
+        buffers.hashes.clear();
+        self.codec
+            .digest_rows(rows, &mut buffers.canon_row, &mut buffers.hashes);
+        let mut state = self.state.lock().expect("chunk state lock");
+        self.add_digests(&mut state, &buffers.hashes);
+        self.open_files(&mut state)?;
+        let (buffer, binary) = (&mut buffers.csv, &mut buffers.binary);
+        buffer.clear();
+        binary.clear();
+        let mut files = ChunkFiles {
+            writer: self,
+            state: &mut state,
+        };
+        let checksum = self
+            .codec
+            .encode_rows(rows, buffer, binary, Some(&mut files))?;
+        files.csv(buffer)?;
+        files.binary(binary)?;
+        state.rows += rows.len() as u64;
+        state.checksum = state.checksum.wrapping_add(checksum);
+        Ok(())
+    }
+
+    fn add_digests(&self, state: &mut ChunkState, hashes: &[(u64, u64)]) {
+        let buckets = self.codec.canon.buckets;
+        let digest = state.digest.get_or_insert_with(|| Digest::new(buckets));
+        for &(key, row) in hashes {
+            digest.add(key, row);
+        }
+    }
+
+    /// The chunk's files, opened with the first batch (the binary one with its header).
+    fn open_files(&self, state: &mut ChunkState) -> Result<()> {
+        if state.file.is_none() {
+            state.file = Some(workdir::create_private_file(&self.tmp_path)?);
+        }
+        if let Some((tmp, _)) = &self.binary_paths {
+            if state.binary_file.is_none() {
+                let mut file = workdir::create_private_file(tmp)?;
+                file.write_all(binary::HEADER).map_err(Error::io(tmp))?;
+                state.binary_file = Some(file);
+                state.add_binary(binary::HEADER);
+            }
+        }
         Ok(())
     }
 

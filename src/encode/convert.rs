@@ -265,9 +265,14 @@ fn push_hex(raw: &[u8], out: &mut Vec<u8>) {
     out.reserve(raw.len() * 2 + 2);
     out.extend_from_slice(b"\\x");
     for &b in raw {
-        out.push(HEX[(b >> 4) as usize]);
-        out.push(HEX[(b & 15) as usize]);
+        out.extend_from_slice(&hex_digits(b));
     }
+}
+
+/// A byte as two lower-case hex digits, as bytea's text form writes it.
+#[inline]
+pub(crate) fn hex_digits(b: u8) -> [u8; 2] {
+    [HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]
 }
 
 /// Accepts the canonical 8-4-4-4-12 form or 32 bare hex digits, writes the canonical

@@ -24,7 +24,7 @@ pub fn push_field(out: &mut Vec<u8>, value: &[u8]) {
 /// line ends COPY data), and leading/trailing spaces (kept by Postgres, but not by every
 /// other CSV reader an operator may point at the files).
 #[inline]
-fn needs_quotes(value: &[u8]) -> bool {
+pub(crate) fn needs_quotes(value: &[u8]) -> bool {
     match (value.first(), value.last()) {
         (None, _) => true,
         (Some(b' '), _) | (_, Some(b' ')) => true,

@@ -21,9 +21,24 @@ use mysql_async::{Row, Value};
 pub use chunk::{ChunkWriter, FinishedChunk};
 pub use read::Refusal;
 
-use crate::canon::digest::{CanonRow, TableCanon};
-use crate::error::ValueError;
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::canon::digest::{CanonRow, LargeField, TableCanon};
+use crate::canon::Kind;
+use crate::error::{Error, Result, ValueError};
 use crate::mapping::{Conversion, TableMapping, Travel, Wire};
+
+/// A value at least this large (a blob, a long text) is written to its chunk's files in
+/// pieces as it is encoded, and hashed in pieces, instead of being encoded whole into the
+/// batch's buffers: memory holds the row as read, not also its CSV, binary and canonical
+/// forms (a 40 MB blob took 12 times its size before).
+pub const LARGE_VALUE: usize = 1 << 20;
+
+/// Where a batch with a large value writes as it goes: the chunk's files, in order.
+pub trait Spill {
+    fn csv(&mut self, bytes: &[u8]) -> Result<()>;
+    fn binary(&mut self, bytes: &[u8]) -> Result<()>;
+}
 
 /// What the encoder knows of one table: a conversion per written column.
 #[derive(Debug)]
@@ -94,15 +109,22 @@ impl TableCodec {
     /// Appends `rows` as CSV lines to `out`, and as binary COPY tuples to `binary` when the
     /// table loads in binary (`wires`); returns the wrapping sum of the rows' checksums (of
     /// the CSV lines; order-independent, so batches may be written in any order).
+    ///
+    /// With `spill`, a [large](TableCodec::is_large) value is not encoded into the buffers:
+    /// what they hold goes to `spill`, then the value, in pieces; the buffers stay small.
     pub fn encode_rows(
         &self,
         rows: &[Row],
         out: &mut Vec<u8>,
         binary: &mut Vec<u8>,
-    ) -> Result<u64, Box<ValueError>> {
+        mut spill: Option<&mut dyn Spill>,
+    ) -> Result<u64> {
         let mut sum = 0u64;
         for row in rows {
-            let start = out.len();
+            // A row with a large value is hashed as it goes out: from `line_start` on, `out`
+            // holds what is not hashed yet.
+            let mut line_start = out.len();
+            let mut streamed: Option<Xxh3> = None;
             if self.wires.is_some() {
                 binary.extend_from_slice(&(self.conversions.len() as i16).to_be_bytes());
             }
@@ -111,32 +133,162 @@ impl TableCodec {
                     out.push(b',');
                 }
                 let value = row.as_ref(i).unwrap_or(&Value::NULL);
+                if let Some(spill) = spill.as_deref_mut().filter(|_| self.is_large(value, i)) {
+                    let line = streamed.get_or_insert_with(Xxh3::new);
+                    line.update(&out[line_start..]);
+                    spill.csv(out)?;
+                    spill.binary(binary)?;
+                    out.clear();
+                    binary.clear();
+                    line_start = 0;
+                    self.stream_value(row, i, value, line, out, &mut *spill)?;
+                    continue;
+                }
                 let field_start = out.len();
                 if let Err(refusal) = conversion.encode(value, out) {
-                    return Err(self.value_error(row, i, value, refusal));
+                    return Err(Error::Value(self.value_error(row, i, value, refusal)));
                 }
                 // An empty field is NULL (the empty string is written `""`): a NULL from the
                 // source, or a zero date written as NULL.
                 if self.not_null[i] && out.len() == field_start {
-                    return Err(self.value_error(row, i, value, Refusal::null_into_not_null()));
+                    let refusal = Refusal::null_into_not_null();
+                    return Err(Error::Value(self.value_error(row, i, value, refusal)));
                 }
                 if let Some(wires) = &self.wires {
                     wires[i].encode(conversion, value, &out[field_start..], binary);
                 }
             }
             out.push(b'\n');
-            sum = sum.wrapping_add(row_checksum(&out[start..]));
+            let checksum = match streamed {
+                Some(mut line) => {
+                    line.update(&out[line_start..]);
+                    line.digest()
+                }
+                None => row_checksum(&out[line_start..]),
+            };
+            sum = sum.wrapping_add(checksum);
         }
         Ok(sum)
+    }
+
+    /// Whether column `i`'s `value` is written in pieces when it can be: a text, json or
+    /// bytea value of [`LARGE_VALUE`] bytes or more, outside the key.
+    pub fn is_large(&self, value: &Value, i: usize) -> bool {
+        matches!(value, Value::Bytes(b) if b.len() >= LARGE_VALUE)
+            && matches!(
+                self.conversions[i],
+                Conversion::Text { .. } | Conversion::Json { jsonb: false } | Conversion::Bytea
+            )
+            && !self.key_positions.contains(&i)
+    }
+
+    /// Whether any value of `rows` is large: such a batch is written with a [`Spill`].
+    pub fn has_large_value(&self, rows: &[Row]) -> bool {
+        rows.iter().any(|row| {
+            (0..self.conversions.len()).any(|i| row.as_ref(i).is_some_and(|v| self.is_large(v, i)))
+        })
+    }
+
+    /// A large value, checked as [`Conversion::encode`] checks it, then written to `spill`
+    /// in pieces: the same CSV bytes (hashed into `line`) and binary tuple field as the
+    /// buffered path writes. `out` collects small pieces (quotes, hex) up to
+    /// [`LARGE_VALUE`] before they go.
+    fn stream_value(
+        &self,
+        row: &Row,
+        i: usize,
+        value: &Value,
+        line: &mut Xxh3,
+        out: &mut Vec<u8>,
+        spill: &mut dyn Spill,
+    ) -> Result<()> {
+        let refused = |refusal| Error::Value(self.value_error(row, i, value, refusal));
+        let raw = read::bytes(value).map_err(refused)?;
+        let mut put = |piece: &[u8], out: &mut Vec<u8>| -> Result<()> {
+            if out.len() + piece.len() > LARGE_VALUE {
+                line.update(out);
+                spill.csv(out)?;
+                out.clear();
+            }
+            if piece.len() >= LARGE_VALUE {
+                line.update(piece);
+                spill.csv(piece)
+            } else {
+                out.extend_from_slice(piece);
+                Ok(())
+            }
+        };
+        match &self.conversions[i] {
+            Conversion::Bytea => {
+                put(b"\\x", out)?;
+                let mut hex = Vec::with_capacity(64 << 10);
+                for piece in raw.chunks(32 << 10) {
+                    hex.clear();
+                    hex.extend(piece.iter().flat_map(|&b| convert::hex_digits(b)));
+                    put(&hex, out)?;
+                }
+            }
+            conversion => {
+                let text = read::text(value).map_err(refused)?;
+                match conversion {
+                    Conversion::Text {
+                        max_chars: Some(max),
+                    } if text.chars().count() > *max as usize => {
+                        return Err(refused(Refusal::new(format!(
+                            "{} characters do not fit the target's limit of {max}",
+                            text.chars().count()
+                        ))));
+                    }
+                    Conversion::Json { jsonb } => {
+                        json::validate(raw, *jsonb).map_err(|e| refused(Refusal::new(e)))?
+                    }
+                    _ => {}
+                }
+                if csv::needs_quotes(raw) {
+                    put(b"\"", out)?;
+                    let mut start = 0;
+                    for quote in memchr::memchr_iter(b'"', raw) {
+                        put(&raw[start..=quote], out)?;
+                        put(b"\"", out)?;
+                        start = quote + 1;
+                    }
+                    put(&raw[start..], out)?;
+                    put(b"\"", out)?;
+                } else {
+                    put(raw, out)?;
+                }
+            }
+        }
+        if self.wires.is_some() {
+            // text, json and bytea travel as their bytes: the length, then the value.
+            spill.binary(&(raw.len() as i32).to_be_bytes())?;
+            spill.binary(raw)?;
+        }
+        Ok(())
     }
 
     /// Appends the (key hash, row hash) of each row in `verify`'s canonical form.
     pub fn digest_rows(&self, rows: &[Row], scratch: &mut CanonRow, out: &mut Vec<(u64, u64)>) {
         let canon = &self.canon;
         for row in rows {
-            scratch.fill(canon.columns.len(), |i, field| {
-                canon.kinds[i].source(row.as_ref(i).unwrap_or(&Value::NULL), field)
-            });
+            let value = |i: usize| row.as_ref(i).unwrap_or(&Value::NULL);
+            let field = |i: usize, field: &mut Vec<u8>| canon.kinds[i].source(value(i), field);
+            let large = |i: usize| match (&canon.kinds[i], value(i)) {
+                (Kind::Text { trim_end: false } | Kind::JsonText, Value::Bytes(b))
+                    if b.len() >= LARGE_VALUE =>
+                {
+                    Some(LargeField::Raw(b))
+                }
+                (Kind::Bytea, Value::Bytes(b)) if b.len() >= LARGE_VALUE => {
+                    Some(LargeField::Hex(b))
+                }
+                _ => None,
+            };
+            if (0..canon.columns.len()).any(|i| large(i).is_some()) {
+                out.push(scratch.hashes_streaming(canon.columns.len(), &canon.key, large, field));
+                continue;
+            }
+            scratch.fill(canon.columns.len(), field);
             out.push((scratch.key_hash(&canon.key), scratch.hash()));
         }
     }

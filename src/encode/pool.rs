@@ -93,10 +93,16 @@ impl Input {
         // Readers run on tokio and block here when the encoders are behind:
         // `block_in_place` lets the runtime move other tasks off this worker meanwhile.
         tokio::task::block_in_place(|| {
-            self.budget.acquire(bytes, &|| self.failure.is_cancelled());
-            self.jobs.send(EncodeJob::Rows(writer.clone(), rows, bytes))
+            let cancelled = || self.failure.is_cancelled();
+            self.budget.acquire(bytes, &cancelled);
+            self.jobs
+                .send(EncodeJob::Rows(writer.clone(), rows, bytes))
+                .map_err(|_| Error::Cancelled)?;
+            // A batch beyond the whole budget (rows of tens of MB) is encoded before the
+            // reader reads on: memory holds that batch, not also the next one.
+            self.budget.wait_released(bytes, &cancelled);
+            Ok(())
         })
-        .map_err(|_| Error::Cancelled)
     }
 
     /// The reader's end of `writer`'s chunk: the last batch done finishes its files.

@@ -12,7 +12,7 @@ use mysql_async::{Conn, Row, Value};
 use super::snapshot::{self, BinlogPosition, Snapshot};
 use super::{chunk_query, KeyColumn};
 use crate::encode::pool::Input;
-use crate::encode::{ChunkWriter, TableCodec};
+use crate::encode::{ChunkWriter, TableCodec, LARGE_VALUE};
 use crate::error::{within, Error, Result};
 use crate::plan::Chunk;
 use crate::url::DbUrl;
@@ -27,7 +27,12 @@ pub struct TableJob {
     pub codec: Arc<TableCodec>,
     pub key: Vec<KeyColumn>,
     pub select: Vec<String>,
+    /// MySQL's statistics say the table's rows average [`LARGE_VALUE`] or more.
+    pub large_rows: bool,
 }
+
+/// The one reader at a time that reads rows of [`LARGE_VALUE`] or more.
+static LARGE_ROW_READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 /// One chunk to read, and the file it becomes.
 pub struct ChunkTask {
@@ -156,6 +161,13 @@ async fn stream_rows(
             .map_err(Error::mysql(&context))
     })
     .await?;
+    // Rows of a megabyte or more are read by one reader at a time, so that memory holds a
+    // few of them, whatever the number of readers: from the start when the table's
+    // statistics say its rows are that large, else from the first such row.
+    let mut large_rows = None;
+    if job.large_rows {
+        large_rows = Some(LARGE_ROW_READS.acquire().await.expect("never closed"));
+    }
     // The timeout bounds the fetch of a whole batch (a clock read per row cost 1% of the CPU);
     // handing the batch on is outside it, since full encoders rightly make a reader wait.
     let mut end = false;
@@ -176,7 +188,11 @@ async fn stream_rows(
         if !batch.is_empty() {
             input.rows(writer, batch, batch_bytes)?;
         }
+        if batch_bytes >= LARGE_VALUE && large_rows.is_none() && !end {
+            large_rows = Some(LARGE_ROW_READS.acquire().await.expect("never closed"));
+        }
     }
+    drop(large_rows);
     input.end(writer.clone())
 }
 
