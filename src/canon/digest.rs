@@ -466,6 +466,52 @@ impl Matcher {
 mod tests {
     use super::*;
 
+    #[test]
+    fn streamed_hashes_are_the_buffered_ones() {
+        let text = vec![b'x'; 3 << 20];
+        let blob: Vec<u8> = (0..2u32 << 20).map(|i| (i * 7) as u8).collect();
+        let small = |i: usize, out: &mut Vec<u8>| match i {
+            0 => {
+                out.extend_from_slice(b"42");
+                true
+            }
+            3 => false,
+            _ => {
+                out.extend_from_slice(b"s");
+                true
+            }
+        };
+        let mut buffered = CanonRow::default();
+        buffered.fill(5, |i, out| match i {
+            1 => {
+                out.extend_from_slice(&text);
+                true
+            }
+            2 => {
+                out.extend(
+                    blob.iter()
+                        .flat_map(|&x| [HEX[(x >> 4) as usize], HEX[(x & 15) as usize]]),
+                );
+                true
+            }
+            _ => small(i, out),
+        });
+        let large = |i: usize| match i {
+            1 => Some(LargeField::Raw(&text)),
+            2 => Some(LargeField::Hex(&blob)),
+            _ => None,
+        };
+        // A key in another order than the columns', one column, and none.
+        for key in [vec![4, 0], vec![0], vec![]] {
+            let mut streamed = CanonRow::default();
+            assert_eq!(
+                streamed.hashes_streaming(5, &key, large, small),
+                (buffered.key_hash(&key), buffered.hash()),
+                "key {key:?}"
+            );
+        }
+    }
+
     fn canon(key: Vec<usize>) -> TableCanon {
         TableCanon {
             table: "t".into(),

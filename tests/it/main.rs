@@ -10,6 +10,7 @@ mod conversions;
 mod csv_roundtrip;
 mod first_hour;
 mod kratos;
+mod large_values;
 mod operator_view;
 mod parquet;
 mod recovery;
