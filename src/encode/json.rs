@@ -124,6 +124,16 @@ fn string(text: &[u8], start: usize, jsonb: bool) -> Result<usize, String> {
     let mut i = start + 1;
     let mut pending_high_surrogate = false;
     while i < text.len() {
+        if !pending_high_surrogate {
+            // Most of a string is plain bytes: skipped in a tight loop (the match below
+            // per byte made this function 5% of the export's CPU on JSON-heavy tables).
+            while i < text.len() && PLAIN[text[i] as usize] {
+                i += 1;
+            }
+            if i == text.len() {
+                break;
+            }
+        }
         let b = text[i];
         if pending_high_surrogate && !(b == b'\\' && text.get(i + 1) == Some(&b'u')) {
             return Err(format!(
@@ -184,6 +194,19 @@ fn string(text: &[u8], start: usize, jsonb: bool) -> Result<usize, String> {
         "not valid JSON: unterminated string at byte {start}"
     ))
 }
+
+/// Bytes that stand for themselves inside a JSON string: not a control character, `"` or `\\`.
+const PLAIN: [bool; 256] = {
+    let mut plain = [true; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        plain[b] = false;
+        b += 1;
+    }
+    plain[b'"' as usize] = false;
+    plain[b'\\' as usize] = false;
+    plain
+};
 
 /// Skips the number starting at `start`: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
 fn number(text: &[u8], start: usize) -> Result<usize, String> {
