@@ -155,19 +155,20 @@ async fn stream_rows(
         &job.key,
         &task.chunk,
     );
+    // Rows of a megabyte or more are read by one reader at a time, so that memory holds a
+    // few of them, whatever the number of readers: from the start when the table's
+    // statistics say its rows are that large (before its query, so no result waits on the
+    // server), else from the first such row.
+    let mut large_rows = None;
+    if job.large_rows {
+        large_rows = Some(LARGE_ROW_READS.acquire().await.expect("never closed"));
+    }
     let mut result = within(timeout, &context, async {
         conn.exec_iter(sql, params)
             .await
             .map_err(Error::mysql(&context))
     })
     .await?;
-    // Rows of a megabyte or more are read by one reader at a time, so that memory holds a
-    // few of them, whatever the number of readers: from the start when the table's
-    // statistics say its rows are that large, else from the first such row.
-    let mut large_rows = None;
-    if job.large_rows {
-        large_rows = Some(LARGE_ROW_READS.acquire().await.expect("never closed"));
-    }
     // The timeout bounds the fetch of a whole batch (a clock read per row cost 1% of the CPU);
     // handing the batch on is outside it, since full encoders rightly make a reader wait.
     let mut end = false;
