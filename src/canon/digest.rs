@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
-use super::Kind;
+use super::{Kind, HEX};
 use crate::catalog::pg_ident;
 use crate::mapping::{MappingOptions, TableMapping};
 
@@ -95,15 +95,7 @@ impl CanonRow {
         self.bytes.clear();
         self.ends.clear();
         for i in 0..columns {
-            let mark = self.bytes.len();
-            self.bytes.extend_from_slice(&[1, 0, 0, 0, 0]);
-            if field(i, &mut self.bytes) {
-                let len = (self.bytes.len() - mark - 5) as u32;
-                self.bytes[mark + 1..mark + 5].copy_from_slice(&len.to_le_bytes());
-            } else {
-                self.bytes.truncate(mark);
-                self.bytes.push(0); // NULL: distinct from every value, the empty string too
-            }
+            push_framed(&mut self.bytes, |out| field(i, out));
             self.ends.push(self.bytes.len());
         }
     }
@@ -196,14 +188,7 @@ impl CanonRow {
                     }
                 }
                 None => {
-                    self.bytes.extend_from_slice(&[1, 0, 0, 0, 0]);
-                    if field(i, &mut self.bytes) {
-                        let len = (self.bytes.len() - mark - 5) as u32;
-                        self.bytes[mark + 1..mark + 5].copy_from_slice(&len.to_le_bytes());
-                    } else {
-                        self.bytes.truncate(mark);
-                        self.bytes.push(0);
-                    }
+                    push_framed(&mut self.bytes, |out| field(i, out));
                     if key.contains(&i) {
                         keys.push((i, self.bytes[mark..].to_vec()));
                     }
@@ -230,7 +215,19 @@ impl CanonRow {
     }
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
+/// One field of a canonical row: `1`, its length (u32, little-endian), the canonical value
+/// `write` appends; or `0` alone for NULL (distinct from every value, the empty string too).
+fn push_framed(bytes: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>) -> bool) {
+    let mark = bytes.len();
+    bytes.extend_from_slice(&[1, 0, 0, 0, 0]);
+    if write(bytes) {
+        let len = (bytes.len() - mark - 5) as u32;
+        bytes[mark + 1..mark + 5].copy_from_slice(&len.to_le_bytes());
+    } else {
+        bytes.truncate(mark);
+        bytes.push(0);
+    }
+}
 
 /// Per bucket, how many rows and the wrapping sum of their hashes.
 #[derive(Debug, Clone, PartialEq, Eq)]

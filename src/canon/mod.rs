@@ -272,7 +272,7 @@ impl Kind {
 
 // The digit writers below resemble those of `encode::convert` on purpose: this side must
 // not share code with the conversion it checks, or a bug there would be reproduced here.
-const HEX: &[u8; 16] = b"0123456789abcdef";
+pub(super) const HEX: &[u8; 16] = b"0123456789abcdef";
 
 fn push_integer(n: i128, out: &mut Vec<u8>) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());

@@ -2,7 +2,7 @@
 //! them is bounded in batches; this bounds it in bytes too, so very large rows (tens of MB
 //! of blob) do not multiply memory by the channel's length.
 
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 pub struct ByteBudget {
@@ -23,14 +23,9 @@ impl ByteBudget {
     /// Blocks until `bytes` fit in the budget. A batch larger than the whole budget passes
     /// when nothing else is in flight, so progress never stops. Gives up when `cancelled`.
     pub fn acquire(&self, bytes: usize, cancelled: &dyn Fn() -> bool) {
-        let mut in_flight = self.in_flight.lock().expect("budget lock");
-        while *in_flight > 0 && *in_flight + bytes > self.limit && !cancelled() {
-            in_flight = self
-                .freed
-                .wait_timeout(in_flight, Duration::from_millis(100))
-                .expect("budget lock")
-                .0;
-        }
+        let mut in_flight = self.wait_while(cancelled, |in_flight| {
+            in_flight > 0 && in_flight + bytes > self.limit
+        });
         *in_flight += bytes;
     }
 
@@ -41,14 +36,24 @@ impl ByteBudget {
         if bytes <= self.limit {
             return;
         }
+        drop(self.wait_while(cancelled, |in_flight| in_flight >= bytes));
+    }
+
+    /// The bytes in flight, once `blocked` by them no longer (or once `cancelled`).
+    fn wait_while(
+        &self,
+        cancelled: &dyn Fn() -> bool,
+        blocked: impl Fn(usize) -> bool,
+    ) -> MutexGuard<'_, usize> {
         let mut in_flight = self.in_flight.lock().expect("budget lock");
-        while *in_flight >= bytes && !cancelled() {
+        while blocked(*in_flight) && !cancelled() {
             in_flight = self
                 .freed
                 .wait_timeout(in_flight, Duration::from_millis(100))
                 .expect("budget lock")
                 .0;
         }
+        in_flight
     }
 
     pub fn release(&self, bytes: usize) {

@@ -183,57 +183,34 @@ impl ChunkWriter {
         if self.abandoned.load(Ordering::Acquire) {
             return Ok(());
         }
-        if self.codec.has_large_value(rows) {
-            return self.write_large_batch(rows, buffers);
-        }
         let (buffer, binary) = (&mut buffers.csv, &mut buffers.binary);
         buffer.clear();
         binary.clear();
-        let checksum = self.codec.encode_rows(rows, buffer, binary, None)?;
-        buffers.hashes.clear();
-        self.codec
-            .digest_rows(rows, &mut buffers.canon_row, &mut buffers.hashes);
-        let mut state = self.state.lock().expect("chunk state lock");
-        self.add_digests(&mut state, &buffers.hashes);
-        self.open_files(&mut state)?;
-        if let Some((tmp, _)) = &self.binary_paths {
-            let file = state.binary_file.as_mut().expect("opened above");
-            file.write_all(binary).map_err(Error::io(tmp))?;
-            state.add_binary(binary);
+        // A batch with a large value is encoded while the chunk is held, straight into its
+        // files, so the value is never copied whole (see [`super::LARGE_VALUE`]); any other
+        // is encoded first, beside the other batches of the chunk.
+        let large = self.codec.has_large_value(rows);
+        let mut checksum = 0;
+        if !large {
+            checksum = self.codec.encode_rows(rows, buffer, binary, None)?;
         }
-        state
-            .file
-            .as_mut()
-            .expect("opened above")
-            .write_all(buffer)
-            .map_err(Error::io(&self.tmp_path))?;
-        state.rows += rows.len() as u64;
-        state.bytes += buffer.len() as u64;
-        state.checksum = state.checksum.wrapping_add(checksum);
-        Ok(())
-    }
-
-    /// A batch with a large value: encoded straight into the chunk's files while the
-    /// chunk is held, so the large value is never copied whole (see [`super::LARGE_VALUE`]).
-    fn write_large_batch(&self, rows: &[Row], buffers: &mut Buffers) -> Result<()> {
         buffers.hashes.clear();
         self.codec
-            .digest_rows(rows, &mut buffers.canon_row, &mut buffers.hashes);
+            .digest_rows(rows, large, &mut buffers.canon_row, &mut buffers.hashes);
         let mut state = self.state.lock().expect("chunk state lock");
         self.add_digests(&mut state, &buffers.hashes);
         self.open_files(&mut state)?;
-        let (buffer, binary) = (&mut buffers.csv, &mut buffers.binary);
-        buffer.clear();
-        binary.clear();
         let mut files = ChunkFiles {
             writer: self,
             state: &mut state,
         };
-        let checksum = self
-            .codec
-            .encode_rows(rows, buffer, binary, Some(&mut files))?;
-        files.csv(buffer)?;
+        if large {
+            checksum = self
+                .codec
+                .encode_rows(rows, buffer, binary, Some(&mut files))?;
+        }
         files.binary(binary)?;
+        files.csv(buffer)?;
         state.rows += rows.len() as u64;
         state.checksum = state.checksum.wrapping_add(checksum);
         Ok(())

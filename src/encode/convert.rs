@@ -15,6 +15,32 @@ use crate::mapping::{Conversion, Zone};
 type Outcome = Result<(), Refusal>;
 
 impl Conversion {
+    /// The text of a text or json `value`, checked as its target takes it: UTF-8 without
+    /// NUL, within a varchar's limit, valid JSON. For the buffered CSV field and for a
+    /// large value written in pieces ([`super::TableCodec::encode_rows`]) alike.
+    pub(crate) fn checked_text<'v>(&self, value: &'v Value) -> Result<&'v str, Refusal> {
+        let text = text(value)?;
+        match self {
+            // Byte length bounds the character count from above: skip counting for the
+            // common case.
+            Conversion::Text {
+                max_chars: Some(max),
+            } if text.len() > *max as usize => {
+                let chars = text.chars().count();
+                if chars > *max as usize {
+                    return Err(Refusal::new(format!(
+                        "{chars} characters do not fit the target's limit of {max}"
+                    )));
+                }
+            }
+            Conversion::Json { jsonb } => {
+                json::validate(text.as_bytes(), *jsonb).map_err(Refusal::new)?
+            }
+            _ => {}
+        }
+        Ok(text)
+    }
+
     /// Appends `value` as one CSV field (NULL as the empty unquoted field).
     #[inline]
     pub fn encode(&self, value: &Value, out: &mut Vec<u8>) -> Outcome {
@@ -66,21 +92,8 @@ impl Conversion {
                 Value::Float(f) => out.extend_from_slice(ryu::Buffer::new().format(*f).as_bytes()),
                 _ => return Err(unexpected(value)),
             },
-            Conversion::Text { max_chars } => {
-                let text = text(value)?;
-                if let Some(max) = max_chars {
-                    // Byte length bounds the character count from above: skip counting
-                    // for the common case.
-                    if text.len() > *max as usize {
-                        let chars = text.chars().count();
-                        if chars > *max as usize {
-                            return Err(Refusal::new(format!(
-                                "{chars} characters do not fit the target's limit of {max}"
-                            )));
-                        }
-                    }
-                }
-                push_field(out, text.as_bytes());
+            Conversion::Text { .. } | Conversion::Json { .. } => {
+                push_field(out, self.checked_text(value)?.as_bytes());
             }
             Conversion::EnumLabel { labels } => {
                 let text = text(value)?;
@@ -108,11 +121,6 @@ impl Conversion {
             Conversion::Bytea => {
                 let raw = bytes(value)?;
                 push_hex(raw, out);
-            }
-            Conversion::Json { jsonb } => {
-                let text = text(value)?;
-                json::validate(text.as_bytes(), *jsonb).map_err(Refusal::new)?;
-                push_field(out, text.as_bytes());
             }
             Conversion::Inet { cidr } => {
                 let text = text(value)?;

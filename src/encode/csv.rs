@@ -4,27 +4,39 @@
 /// Appends one text field, quoting it when Postgres would otherwise misread it.
 #[inline]
 pub fn push_field(out: &mut Vec<u8>, value: &[u8]) {
-    if needs_quotes(value) {
-        out.reserve(value.len() + 2);
-        out.push(b'"');
-        let mut start = 0;
-        for quote in memchr::memchr_iter(b'"', value) {
-            out.extend_from_slice(&value[start..=quote]);
-            out.push(b'"');
-            start = quote + 1;
-        }
-        out.extend_from_slice(&value[start..]);
-        out.push(b'"');
-    } else {
-        out.extend_from_slice(value);
+    out.reserve(value.len() + 2);
+    let Ok(()) = field_pieces::<std::convert::Infallible>(value, |piece| {
+        out.extend_from_slice(piece);
+        Ok(())
+    });
+}
+
+/// One text field as the pieces `put` gets in order: the value as it is, or quoted with its
+/// quotes doubled (a large value goes to its file this way, piece by piece).
+#[inline]
+pub(crate) fn field_pieces<E>(
+    value: &[u8],
+    mut put: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<(), E> {
+    if !needs_quotes(value) {
+        return put(value);
     }
+    put(b"\"")?;
+    let mut start = 0;
+    for quote in memchr::memchr_iter(b'"', value) {
+        put(&value[start..=quote])?;
+        put(b"\"")?;
+        start = quote + 1;
+    }
+    put(&value[start..])?;
+    put(b"\"")
 }
 
 /// Empty (would read as NULL), delimiter, quote, line breaks, a backslash (`\.` alone on a
 /// line ends COPY data), and leading/trailing spaces (kept by Postgres, but not by every
 /// other CSV reader an operator may point at the files).
 #[inline]
-pub(crate) fn needs_quotes(value: &[u8]) -> bool {
+fn needs_quotes(value: &[u8]) -> bool {
     match (value.first(), value.last()) {
         (None, _) => true,
         (Some(b' '), _) | (_, Some(b' ')) => true,

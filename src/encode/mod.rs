@@ -229,34 +229,8 @@ impl TableCodec {
                 }
             }
             conversion => {
-                let text = read::text(value).map_err(refused)?;
-                match conversion {
-                    Conversion::Text {
-                        max_chars: Some(max),
-                    } if text.chars().count() > *max as usize => {
-                        return Err(refused(Refusal::new(format!(
-                            "{} characters do not fit the target's limit of {max}",
-                            text.chars().count()
-                        ))));
-                    }
-                    Conversion::Json { jsonb } => {
-                        json::validate(raw, *jsonb).map_err(|e| refused(Refusal::new(e)))?
-                    }
-                    _ => {}
-                }
-                if csv::needs_quotes(raw) {
-                    put(b"\"", out)?;
-                    let mut start = 0;
-                    for quote in memchr::memchr_iter(b'"', raw) {
-                        put(&raw[start..=quote], out)?;
-                        put(b"\"", out)?;
-                        start = quote + 1;
-                    }
-                    put(&raw[start..], out)?;
-                    put(b"\"", out)?;
-                } else {
-                    put(raw, out)?;
-                }
+                conversion.checked_text(value).map_err(refused)?;
+                csv::field_pieces(raw, |piece| put(piece, out))?;
             }
         }
         if self.wires.is_some() {
@@ -267,8 +241,16 @@ impl TableCodec {
         Ok(())
     }
 
-    /// Appends the (key hash, row hash) of each row in `verify`'s canonical form.
-    pub fn digest_rows(&self, rows: &[Row], scratch: &mut CanonRow, out: &mut Vec<(u64, u64)>) {
+    /// Appends the (key hash, row hash) of each row in `verify`'s canonical form; in a
+    /// batch with a large value (`has_large_value`), such values are hashed in pieces, not
+    /// copied.
+    pub fn digest_rows(
+        &self,
+        rows: &[Row],
+        has_large_value: bool,
+        scratch: &mut CanonRow,
+        out: &mut Vec<(u64, u64)>,
+    ) {
         let canon = &self.canon;
         for row in rows {
             let value = |i: usize| row.as_ref(i).unwrap_or(&Value::NULL);
@@ -284,7 +266,7 @@ impl TableCodec {
                 }
                 _ => None,
             };
-            if (0..canon.columns.len()).any(|i| large(i).is_some()) {
+            if has_large_value && (0..canon.columns.len()).any(|i| large(i).is_some()) {
                 out.push(scratch.hashes_streaming(canon.columns.len(), &canon.key, large, field));
                 continue;
             }
