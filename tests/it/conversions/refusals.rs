@@ -4,23 +4,23 @@
 use crate::common::*;
 
 /// A value pgclipper must refuse: row 1 is fine, row 2 is not.
-struct Refusal {
+struct Refusal<'a> {
     my: &'static str,
     pg: &'static str,
-    good: &'static str,
-    bad: &'static str,
+    good: &'a str,
+    bad: &'a str,
     reason: &'static str,
     hint: Option<&'static str>,
     extra: &'static [&'static str],
 }
 
-const fn refusal(
+const fn refusal<'a>(
     my: &'static str,
     pg: &'static str,
-    good: &'static str,
-    bad: &'static str,
+    good: &'a str,
+    bad: &'a str,
     reason: &'static str,
-) -> Refusal {
+) -> Refusal<'a> {
     Refusal {
         my,
         pg,
@@ -57,6 +57,11 @@ fn check_refusal(r: &Refusal) {
     let out = migrate(&source, &target, &workdir("refuse"), r.extra);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let case = format!("MySQL {} = {} into Postgres {}", r.my, r.bad, r.pg);
+    assert!(
+        stderr.len() < 4096,
+        "{case}: one short message, {} bytes of it",
+        stderr.len()
+    );
     assert_eq!(out.status.code(), Some(1), "{case}: {stderr}");
     assert!(
         stderr.contains("table `r`, key id=2, column `v`: "),
@@ -254,4 +259,54 @@ fn an_unknown_source_time_zone_is_a_usage_error() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Values of a megabyte or more are converted in pieces as they are written (the streamed
+/// path): a bad one is refused like a small one, with its location and reason, a short
+/// excerpt and not the value, and nothing of its chunk committed. Row 1 is a good large
+/// value, so the bad row comes in a batch the streamed path is already taking.
+#[test]
+fn a_bad_value_of_megabytes_is_refused_like_a_small_one() {
+    const TWO_MIB: &str = "2 * 1024 * 1024";
+    let good_text = format!("REPEAT('a', {TWO_MIB})");
+    let refusals = [
+        (
+            "longblob",
+            "text",
+            format!("CONCAT(REPEAT('a', {TWO_MIB}), UNHEX('FF'))"),
+            "not valid UTF-8",
+        ),
+        (
+            "longtext",
+            "text",
+            format!("CONCAT(REPEAT('a', {TWO_MIB}), CHAR(0))"),
+            "NUL byte",
+        ),
+        (
+            "longtext",
+            "varchar(2097152)",
+            format!("CONCAT(REPEAT('é', {TWO_MIB}), 'z')"),
+            "characters do not fit",
+        ),
+        (
+            "longtext",
+            "json",
+            format!("CONCAT('[', REPEAT('1,', {TWO_MIB}), ']')"),
+            "not valid JSON",
+        ),
+        (
+            "longtext",
+            "jsonb",
+            format!("CONCAT('[\"', REPEAT('a', {TWO_MIB}), '\\\\u0000\"]')"),
+            "jsonb cannot store",
+        ),
+    ];
+    for (my, pg, bad, reason) in refusals {
+        let good = if pg.starts_with("json") {
+            format!("CONCAT('[\"', {good_text}, '\"]')")
+        } else {
+            good_text.clone()
+        };
+        check_refusal(&refusal(my, pg, &good, &bad, reason));
+    }
 }
