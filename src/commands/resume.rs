@@ -227,6 +227,7 @@ mod tests {
                 target_columns: vec!["id".into()],
                 key: vec!["id".into()],
                 chunks: chunks_from_boundaries(Vec::new()),
+                split: None,
                 estimated_rows,
             }],
         }

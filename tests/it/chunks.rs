@@ -12,6 +12,29 @@ fn migrate_table(
     columns: &str,
     chunk_rows: u64,
 ) -> (Vec<String>, Vec<String>, usize) {
+    let m = migrate_planned(my_ddl, pg_ddl, inserts, columns, chunk_rows);
+    (m.source, m.target, m.chunks)
+}
+
+/// What [`migrate_planned`] saw.
+struct Migrated {
+    /// Rows rendered by `columns`, sorted.
+    source: Vec<String>,
+    target: Vec<String>,
+    chunks: usize,
+    /// The most rows a chunk loaded.
+    largest_chunk: u64,
+    /// How the table was split, as plan.json says.
+    split: String,
+}
+
+fn migrate_planned(
+    my_ddl: &str,
+    pg_ddl: &str,
+    inserts: &str,
+    columns: &str,
+    chunk_rows: u64,
+) -> Migrated {
     let source = unique("chunks");
     create_mysql_db(&source);
     mysql_exec(
@@ -40,12 +63,97 @@ fn migrate_table(
             .collect();
     src.sort();
     dst.sort();
-    let chunks = pg_query(&target, "SELECT count(*) FROM pgclipper.chunks")[0][0]
-        .clone()
-        .unwrap()
-        .parse()
-        .unwrap();
-    (src, dst, chunks)
+    let counts = &pg_query(
+        &target,
+        "SELECT count(*), coalesce(max(rows), 0) FROM pgclipper.chunks",
+    )[0];
+    let plan: serde_json::Value = serde_json::from_slice(&read(&wd.join("plan.json"))).unwrap();
+    Migrated {
+        source: src,
+        target: dst,
+        chunks: counts[0].as_deref().unwrap().parse().unwrap(),
+        largest_chunk: counts[1].as_deref().unwrap().parse().unwrap(),
+        split: plan["tables"][0]["split"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
+    }
+}
+
+/// `n` rows of uuid keys from MariaDB's own md5, with `prefix` replacing their first
+/// digits, as INSERT ... SELECT over its sequence engine.
+fn uuid_rows(n: u32, prefix: &str) -> String {
+    format!(
+        "INSERT INTO t SELECT INSERT(CONCAT_WS('-', SUBSTR(h, 1, 8), SUBSTR(h, 9, 4), \
+           SUBSTR(h, 13, 4), SUBSTR(h, 17, 4), SUBSTR(h, 21, 12)), 1, {len}, '{prefix}'), seq \
+         FROM (SELECT MD5(CONCAT('{prefix}', seq)) AS h, seq FROM seq_1_to_{n}) AS s",
+        len = prefix.len()
+    )
+}
+
+#[test]
+fn uuid_keys_are_split_by_their_range_without_reading_the_table() {
+    let m = migrate_planned(
+        "CREATE TABLE t (id char(36) PRIMARY KEY, v int)",
+        "CREATE TABLE t (id uuid PRIMARY KEY, v int)",
+        &uuid_rows(20_000, ""),
+        "id, v",
+        1_000,
+    );
+    assert_eq!(m.source.len(), 20_000);
+    assert_eq!(m.source, m.target);
+    assert_eq!(m.split, "uuid_range");
+    assert!(m.chunks >= 18, "{} chunks", m.chunks);
+    assert!(
+        m.largest_chunk < 1_500,
+        "{} rows in a chunk",
+        m.largest_chunk
+    );
+}
+
+#[test]
+fn uuid_keys_not_spread_evenly_are_split_by_a_scan() {
+    // Two outliers stretch the range; every other key sits in 1/65536 of it.
+    let inserts = format!(
+        "{}; INSERT INTO t VALUES ('00000000-0000-0000-0000-000000000000', 0), \
+           ('ffffffff-ffff-ffff-ffff-ffffffffffff', 0)",
+        uuid_rows(20_000, "abcd")
+    );
+    let m = migrate_planned(
+        "CREATE TABLE t (id char(36) PRIMARY KEY, v int)",
+        "CREATE TABLE t (id uuid PRIMARY KEY, v int)",
+        &inserts,
+        "id, v",
+        1_000,
+    );
+    assert_eq!(m.source.len(), 20_002);
+    assert_eq!(m.source, m.target);
+    assert_eq!(m.split, "key_scan");
+    assert!(
+        m.largest_chunk <= 1_000,
+        "{} rows in a chunk",
+        m.largest_chunk
+    );
+}
+
+#[test]
+fn uuid_keys_in_a_collation_that_orders_them_otherwise_are_split_by_a_scan() {
+    // Danish sorts "aa" as å, after "z": boundaries computed evenly between 9f... and b2...
+    // are not in MySQL's order there (ranges would overlap), and MySQL's estimates of their
+    // ranges are uneven: either check hands the table to the ordered scan.
+    let m = migrate_planned(
+        "CREATE TABLE t (id char(36) CHARACTER SET utf8mb4 COLLATE utf8mb4_danish_ci PRIMARY KEY, v int)",
+        "CREATE TABLE t (id uuid PRIMARY KEY, v int)",
+        &(0x9fu32..=0xb2)
+            .map(|prefix| uuid_rows(300, &format!("{prefix:02x}")))
+            .collect::<Vec<_>>()
+            .join("; "),
+        "id, v",
+        300,
+    );
+    assert_eq!(m.source.len(), 20 * 300);
+    assert_eq!(m.source, m.target);
+    assert_eq!(m.split, "key_scan");
 }
 
 fn values(rows: impl IntoIterator<Item = String>) -> String {
