@@ -170,6 +170,9 @@ impl Kind {
                     .flat_map(|&x| [HEX[(x >> 4) as usize], HEX[(x & 15) as usize]]),
                 out,
             ),
+            // Already in the one form (MySQL's UUID() and most applications write it so):
+            // as it is, without taking it apart (a uuid key is in every row).
+            (Kind::Uuid, Value::Bytes(b)) if is_lower_dashed_uuid(b) => out.extend_from_slice(b),
             (Kind::Uuid, Value::Bytes(b)) => push_uuid(
                 b.iter().filter(|&&c| c != b'-').map(u8::to_ascii_lowercase),
                 out,
@@ -320,6 +323,15 @@ fn push_clock(hours: u32, mm: u8, ss: u8, us: u32, out: &mut Vec<u8>) {
     out.extend_from_slice(&digits);
 }
 
+/// Whether `text` is a uuid in the canonical form: lower-case hex digits, 8-4-4-4-12.
+fn is_lower_dashed_uuid(text: &[u8]) -> bool {
+    text.len() == 36
+        && text.iter().enumerate().all(|(i, &c)| match i {
+            8 | 13 | 18 | 23 => c == b'-',
+            _ => matches!(c, b'0'..=b'9' | b'a'..=b'f'),
+        })
+}
+
 /// 32 hex digits as 8-4-4-4-12; anything else as it is (it will not match).
 fn push_uuid(digits: impl Iterator<Item = u8>, out: &mut Vec<u8>) {
     let start = out.len();
@@ -411,11 +423,24 @@ mod tests {
     #[test]
     fn both_sides_meet_in_one_form() {
         let uuid = Kind::Uuid;
-        let upper = Value::Bytes(b"0F8FAD5B-D9CB-469F-A165-70867728950E".to_vec());
-        assert_eq!(
-            source(&uuid, upper),
-            target(&uuid, "0f8fad5b-d9cb-469f-a165-70867728950e")
-        );
+        let canonical = "0f8fad5b-d9cb-469f-a165-70867728950e";
+        for written in [
+            "0F8FAD5B-D9CB-469F-A165-70867728950E",
+            "0f8fad5b-d9cb-469f-a165-70867728950e",
+            "0f8fad5bd9cb469fa16570867728950e",
+            "0F8fad5b-d9cb-469f-a165-70867728950e",
+        ] {
+            let value = Value::Bytes(written.as_bytes().to_vec());
+            assert_eq!(source(&uuid, value), target(&uuid, canonical), "{written}");
+        }
+        // Not a uuid: kept apart from every uuid, dashes or not.
+        for other in [
+            "0f8fad5b-d9cb-469f-a165-70867728950g",
+            "0f8fad5b-d9cb-469f-a165",
+        ] {
+            let value = Value::Bytes(other.as_bytes().to_vec());
+            assert_ne!(source(&uuid, value), target(&uuid, canonical), "{other}");
+        }
         let ts = Kind::Timestamp {
             zone: Some("UTC".into()),
             zero_dates: ZeroDates::Error,
