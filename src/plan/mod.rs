@@ -466,7 +466,7 @@ pub fn uuid_boundaries(min: &str, max: &str, parts: u64) -> Option<Vec<String>> 
         let b = text.as_bytes();
         let dashed = b.len() == 36 && [8, 13, 18, 23].iter().all(|&i| b[i] == b'-');
         let digits: String = text.chars().filter(|&c| c != '-').collect();
-        (dashed && digits.len() == 32)
+        (dashed && digits.len() == 32 && digits.bytes().all(|d| d.is_ascii_hexdigit()))
             .then(|| u128::from_str_radix(&digits, 16).ok())
             .flatten()
     };
@@ -641,6 +641,14 @@ mod tests {
         assert_eq!(narrow.len(), 2);
         assert!(narrow.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(uuid_boundaries("a", "b", 3), None);
+        assert_eq!(
+            uuid_boundaries(
+                "+f8fad5b-d9cb-469f-a165-70867728950e",
+                "ff8fad5b-d9cb-469f-a165-70867728950e",
+                3
+            ),
+            None
+        );
         assert_eq!(
             uuid_boundaries(
                 "0f8fad5bd9cb469fa16570867728950e",
