@@ -403,12 +403,23 @@ async fn uuid_key_boundaries(
         .chain(std::iter::once("TRUE".to_string()))
         .collect::<Vec<_>>()
         .join(" AND ");
-    let in_order: Option<bool> = within(timeout, context, async {
+    // The two checks only decide between two safe plans: a check MySQL refuses with an SQL
+    // error (a collation name it spells otherwise, EXPLAIN not allowed) sends the table to
+    // the ordered scan; a lost connection or a timeout stops planning, as anywhere else.
+    let in_order: Option<bool> = match within(timeout, context, async {
         conn.query_first(format!("SELECT {ordered}"))
             .await
             .map_err(Error::mysql(context))
     })
-    .await?;
+    .await
+    {
+        Ok(in_order) => in_order,
+        Err(error) if refused_by_server(&error) => {
+            tracing::debug!(table = %from, %error, "uuid boundaries not checked: ordered scan");
+            return Ok(None);
+        }
+        Err(error) => return Err(error),
+    };
     if in_order != Some(true) {
         tracing::debug!(table = %from, "uuid boundaries out of the collation's order: ordered scan");
         return Ok(None);
@@ -422,12 +433,20 @@ async fn uuid_key_boundaries(
             (Some(l), None) => format!("{k} >= '{l}'"),
             (None, None) => unreachable!("at least one boundary"),
         };
-        let mut plan: Vec<mysql_async::Row> = within(timeout, context, async {
+        let explained: Result<Vec<mysql_async::Row>> = within(timeout, context, async {
             conn.query(format!("EXPLAIN SELECT 1 FROM {from} WHERE {range}"))
                 .await
                 .map_err(Error::mysql(context))
         })
-        .await?;
+        .await;
+        let mut plan = match explained {
+            Ok(plan) => plan,
+            Err(error) if refused_by_server(&error) => {
+                tracing::debug!(table = %from, %error, "uuid ranges not estimated: ordered scan");
+                return Ok(None);
+            }
+            Err(error) => return Err(error),
+        };
         let estimate = plan
             .pop()
             .and_then(|row| row.get_opt::<Option<u64>, _>("rows"))
@@ -457,6 +476,18 @@ async fn uuid_key_boundaries(
             .map(|b| vec![KeyValue::Text(b)])
             .collect(),
     ))
+}
+
+/// Whether MySQL answered `error` itself (an SQL error), so the connection is still fit
+/// for the next query; a lost connection or a timeout is not that.
+fn refused_by_server(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Mysql {
+            cause: mysql_async::Error::Server(_),
+            ..
+        }
+    )
 }
 
 /// `parts - 1` uuids evenly spaced strictly inside `(min, max]`, written 8-4-4-4-12 in the
