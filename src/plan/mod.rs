@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::catalog::my_ident;
+use crate::catalog::{my_ident, MyType};
 use crate::error::{within, Error, Result};
 use crate::mapping::{self, TableMapping};
 use crate::url::DbUrl;
@@ -342,16 +342,17 @@ pub async fn plan_table(
     Ok((chunks_from_boundaries(boundaries), split))
 }
 
-/// The boundaries of a table keyed by one uuid written as text (char(36): Alkemio's and
-/// Kratos' tables), without reading the table: uuids spread evenly over their range, so
+/// The boundaries of a table keyed by one uuid, written as text (char(36): Alkemio's and
+/// Kratos' tables) or as its 16 bytes (binary(16)), without reading the table: uuids spread evenly over their range, so
 /// `parts - 1` boundaries evenly spaced between the smallest and largest key (the two ends
 /// of the index) split it into chunks of about `rows_per_chunk`. An ordered scan of the key
 /// reads the whole clustered index, that is the whole table, before any row moves (8.6 s of
 /// planning on Alkemio's 2.59M rows when they are not all in the buffer pool).
 ///
 /// Two checks keep that safe and fair, or hand the table back to the ordered scan (`None`):
-/// MySQL itself must order the boundaries as they were computed, in the key's collation
-/// (a collation where "aa" sorts after "z" would otherwise make ranges overlap); and
+/// MySQL itself must order text boundaries as they were computed, in the key's collation
+/// (a collation where "aa" sorts after "z" would otherwise make ranges overlap; bytes
+/// compare as numbers); and
 /// MySQL's estimate of each chunk's rows (index dives, as the optimizer makes them) must
 /// not exceed a few chunks' share, or the keys are not spread evenly (time-ordered uuids
 /// inserted in bursts, a few outliers stretching the range).
@@ -364,18 +365,29 @@ async fn uuid_key_boundaries(
     timeout: Duration,
     context: &str,
 ) -> Result<Option<Vec<Vec<KeyValue>>>> {
-    let Some(column) = key_column.filter(|c| key.len() == 1 && c.ty.is_string()) else {
+    let Some(column) = key_column.filter(|_| key.len() == 1) else {
         return Ok(None);
     };
-    let (Some(charset), Some(collation)) = (&column.charset, &column.collation) else {
-        return Ok(None);
+    // In which collation text boundaries are compared; `None` for 16 bytes.
+    let collated = match &column.ty {
+        MyType::Binary {
+            fixed: true,
+            max_bytes: Some(16),
+        } => None,
+        ty if ty.is_string() => {
+            let (Some(charset), Some(collation)) = (&column.charset, &column.collation) else {
+                return Ok(None);
+            };
+            if ![charset, collation]
+                .iter()
+                .all(|n| n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+            {
+                return Ok(None);
+            }
+            Some((charset, collation))
+        }
+        _ => return Ok(None),
     };
-    if ![charset, collation]
-        .iter()
-        .all(|n| n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
-    {
-        return Ok(None);
-    }
     let k = my_ident(&key[0]);
     let ends: Option<(Value, Value)> = within(timeout, context, async {
         conn.query_first(format!("SELECT MIN({k}), MAX({k}) FROM {from}"))
@@ -386,20 +398,48 @@ async fn uuid_key_boundaries(
     let Some((Value::Bytes(min), Value::Bytes(max))) = ends else {
         return Ok(None);
     };
-    let (Ok(min), Ok(max)) = (std::str::from_utf8(&min), std::str::from_utf8(&max)) else {
-        return Ok(None);
-    };
-    let Some(boundaries) = uuid_boundaries(min, max, parts) else {
-        return Ok(None);
+    // Each boundary as an SQL literal (hex digits and dashes, or X'' hex: nothing to
+    // escape) and as the plan keeps it.
+    let boundaries: Vec<(String, KeyValue)> = match collated {
+        Some(_) => {
+            let (Ok(min), Ok(max)) = (std::str::from_utf8(&min), std::str::from_utf8(&max)) else {
+                return Ok(None);
+            };
+            let Some(boundaries) = uuid_boundaries(min, max, parts) else {
+                return Ok(None);
+            };
+            boundaries
+                .into_iter()
+                .map(|b| (format!("'{b}'"), KeyValue::Text(b)))
+                .collect()
+        }
+        None => {
+            let (Ok(min), Ok(max)) = (<[u8; 16]>::try_from(min), <[u8; 16]>::try_from(max)) else {
+                return Ok(None);
+            };
+            let (low, high) = (u128::from_be_bytes(min), u128::from_be_bytes(max));
+            let Some(spaced) = evenly_inside(low, high, parts) else {
+                return Ok(None);
+            };
+            spaced
+                .into_iter()
+                .map(|b| {
+                    let hex = format!("{b:032x}");
+                    (format!("X'{hex}'"), KeyValue::Bytes(hex))
+                })
+                .collect()
+        }
     };
     if boundaries.is_empty() {
         return Ok(Some(Vec::new()));
     }
-    // Literals: the boundaries are hex digits and dashes only.
-    let literal = |b: &str| format!("CONVERT('{b}' USING {charset}) COLLATE {collation}");
+    let Some((charset, collation)) = collated else {
+        return estimated_evenly(conn, from, &k, boundaries, timeout, context).await;
+    };
+    let literal = |b: &str| format!("CONVERT({b} USING {charset}) COLLATE {collation}");
     let ordered = boundaries
         .windows(2)
-        .map(|w| format!("{} < {}", literal(&w[0]), literal(&w[1])))
+        .map(|w| format!("{} < {}", literal(&w[0].0), literal(&w[1].0)))
         .chain(std::iter::once("TRUE".to_string()))
         .collect::<Vec<_>>()
         .join(" AND ");
@@ -424,13 +464,26 @@ async fn uuid_key_boundaries(
         tracing::debug!(table = %from, "uuid boundaries out of the collation's order: ordered scan");
         return Ok(None);
     }
+    estimated_evenly(conn, from, &k, boundaries, timeout, context).await
+}
+
+/// `boundaries` (SQL literal, plan value) of key column `k`, if MySQL's estimates of the
+/// ranges between them are even enough (see [`uuid_key_boundaries`]).
+async fn estimated_evenly(
+    conn: &mut Conn,
+    from: &str,
+    k: &str,
+    boundaries: Vec<(String, KeyValue)>,
+    timeout: Duration,
+    context: &str,
+) -> Result<Option<Vec<Vec<KeyValue>>>> {
     let mut estimates = Vec::with_capacity(boundaries.len() + 1);
     let mut lower: Option<&str> = None;
-    for upper in boundaries.iter().map(|b| Some(b.as_str())).chain([None]) {
+    for upper in boundaries.iter().map(|b| Some(b.0.as_str())).chain([None]) {
         let range = match (lower, upper) {
-            (None, Some(u)) => format!("{k} < '{u}'"),
-            (Some(l), Some(u)) => format!("{k} >= '{l}' AND {k} < '{u}'"),
-            (Some(l), None) => format!("{k} >= '{l}'"),
+            (None, Some(u)) => format!("{k} < {u}"),
+            (Some(l), Some(u)) => format!("{k} >= {l} AND {k} < {u}"),
+            (Some(l), None) => format!("{k} >= {l}"),
             (None, None) => unreachable!("at least one boundary"),
         };
         let explained: Result<Vec<mysql_async::Row>> = within(timeout, context, async {
@@ -470,12 +523,7 @@ async fn uuid_key_boundaries(
         tracing::debug!(table = %from, ?estimates, "uuid keys not spread evenly: ordered scan");
         return Ok(None);
     }
-    Ok(Some(
-        boundaries
-            .into_iter()
-            .map(|b| vec![KeyValue::Text(b)])
-            .collect(),
-    ))
+    Ok(Some(boundaries.into_iter().map(|(_, b)| vec![b]).collect()))
 }
 
 /// Whether MySQL answered `error` itself (an SQL error), so the connection is still fit
@@ -505,14 +553,9 @@ pub fn uuid_boundaries(min: &str, max: &str, parts: u64) -> Option<Vec<String>> 
     let upper = |t: &str| t.bytes().any(|b| b.is_ascii_uppercase());
     let lower = |t: &str| t.bytes().any(|b| b.is_ascii_lowercase());
     let uppercase = (upper(min) || upper(max)) && !(lower(min) || lower(max));
-    let span = high.checked_sub(low)?;
-    // At most one part per key value, so that every part is at least one wide.
-    let parts = (parts as u128).clamp(1, span.max(1));
-    let width = span / parts;
     Some(
-        (1..parts)
-            .map(|i| low + i * width + (i * (span % parts)) / parts)
-            .filter(|&b| b > low && b <= high)
+        evenly_inside(low, high, parts)?
+            .into_iter()
             .map(|b| {
                 let h = if uppercase {
                     format!("{b:032X}")
@@ -528,6 +571,21 @@ pub fn uuid_boundaries(min: &str, max: &str, parts: u64) -> Option<Vec<String>> 
                     &h[20..]
                 )
             })
+            .collect(),
+    )
+}
+
+/// `parts - 1` numbers evenly spaced, strictly increasing, inside `(low, high]`; `None`
+/// when `high < low`.
+fn evenly_inside(low: u128, high: u128, parts: u64) -> Option<Vec<u128>> {
+    let span = high.checked_sub(low)?;
+    // At most one part per key value, so that every part is at least one wide.
+    let parts = (parts as u128).clamp(1, span.max(1));
+    let width = span / parts;
+    Some(
+        (1..parts)
+            .map(|i| low + i * width + (i * (span % parts)) / parts)
+            .filter(|&b| b > low && b <= high)
             .collect(),
     )
 }
