@@ -12,6 +12,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::catalog::{my_ident, MyType};
+use crate::encode::read::parse_uuid;
 use crate::error::{within, Error, Result};
 use crate::mapping::{self, TableMapping};
 use crate::url::DbUrl;
@@ -286,13 +287,7 @@ pub async fn plan_table(
     let single_integer = key.len() == 1 && key_column.is_some_and(|c| c.ty.is_integer());
 
     let (boundaries, split) = if single_integer {
-        let k = my_ident(&key[0]);
-        let row: Option<(Value, Value)> = within(timeout, &context, async {
-            conn.query_first(format!("SELECT MIN({k}), MAX({k}) FROM {from}"))
-                .await
-                .map_err(Error::mysql(&context))
-        })
-        .await?;
+        let row = key_ends(conn, &from, &my_ident(&key[0]), timeout, &context).await?;
         let (Some(min), Some(max)) = row
             .map(|(a, b)| (as_i128(&a), as_i128(&b)))
             .unwrap_or((None, None))
@@ -401,13 +396,9 @@ async fn uuid_key_boundaries(
         _ => return Ok(None),
     };
     let k = my_ident(&key[0]);
-    let ends: Option<(Value, Value)> = within(timeout, context, async {
-        conn.query_first(format!("SELECT MIN({k}), MAX({k}) FROM {from}"))
-            .await
-            .map_err(Error::mysql(context))
-    })
-    .await?;
-    let Some((Value::Bytes(min), Value::Bytes(max))) = ends else {
+    let Some((Value::Bytes(min), Value::Bytes(max))) =
+        key_ends(conn, from, &k, timeout, context).await?
+    else {
         return Ok(None);
     };
     // Each boundary as an SQL literal (hex digits and dashes, or X'' hex: nothing to
@@ -455,22 +446,19 @@ async fn uuid_key_boundaries(
         .chain(std::iter::once("TRUE".to_string()))
         .collect::<Vec<_>>()
         .join(" AND ");
-    // The two checks only decide between two safe plans: a check MySQL refuses with an SQL
-    // error (a collation name it spells otherwise, EXPLAIN not allowed) sends the table to
-    // the ordered scan; a lost connection or a timeout stops planning, as anywhere else.
-    let in_order: Option<bool> = match within(timeout, context, async {
-        conn.query_first(format!("SELECT {ordered}"))
-            .await
-            .map_err(Error::mysql(context))
-    })
-    .await
-    {
-        Ok(in_order) => in_order,
-        Err(error) if refused_by_server(&error) => {
-            tracing::debug!(table = %from, %error, "uuid boundaries not checked: ordered scan");
-            return Ok(None);
-        }
-        Err(error) => return Err(error),
+    // The two checks only decide between two safe plans: a check MySQL refuses (a collation
+    // name it spells otherwise, EXPLAIN not allowed) sends the table to the scan ([`answered`]).
+    let in_order: Option<Option<bool>> = answered(
+        from,
+        within(timeout, context, async {
+            conn.query_first(format!("SELECT {ordered}"))
+                .await
+                .map_err(Error::mysql(context))
+        })
+        .await,
+    )?;
+    let Some(in_order) = in_order else {
+        return Ok(None);
     };
     if in_order != Some(true) {
         tracing::debug!(table = %from, "uuid boundaries out of the collation's order: ordered scan");
@@ -498,19 +486,17 @@ async fn estimated_evenly(
             (Some(l), None) => format!("{k} >= {l}"),
             (None, None) => unreachable!("at least one boundary"),
         };
-        let explained: Result<Vec<mysql_async::Row>> = within(timeout, context, async {
-            conn.query(format!("EXPLAIN SELECT 1 FROM {from} WHERE {range}"))
-                .await
-                .map_err(Error::mysql(context))
-        })
-        .await;
-        let mut plan = match explained {
-            Ok(plan) => plan,
-            Err(error) if refused_by_server(&error) => {
-                tracing::debug!(table = %from, %error, "uuid ranges not estimated: ordered scan");
-                return Ok(None);
-            }
-            Err(error) => return Err(error),
+        let explained: Option<Vec<mysql_async::Row>> = answered(
+            from,
+            within(timeout, context, async {
+                conn.query(format!("EXPLAIN SELECT 1 FROM {from} WHERE {range}"))
+                    .await
+                    .map_err(Error::mysql(context))
+            })
+            .await,
+        )?;
+        let Some(mut plan) = explained else {
+            return Ok(None);
         };
         let estimate = plan
             .pop()
@@ -538,28 +524,50 @@ async fn estimated_evenly(
     Ok(Some(boundaries.into_iter().map(|(_, b)| vec![b]).collect()))
 }
 
-/// Whether MySQL answered `error` itself (an SQL error), so the connection is still fit
-/// for the next query; a lost connection or a timeout is not that.
-fn refused_by_server(error: &Error) -> bool {
-    matches!(
-        error,
-        Error::Mysql {
-            cause: mysql_async::Error::Server(_),
-            ..
+/// The smallest and largest value of key column `k` (the two ends of its index).
+async fn key_ends(
+    conn: &mut Conn,
+    from: &str,
+    k: &str,
+    timeout: Duration,
+    context: &str,
+) -> Result<Option<(Value, Value)>> {
+    within(timeout, context, async {
+        conn.query_first(format!("SELECT MIN({k}), MAX({k}) FROM {from}"))
+            .await
+            .map_err(Error::mysql(context))
+    })
+    .await
+}
+
+/// The outcome of one of the uuid split's checks: `None` when MySQL refused it with an SQL
+/// error (the table then takes the ordered scan, and the connection is still fit for it);
+/// a lost connection or a timeout stops planning, as anywhere else.
+fn answered<T>(table: &str, outcome: Result<T>) -> Result<Option<T>> {
+    match outcome {
+        Ok(answer) => Ok(Some(answer)),
+        Err(
+            error @ Error::Mysql {
+                cause: mysql_async::Error::Server(_),
+                ..
+            },
+        ) => {
+            tracing::debug!(table, %error, "uuid split not checked: ordered scan");
+            Ok(None)
         }
-    )
+        Err(error) => Err(error),
+    }
 }
 
 /// `parts - 1` uuids evenly spaced strictly inside `(min, max]`, written 8-4-4-4-12 in the
 /// keys' case; `None` unless both ends are uuids written so.
 pub fn uuid_boundaries(min: &str, max: &str, parts: u64) -> Option<Vec<String>> {
+    // Only the dashed form: 32 bare digits sort otherwise against dashed ones.
     let value = |text: &str| -> Option<u128> {
-        let b = text.as_bytes();
-        let dashed = b.len() == 36 && [8, 13, 18, 23].iter().all(|&i| b[i] == b'-');
-        let digits: String = text.chars().filter(|&c| c != '-').collect();
-        (dashed && digits.len() == 32 && digits.bytes().all(|d| d.is_ascii_hexdigit()))
-            .then(|| u128::from_str_radix(&digits, 16).ok())
+        (text.len() == 36)
+            .then(|| parse_uuid(text.as_bytes()).ok())
             .flatten()
+            .map(u128::from_be_bytes)
     };
     let (low, high) = (value(min)?, value(max)?);
     let upper = |t: &str| t.bytes().any(|b| b.is_ascii_uppercase());

@@ -91,6 +91,17 @@ fn uuid_rows(n: u32, prefix: &str) -> String {
     )
 }
 
+/// 20,000 rows in chunks of 1,000 were split by their uuids' range, evenly.
+fn assert_split_by_range(m: &Migrated) {
+    assert_eq!(m.split, "uuid_range");
+    assert!(m.chunks >= 18, "{} chunks", m.chunks);
+    assert!(
+        m.largest_chunk < 1_500,
+        "{} rows in a chunk",
+        m.largest_chunk
+    );
+}
+
 #[test]
 fn uuid_keys_are_split_by_their_range_without_reading_the_table() {
     let m = migrate_planned(
@@ -102,13 +113,7 @@ fn uuid_keys_are_split_by_their_range_without_reading_the_table() {
     );
     assert_eq!(m.source.len(), 20_000);
     assert_eq!(m.source, m.target);
-    assert_eq!(m.split, "uuid_range");
-    assert!(m.chunks >= 18, "{} chunks", m.chunks);
-    assert!(
-        m.largest_chunk < 1_500,
-        "{} rows in a chunk",
-        m.largest_chunk
-    );
+    assert_split_by_range(&m);
 }
 
 #[test]
@@ -123,13 +128,7 @@ fn uuid_keys_of_16_bytes_are_split_by_their_range_too() {
     );
     assert_eq!(m.source.len(), 20_000);
     assert_eq!(m.source, m.target);
-    assert_eq!(m.split, "uuid_range");
-    assert!(m.chunks >= 18, "{} chunks", m.chunks);
-    assert!(
-        m.largest_chunk < 1_500,
-        "{} rows in a chunk",
-        m.largest_chunk
-    );
+    assert_split_by_range(&m);
 }
 
 #[test]
