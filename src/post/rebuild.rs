@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_postgres::Client;
 
+use crate::catalog::pg_ident;
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::report::record::PhaseGuard;
@@ -83,17 +84,11 @@ impl RebuildOrder {
         analyzing: bool,
         while_loading: usize,
     ) -> Self {
+        // The objects keep the ledger's names (for SQL, and to be marked restored); the
+        // order compares tables by `table_key`.
         let mut unbuilt = HashMap::new();
-        let objects: Vec<DeferredObject> = objects
-            .into_iter()
-            .map(|mut o| {
-                o.table = table_key(&o.table);
-                o.referenced = o.referenced.as_deref().map(table_key);
-                o
-            })
-            .collect();
         for o in objects.iter().filter(|o| o.kind != ObjectKind::ForeignKey) {
-            *unbuilt.entry(o.table.clone()).or_insert(0) += 1;
+            *unbuilt.entry(table_key(&o.table)).or_insert(0) += 1;
         }
         RebuildOrder {
             waiting: objects,
@@ -113,7 +108,12 @@ impl RebuildOrder {
         self.tables.iter().all(|t| self.complete.contains(t))
     }
 
+    /// Whether `table`'s keys and indexes are in place: a table outside the plan (the
+    /// other end of a foreign key to or from a loaded table) never lost its own.
     fn built(&self, table: &str) -> bool {
+        if !self.tables.iter().any(|t| t == table) {
+            return true;
+        }
         self.complete.contains(table) && self.unbuilt.get(table).is_none_or(|&n| n == 0)
     }
 
@@ -148,11 +148,13 @@ impl RebuildOrder {
     fn next_task(&mut self) -> Next {
         let ready = self.waiting.iter().position(|o| match o.kind {
             ObjectKind::ForeignKey => match &o.referenced {
-                Some(referenced) => self.built(&o.table) && self.built(referenced),
+                Some(referenced) => {
+                    self.built(&table_key(&o.table)) && self.built(&table_key(referenced))
+                }
                 // An older ledger does not name the referenced table: wait for all.
                 None => self.all_complete() && self.unbuilt.values().all(|&n| n == 0),
             },
-            _ => self.complete.contains(&o.table),
+            _ => self.complete.contains(&table_key(&o.table)),
         });
         if let Some(i) = ready {
             return Next::Run(Task::Restore(self.waiting.remove(i)));
@@ -178,10 +180,10 @@ impl RebuildOrder {
 
     fn restored(&mut self, object: &DeferredObject) {
         if object.kind != ObjectKind::ForeignKey {
-            if let Some(n) = self.unbuilt.get_mut(&object.table) {
+            let table = table_key(&object.table);
+            if let Some(n) = self.unbuilt.get_mut(&table) {
                 *n -= 1;
             }
-            let table = object.table.clone();
             self.analyze_when_built(&table);
         }
     }
@@ -446,21 +448,249 @@ async fn restore(
     } = object;
     let context = format!("restoring {kind} {name} on {table}");
     let started = Instant::now();
+    let steps = ForeignKeySteps::of(object);
+    if let Some(steps) = &steps {
+        // Added unchecked first, committed at once: adding locks both tables against
+        // each other's writers and index builds, validating only its own table, so the 60
+        // foreign keys to one parent (Alkemio's authorization_policy) are validated side by
+        // side instead of one after another. An interrupted run may have left it added and
+        // unchecked: then it is only validated (dropping it would lock its table against
+        // every other session's work, even when there is nothing to drop).
+        let added = client
+            .query_opt(
+                "SELECT 1 FROM pg_constraint WHERE conname = $1 AND conrelid = to_regclass($2)",
+                &[&object.name, &object.table],
+            )
+            .await
+            .map_err(Error::postgres(&context))?;
+        if added.is_none() {
+            let add = client.batch_execute(&steps.add_unchecked);
+            while_answering(probe, timeout, &context, add).await?;
+        }
+    }
     let tx = client
         .transaction()
         .await
         .map_err(Error::postgres(&context))?;
-    // A build may rightly take long, so it has no time limit of its own; a server that
-    // stops answering must still end the run: another session asks it, again and again.
-    tokio::select! {
-        built = tx.batch_execute(&object.restore) => built.map_err(Error::postgres(&context))?,
-        dead = server_stops_answering(probe, timeout, &context) => return Err(dead),
+    let statement = steps.as_ref().map_or(&object.restore, |s| &s.validate);
+    let built = while_answering(probe, timeout, &context, tx.batch_execute(statement)).await;
+    if let (Err(e), Some(steps)) = (&built, &steps) {
+        if is_foreign_key_violation(e) {
+            drop(tx);
+            return Err(refused_foreign_key(client, object, steps, e).await);
+        }
     }
+    built?;
     ledger::restored(&tx, plan_id, object).await?;
     tx.commit().await.map_err(Error::postgres(&context))?;
     tracing::info!(table = %table, object = %name, kind = %kind, seconds = started.elapsed().as_secs_f64(), "Restored.");
     crate::report::rebuilt(table, *kind == ObjectKind::ForeignKey, started);
     Ok(())
+}
+
+/// Runs `statement` while `probe` checks that the server still answers. A build may rightly
+/// take long, so it has no time limit of its own; a server that stops answering must still
+/// end the run: another session asks it, again and again.
+async fn while_answering(
+    probe: &Client,
+    timeout: Duration,
+    context: &str,
+    statement: impl std::future::Future<Output = std::result::Result<(), tokio_postgres::Error>>,
+) -> Result<()> {
+    tokio::select! {
+        done = statement => done.map_err(Error::postgres(context)),
+        dead = server_stops_answering(probe, timeout, context) => Err(dead),
+    }
+}
+
+/// A foreign key's way back in two statements: added unchecked (`NOT VALID`), then
+/// validated. `None` for other objects, and for a foreign key that was unchecked before the
+/// load (it goes back as it was).
+#[derive(Debug, PartialEq)]
+struct ForeignKeySteps {
+    drop_if_exists: String,
+    add_unchecked: String,
+    validate: String,
+}
+
+impl ForeignKeySteps {
+    fn of(object: &DeferredObject) -> Option<ForeignKeySteps> {
+        if object.kind != ObjectKind::ForeignKey || object.restore.ends_with(" NOT VALID") {
+            return None;
+        }
+        // `ALTER TABLE <table> ADD CONSTRAINT <name> FOREIGN KEY …`, as deferral wrote it.
+        let name = pg_ident(&object.name);
+        let (alter_table, _) = object
+            .restore
+            .split_once(&format!(" ADD CONSTRAINT {name} FOREIGN KEY "))?;
+        Some(ForeignKeySteps {
+            drop_if_exists: format!("{alter_table} DROP CONSTRAINT IF EXISTS {name}"),
+            add_unchecked: format!("{} NOT VALID", object.restore),
+            validate: format!("{alter_table} VALIDATE CONSTRAINT {name}"),
+        })
+    }
+}
+
+fn is_foreign_key_violation(e: &Error) -> bool {
+    matches!(e, Error::Postgres { cause, .. }
+        if cause.code() == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION))
+}
+
+/// Postgres refused to validate a foreign key: rows of the table name parents that are not
+/// there. The unchecked constraint is taken off again (the ledger still holds it, so the
+/// target is as the failed run found it), and the error names the first such row by its key
+/// and how many there are, in the words of the other refusals. Postgres' own message is the
+/// error when the row cannot be found (a `MATCH FULL` key half NULL).
+async fn refused_foreign_key(
+    client: &Client,
+    object: &DeferredObject,
+    steps: &ForeignKeySteps,
+    refused: &Error,
+) -> Error {
+    let named = first_orphan(client, object).await;
+    let _ = client.batch_execute(&steps.drop_if_exists).await;
+    let Ok(Some(orphan)) = named else {
+        let Error::Postgres { context, cause } = refused else {
+            unreachable!("a foreign key violation is a Postgres error")
+        };
+        return Error::Data(format!(
+            "target (Postgres) failed while {context}: {}",
+            crate::error::pg_message(cause)
+        ));
+    };
+    let Orphan {
+        table,
+        key,
+        columns,
+        parent,
+        parent_columns,
+        values,
+        rows,
+    } = orphan;
+    let name = &object.name;
+    let others = match rows {
+        1 => "the only such row".to_string(),
+        n => format!("{} more rows of `{table}` like it", n - 1),
+    };
+    Error::Data(format!(
+        "table `{table}`, key {key}, column {columns}: `{parent}` has no row with \
+         {parent_columns} = {values}, which foreign key {name} requires ({others}); the rows \
+         stay loaded and {name} stays off (recorded in pgclipper.deferred_constraints): add \
+         the missing rows to `{parent}` or correct those of `{table}` in the target, then \
+         `pgclipper migrate` on the same workdir puts it back"
+    ))
+}
+
+/// The first row of a foreign key's table whose parent is missing.
+struct Orphan {
+    table: String,
+    /// `id=11`, as the other refusals name a row.
+    key: String,
+    /// `` `parent_id` `` or `` (`a`, `b`) ``.
+    columns: String,
+    parent: String,
+    parent_columns: String,
+    /// The row's values in those columns: `3`, `(3, 4)`.
+    values: String,
+    /// How many rows of the table lack their parent.
+    rows: i64,
+}
+
+/// Finds the constraint's columns in the catalog (it is there, unchecked), then the rows
+/// that fail it as `MATCH SIMPLE` does: every column of the key set, no parent row equal.
+async fn first_orphan(client: &Client, object: &DeferredObject) -> Result<Option<Orphan>> {
+    let context = format!("looking for the rows foreign key {} refuses", object.name);
+    let columns = |rel: &str, keys: &str| {
+        format!(
+            "(SELECT array_agg(a.attname::text ORDER BY k.i) FROM unnest({keys}) WITH ORDINALITY k(n, i)
+              JOIN pg_attribute a ON a.attrelid = {rel} AND a.attnum = k.n)"
+        )
+    };
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT c.conrelid::regclass::text, c.confrelid::regclass::text,
+                        (SELECT relname::text FROM pg_class WHERE oid = c.conrelid),
+                        (SELECT relname::text FROM pg_class WHERE oid = c.confrelid),
+                        {}, {},
+                        (SELECT {} FROM pg_index x WHERE x.indrelid = c.conrelid AND x.indisprimary)
+                 FROM pg_constraint c
+                 WHERE c.conname = $1 AND c.conrelid = to_regclass($2) AND c.contype = 'f'",
+                columns("c.conrelid", "c.conkey"),
+                columns("c.confrelid", "c.confkey"),
+                columns("x.indrelid", "x.indkey"),
+            ),
+            &[&object.name, &object.table],
+        )
+        .await
+        .map_err(Error::postgres(&context))?;
+    let Some(row) = row else { return Ok(None) };
+    let (table_sql, parent_sql, table, parent): (String, String, String, String) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    let (own, referenced): (Vec<String>, Vec<String>) = (row.get(4), row.get(5));
+    let key_columns: Vec<String> = row.get::<_, Option<Vec<String>>>(6).unwrap_or_default();
+    let quoted = |names: &[String]| names.iter().map(|n| pg_ident(n)).collect::<Vec<_>>();
+    let (own_sql, referenced_sql) = (quoted(&own), quoted(&referenced));
+    let set = own_sql
+        .iter()
+        .map(|c| format!("c.{c} IS NOT NULL"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let equal = own_sql
+        .iter()
+        .zip(&referenced_sql)
+        .map(|(c, p)| format!("p.{p} = c.{c}"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let texts = |names: &[String]| {
+        names
+            .iter()
+            .map(|n| format!("c.{n}::text"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let shown_key = if key_columns.is_empty() {
+        &own
+    } else {
+        &key_columns
+    };
+    let sql = format!(
+        "SELECT ARRAY[{}], ARRAY[{}], count(*) OVER ()
+         FROM ONLY {table_sql} c
+         WHERE {set} AND NOT EXISTS (SELECT 1 FROM ONLY {parent_sql} p WHERE {equal})
+         LIMIT 1",
+        texts(&quoted(shown_key)),
+        texts(&own_sql),
+    );
+    let Some(found) = client
+        .query_opt(&sql, &[])
+        .await
+        .map_err(Error::postgres(&context))?
+    else {
+        return Ok(None);
+    };
+    let (key_values, values): (Vec<Option<String>>, Vec<Option<String>>) =
+        (found.get(0), found.get(1));
+    let value = |v: &Option<String>| v.clone().unwrap_or_else(|| "NULL".into());
+    let listed = |items: Vec<String>| match items.len() {
+        1 => items.into_iter().next().unwrap_or_default(),
+        _ => format!("({})", items.join(", ")),
+    };
+    let named = |names: &[String]| listed(names.iter().map(|n| format!("`{n}`")).collect());
+    Ok(Some(Orphan {
+        key: shown_key
+            .iter()
+            .zip(&key_values)
+            .map(|(n, v)| format!("{n}={}", value(v)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        columns: named(&own),
+        parent_columns: named(&referenced),
+        values: listed(values.iter().map(value).collect()),
+        rows: found.get(2),
+        table,
+        parent,
+    }))
 }
 
 /// Resolves once `probe` gets no answer to `SELECT 1` within `timeout` (asking every
@@ -639,6 +869,65 @@ mod tests {
         assert_eq!(take(&mut order).as_deref(), Some("users_pkey"));
         order.restored(&users_pkey);
         assert_eq!(take(&mut order).as_deref(), Some("events_user_fk"));
+    }
+
+    #[test]
+    fn a_foreign_key_to_or_from_a_table_outside_the_plan_waits_for_the_loaded_end_only() {
+        // Named as the ledger names them (quoted where needed), the tables as the plan does.
+        let mut order = order(
+            vec![
+                object("public.\"user\"", "user_pkey", Constraint, None),
+                object(
+                    "public.other",
+                    "other_user_fk",
+                    ForeignKey,
+                    Some("public.\"user\""),
+                ),
+                object(
+                    "public.\"user\"",
+                    "user_org_fk",
+                    ForeignKey,
+                    Some("public.org"),
+                ),
+            ],
+            &["\"public\".\"user\""],
+            false,
+        );
+        order.table_complete("\"public\".\"user\"");
+        let pkey = order.waiting[0].clone();
+        assert_eq!(take(&mut order).as_deref(), Some("user_pkey"));
+        assert_eq!(take(&mut order), None, "user's key is being built");
+        order.restored(&pkey);
+        let Next::Run(Task::Restore(fk)) = order.next() else {
+            panic!("a foreign key")
+        };
+        assert_eq!(fk.name, "other_user_fk");
+        assert_eq!(
+            fk.table, "public.other",
+            "the ledger's name, to mark it restored"
+        );
+        assert_eq!(take(&mut order).as_deref(), Some("user_org_fk"));
+        assert_eq!(take(&mut order).as_deref(), Some("done"));
+    }
+
+    #[test]
+    fn a_foreign_key_goes_back_unchecked_then_validated_unless_it_was_unchecked() {
+        let mut fk = object("public.\"user\"", "FK_a b", ForeignKey, Some("public.org"));
+        fk.restore = "ALTER TABLE public.\"user\" ADD CONSTRAINT \"FK_a b\" FOREIGN KEY (\"orgId\") REFERENCES org(id) ON DELETE SET NULL".into();
+        assert_eq!(
+            ForeignKeySteps::of(&fk),
+            Some(ForeignKeySteps {
+                drop_if_exists: "ALTER TABLE public.\"user\" DROP CONSTRAINT IF EXISTS \"FK_a b\""
+                    .into(),
+                add_unchecked: format!("{} NOT VALID", fk.restore),
+                validate: "ALTER TABLE public.\"user\" VALIDATE CONSTRAINT \"FK_a b\"".into(),
+            })
+        );
+        fk.restore.push_str(" NOT VALID");
+        assert_eq!(ForeignKeySteps::of(&fk), None, "it goes back as it was");
+        let mut key = object("public.org", "org_pkey", Constraint, None);
+        key.restore = "ALTER TABLE public.org ADD CONSTRAINT org_pkey PRIMARY KEY (id)".into();
+        assert_eq!(ForeignKeySteps::of(&key), None);
     }
 
     #[test]
