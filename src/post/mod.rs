@@ -1,9 +1,10 @@
-//! Around the load, in the target. Before it: the plan recorded in the ledger and the keys,
-//! constraints, indexes and foreign keys of its tables taken off ([`before_load`]). After
-//! it: all of them back, sequences past the loaded values, fresh statistics
-//! ([`after_load`]). And the way back: the tables emptied and everything as it was
+//! Around the load, in the target. Before it: the plan recorded in the ledger, the keys,
+//! constraints, indexes and foreign keys of its tables taken off and autovacuum held off
+//! them ([`before_load`]). After it: all of them back, sequences past the loaded values,
+//! fresh statistics, each table's own autovacuum setting ([`after_load`]). And the way back: the tables emptied and everything as it was
 //! ([`put_back`]).
 
+pub mod autovacuum;
 pub mod deferred;
 pub mod rebuild;
 pub mod sequences;
@@ -45,6 +46,7 @@ pub async fn before_load(
         ledger::register_plan(&tx, plan, &plan.fingerprint).await?;
         let tables: Vec<String> = plan.tables.iter().map(|t| t.target.clone()).collect();
         let deferred = deferred::defer_objects(&tx, &plan.plan_id, &tables).await?;
+        autovacuum::hold_off(&tx, &plan.plan_id, &tables).await?;
         tx.commit().await.map_err(Error::postgres(context))?;
         tracing::info!(
             foreign_keys = deferred.foreign_keys,
@@ -63,7 +65,7 @@ pub async fn before_load(
 pub fn leave_deferred(plan: &Plan) {
     tracing::warn!(
         plan_id = %plan.plan_id,
-        "Keys, constraints, indexes and foreign keys not rebuilt yet stay deferred, recorded in pgclipper.deferred_constraints: `pgclipper migrate` on the same workdir resumes and restores them, `pgclipper reset` restores them on empty tables."
+        "Keys, constraints, indexes and foreign keys not rebuilt yet stay deferred, recorded in pgclipper.deferred_constraints, and autovacuum stays off on the loaded tables (their own settings in pgclipper.autovacuum): `pgclipper migrate` on the same workdir resumes and restores them, `pgclipper reset` restores them on empty tables."
     );
 }
 
@@ -93,7 +95,7 @@ pub async fn after_load(
         Some(rebuild) => Some(rebuild.finish().await?),
         None => None,
     };
-    let client = sink::connect(url).await?;
+    let mut client = sink::connect(url).await?;
     ledger::lock(&client).await?;
     let outcome = async {
         if let Some(at) = ledger::completed_at(&client, &plan.plan_id).await? {
@@ -116,6 +118,7 @@ pub async fn after_load(
             objects = restored,
             "Keys, constraints and indexes rebuilt, foreign keys validated, statistics taken."
         );
+        autovacuum::put_back(&mut client, &plan.plan_id).await?;
         let tables: Vec<String> = plan.tables.iter().map(|t| t.target.clone()).collect();
         let moved = {
             let _phase = crate::report::phase(crate::report::Phase::Sequences);
@@ -154,23 +157,43 @@ async fn release<T>(
 /// The target part of `reset`: empties the plan's tables, puts back what [`before_load`]
 /// took off and the sequences [`after_load`] moved, and forgets the plan.
 pub async fn put_back(url: &DbUrl, plan: &Plan, options: &LoadOptions) -> Result<()> {
-    let client = sink::connect(url).await?;
-    if !plan.tables.is_empty() {
-        let tables: Vec<&str> = plan.tables.iter().map(|t| t.target.as_str()).collect();
-        client
-            .batch_execute(&format!("TRUNCATE {}", tables.join(", ")))
-            .await
-            .map_err(Error::postgres("emptying the target tables"))?;
-    }
-    if ledger::plan_fingerprint(&client, &plan.plan_id)
+    let mut client = sink::connect(url).await?;
+    let recorded = ledger::plan_fingerprint(&client, &plan.plan_id)
         .await?
-        .is_some()
-    {
+        .is_some();
+    if !plan.tables.is_empty() {
+        let context = "emptying the target tables";
+        let tables: Vec<String> = plan.tables.iter().map(|t| t.target.clone()).collect();
+        let tx = client
+            .transaction()
+            .await
+            .map_err(Error::postgres(context))?;
+        // A foreign key from a table outside the plan stops TRUNCATE even when no row of
+        // that table refers to the rows emptied: the ones the rebuild put back are taken
+        // off again, in the same transaction, and put back below, validated against the
+        // emptied tables (a row that does refer is then named by its key).
+        if recorded {
+            for object in ledger::restored_foreign_keys_from(&tx, &plan.plan_id, &tables).await? {
+                if let Some(drop) = rebuild::dropping(&object) {
+                    tx.batch_execute(&drop)
+                        .await
+                        .map_err(Error::postgres(context))?;
+                }
+                ledger::unrestored(&tx, &plan.plan_id, &object).await?;
+            }
+        }
+        tx.batch_execute(&format!("TRUNCATE {}", tables.join(", ")))
+            .await
+            .map_err(Error::postgres(context))?;
+        tx.commit().await.map_err(Error::postgres(context))?;
+    }
+    if recorded {
         Rebuild::start(url, plan, options, Complete::All, false, &Failure::new())
             .await?
             .finish()
             .await?;
         sequences::restore(&client, &plan.plan_id).await?;
+        autovacuum::put_back(&mut client, &plan.plan_id).await?;
         ledger::forget_plan(&client, &plan.plan_id).await?;
     }
     Ok(())

@@ -531,6 +531,11 @@ impl ForeignKeySteps {
     }
 }
 
+/// The statement that takes a restored foreign key off again (`reset`).
+pub fn dropping(object: &DeferredObject) -> Option<String> {
+    ForeignKeySteps::of(object).map(|steps| steps.drop_if_exists)
+}
+
 fn is_foreign_key_violation(e: &Error) -> bool {
     matches!(e, Error::Postgres { cause, .. }
         if cause.code() == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION))

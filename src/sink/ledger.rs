@@ -64,6 +64,15 @@ pub async fn ensure(client: &Client) -> Result<()> {
                  is_called     boolean NOT NULL,
                  PRIMARY KEY (plan_id, sequence_name)
              );
+             -- Each loaded table's own autovacuum setting (its and its TOAST table's
+             -- autovacuum_enabled, as reloptions entries), held off during the load.
+             CREATE TABLE IF NOT EXISTS pgclipper.autovacuum (
+                 plan_id    text        NOT NULL REFERENCES pgclipper.plans ON DELETE CASCADE,
+                 table_name text        NOT NULL,
+                 options    text[]      NOT NULL,
+                 given_back_at timestamptz,
+                 PRIMARY KEY (plan_id, table_name)
+             );
              COMMIT;",
         )
         .await
@@ -438,6 +447,52 @@ async fn objects(client: &Client, plan_id: &str, only: &str) -> Result<Vec<Defer
         .collect()
 }
 
+/// The foreign keys from tables outside `tables` (qualified) that the plan took off and
+/// has put back.
+pub async fn restored_foreign_keys_from(
+    tx: &Transaction<'_>,
+    plan_id: &str,
+    tables: &[String],
+) -> Result<Vec<DeferredObject>> {
+    let rows = tx
+        .query(
+            "SELECT table_name, object_name, restore_sql, referenced_table
+             FROM pgclipper.deferred_constraints
+             WHERE plan_id = $1 AND kind = 'foreign' AND restored_at IS NOT NULL
+               AND to_regclass(table_name) <> ALL ($2::text[]::regclass[])
+             ORDER BY table_name, object_name",
+            &[&plan_id, &tables],
+        )
+        .await
+        .map_err(Error::postgres("reading the restored foreign keys"))?;
+    Ok(rows
+        .iter()
+        .map(|r| DeferredObject {
+            table: r.get(0),
+            name: r.get(1),
+            kind: ObjectKind::ForeignKey,
+            restore: r.get(2),
+            referenced: r.get(3),
+        })
+        .collect())
+}
+
+/// Marks a restored object as taken off again, in the transaction that drops it.
+pub async fn unrestored(
+    tx: &Transaction<'_>,
+    plan_id: &str,
+    object: &DeferredObject,
+) -> Result<()> {
+    tx.execute(
+        "UPDATE pgclipper.deferred_constraints SET restored_at = NULL
+         WHERE plan_id = $1 AND table_name = $2 AND object_name = $3",
+        &[&plan_id, &object.table, &object.name],
+    )
+    .await
+    .map_err(Error::postgres("recording an object taken off again"))?;
+    Ok(())
+}
+
 /// Marks an object restored, in the transaction that re-created it (its record stays).
 pub async fn restored(tx: &Transaction<'_>, plan_id: &str, object: &DeferredObject) -> Result<()> {
     tx.execute(
@@ -492,4 +547,60 @@ pub async fn saved_sequences(client: &Client, plan_id: &str) -> Result<Vec<Seque
             is_called: r.get(2),
         })
         .collect())
+}
+
+/// A table's own autovacuum setting before the load: its `reloptions` entries for
+/// `autovacuum_enabled` (and `toast.autovacuum_enabled`), empty when it had none.
+#[derive(Debug, Clone)]
+pub struct AutovacuumSetting {
+    /// Qualified, as the plan names it.
+    pub table: String,
+    pub options: Vec<String>,
+}
+
+/// Saves a table's autovacuum setting before the load holds it off; a resumed plan keeps
+/// the first saved.
+pub async fn save_autovacuum(
+    tx: &Transaction<'_>,
+    plan_id: &str,
+    setting: &AutovacuumSetting,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO pgclipper.autovacuum (plan_id, table_name, options)
+         VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        &[&plan_id, &setting.table, &setting.options],
+    )
+    .await
+    .map_err(Error::postgres("saving a table's autovacuum setting"))?;
+    Ok(())
+}
+
+/// The tables whose autovacuum setting is still held off by the plan.
+pub async fn held_autovacuum(client: &Client, plan_id: &str) -> Result<Vec<AutovacuumSetting>> {
+    let rows = client
+        .query(
+            "SELECT table_name, options FROM pgclipper.autovacuum
+             WHERE plan_id = $1 AND given_back_at IS NULL ORDER BY table_name",
+            &[&plan_id],
+        )
+        .await
+        .map_err(Error::postgres("reading the saved autovacuum settings"))?;
+    Ok(rows
+        .iter()
+        .map(|r| AutovacuumSetting {
+            table: r.get(0),
+            options: r.get(1),
+        })
+        .collect())
+}
+
+/// Marks a table's autovacuum setting given back, in the transaction that gave it back.
+pub async fn autovacuum_given_back(tx: &Transaction<'_>, plan_id: &str, table: &str) -> Result<()> {
+    tx.execute(
+        "UPDATE pgclipper.autovacuum SET given_back_at = now() WHERE plan_id = $1 AND table_name = $2",
+        &[&plan_id, &table],
+    )
+    .await
+    .map_err(Error::postgres("recording a table's autovacuum setting given back"))?;
+    Ok(())
 }

@@ -174,16 +174,7 @@ fn a_row_whose_parent_is_missing_stops_the_run_at_its_foreign_key_and_a_fixed_ta
     // fixes the target a second run on the same workdir puts it back, validated. The parent
     // is `user`, whose name needs quotes (Alkemio has it), so its key, rebuilt in the first
     // run, must be known as rebuilt in the second.
-    let db = database_pair(
-        "orphan",
-        "CREATE TABLE `user` (id int PRIMARY KEY);
-         CREATE TABLE note (id int PRIMARY KEY, user_id int);
-         INSERT INTO `user` VALUES (1), (2);
-         INSERT INTO note VALUES (10, 1), (11, 3), (12, 2), (13, NULL), (14, 3), (15, 4);",
-        "CREATE TABLE \"user\" (id int PRIMARY KEY);
-         CREATE TABLE note (id int PRIMARY KEY, user_id int CONSTRAINT note_user_fk REFERENCES \"user\" (id));
-         CREATE TABLE other (id int PRIMARY KEY, user_id int CONSTRAINT other_user_fk REFERENCES \"user\" (id));",
-    );
+    let db = orphans("orphan");
     let wd = workdir("orphan");
     for format in ["binary", "csv"] {
         let out = migrate(
@@ -232,6 +223,7 @@ fn a_row_whose_parent_is_missing_stops_the_run_at_its_foreign_key_and_a_fixed_ta
         [[Some("note_user_fk".to_string())]],
         "the keys are known as rebuilt"
     );
+    assert_eq!(autovacuum(&db), rows(HELD_OFF), "until the rebuild is done");
 
     psql(&db, b"INSERT INTO \"user\" VALUES (3), (4);");
     migrate_ok(&db, &db, &wd, &["--exclude", "other"]);
@@ -245,4 +237,96 @@ fn a_row_whose_parent_is_missing_stops_the_run_at_its_foreign_key_and_a_fixed_ta
         "SELECT count(*) FROM pgclipper.deferred_constraints WHERE restored_at IS NULL",
     );
     assert_eq!(unrestored[0][0].as_deref(), Some("0"));
+    assert_eq!(
+        autovacuum(&db),
+        rows(OWN_SETTINGS),
+        "each table's own, exactly"
+    );
+}
+
+/// `user` and `note`, in which rows 11 and 14 name user 3, and row 15 user 4, none there;
+/// `other`, in the target only, references `user` too. Each table has its own autovacuum
+/// setting ([`OWN_SETTINGS`]).
+fn orphans(name: &str) -> String {
+    database_pair(
+        name,
+        "CREATE TABLE `user` (id int PRIMARY KEY);
+         CREATE TABLE note (id int PRIMARY KEY, user_id int, body text);
+         INSERT INTO `user` VALUES (1), (2);
+         INSERT INTO note (id, user_id) VALUES (10, 1), (11, 3), (12, 2), (13, NULL), (14, 3), (15, 4);",
+        "CREATE TABLE \"user\" (id int PRIMARY KEY) WITH (autovacuum_enabled = true);
+         CREATE TABLE note (id int PRIMARY KEY, user_id int CONSTRAINT note_user_fk REFERENCES \"user\" (id), body text)
+             WITH (toast.autovacuum_enabled = false, fillfactor = 90);
+         CREATE TABLE other (id int PRIMARY KEY, user_id int CONSTRAINT other_user_fk REFERENCES \"user\" (id));",
+    )
+}
+
+/// Each table's storage options and its TOAST table's, `-` for none.
+fn autovacuum(db: &str) -> Vec<Vec<Option<String>>> {
+    pg_query(
+        db,
+        "SELECT c.relname::text, coalesce(c.reloptions::text, '-'), coalesce(t.reloptions::text, '-')
+         FROM pg_class c LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
+         WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' ORDER BY 1",
+    )
+}
+
+fn rows(rows: &[[&str; 3]]) -> Vec<Vec<Option<String>>> {
+    rows.iter()
+        .map(|r| r.iter().map(|v| Some(v.to_string())).collect())
+        .collect()
+}
+
+const OWN_SETTINGS: &[[&str; 3]] = &[
+    ["note", "{fillfactor=90}", "{autovacuum_enabled=false}"],
+    ["other", "-", "-"],
+    ["user", "{autovacuum_enabled=true}", "-"],
+];
+const HELD_OFF: &[[&str; 3]] = &[
+    [
+        "note",
+        "{fillfactor=90,autovacuum_enabled=off}",
+        "{autovacuum_enabled=off}",
+    ],
+    ["other", "-", "-"],
+    ["user", "{autovacuum_enabled=off}", "-"],
+];
+
+#[test]
+fn reset_puts_back_autovacuum_and_a_foreign_key_from_outside_the_plan() {
+    let db = orphans("orphan_reset");
+    let wd = workdir("orphan_reset");
+    let out = migrate(&db, &db, &wd, &["--exclude", "other"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(autovacuum(&db), rows(HELD_OFF));
+    let target = postgres_url(&db);
+    let wd_text = wd.to_string_lossy();
+    let reset = ["reset", "--target", &target, "--workdir", &wd_text, "--yes"];
+    pgclipper_ok(&reset);
+    assert_eq!(autovacuum(&db), rows(OWN_SETTINGS));
+
+    // After a complete run too, though `other`, outside the plan, references `user` (which
+    // TRUNCATE alone refuses): its foreign key is taken off for the reset and put back.
+    mysql_exec(Some(&db), b"INSERT INTO `user` VALUES (3), (4);");
+    migrate_ok(&db, &db, &wd, &["--exclude", "other"]);
+    pgclipper_ok(&reset);
+    assert_eq!(autovacuum(&db), rows(OWN_SETTINGS));
+    let left = pg_query(
+        &db,
+        "SELECT (SELECT count(*) FROM \"user\") + (SELECT count(*) FROM note),
+                (SELECT string_agg(conname || ' ' || convalidated, ', ' ORDER BY conname)
+                 FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace)",
+    );
+    assert_eq!(
+        left[0],
+        [
+            Some("0".to_string()),
+            Some("note_user_fk true, other_user_fk true".to_string())
+        ]
+    );
 }
