@@ -14,17 +14,23 @@ use crate::error::{Error, Result};
 use crate::sink::ledger::{self, AutovacuumSetting};
 
 /// Turns autovacuum off on `tables` (qualified names) and their TOAST tables, saving each
-/// table's setting first (once: a resumed plan keeps the original). Returns how many.
+/// table's setting first (once: a resumed plan keeps the original). A partitioned table
+/// has no storage of its own: its leaf partitions are the tables autovacuum works on.
+/// Returns how many.
 pub async fn hold_off(tx: &Transaction<'_>, plan_id: &str, tables: &[String]) -> Result<usize> {
     let context = "holding autovacuum off the loaded tables";
     let settings = tx
         .query(
-            "SELECT t.name,
+            "SELECT format('%I.%I', n.nspname, c.relname),
                     array(SELECT o FROM unnest(c.reloptions) o WHERE o LIKE 'autovacuum\\_enabled=%')
                  || array(SELECT 'toast.' || o FROM unnest(tc.reloptions) o WHERE o LIKE 'autovacuum\\_enabled=%')
              FROM unnest($1::text[]) t(name)
-             JOIN pg_class c ON c.oid = t.name::regclass
-             LEFT JOIN pg_class tc ON tc.oid = c.reltoastrelid",
+             CROSS JOIN LATERAL (SELECT t.name::regclass
+                                 UNION SELECT relid FROM pg_partition_tree(t.name::regclass)) p(relid)
+             JOIN pg_class c ON c.oid = p.relid AND c.relkind = 'r'
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             LEFT JOIN pg_class tc ON tc.oid = c.reltoastrelid
+             ORDER BY 1",
             &[&tables],
         )
         .await

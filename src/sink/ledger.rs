@@ -553,7 +553,7 @@ pub async fn saved_sequences(client: &Client, plan_id: &str) -> Result<Vec<Seque
 /// `autovacuum_enabled` (and `toast.autovacuum_enabled`), empty when it had none.
 #[derive(Debug, Clone)]
 pub struct AutovacuumSetting {
-    /// Qualified, as the plan names it.
+    /// Qualified, quoted where needed (a plan's table, or a leaf partition of one).
     pub table: String,
     pub options: Vec<String>,
 }

@@ -330,3 +330,40 @@ fn reset_puts_back_autovacuum_and_a_foreign_key_from_outside_the_plan() {
         ]
     );
 }
+
+#[test]
+fn a_partitioned_target_table_loads_with_autovacuum_held_off_its_partitions() {
+    // A partitioned table has no storage of its own (no storage options either): autovacuum
+    // is held off its partitions, and each gets its own setting back.
+    let db = database_pair(
+        "partitioned",
+        "CREATE TABLE ev (id int, at date, PRIMARY KEY (id, at));
+         INSERT INTO ev VALUES (1, '2025-03-01'), (2, '2026-03-01'), (3, '2026-04-01');",
+        "CREATE TABLE ev (id int, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+         CREATE TABLE ev_2025 PARTITION OF ev FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')
+             WITH (autovacuum_enabled = false);
+         CREATE TABLE ev_2026 PARTITION OF ev FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');",
+    );
+    migrate_ok(&db, &db, &workdir("partitioned"), &[]);
+    let partitions = pg_query(
+        &db,
+        "SELECT relname::text, coalesce(reloptions::text, '-'),
+                (SELECT count(*) FROM ev WHERE tableoid = c.oid)::text
+         FROM pg_class c WHERE relname LIKE 'ev\\_%' AND relkind = 'r' ORDER BY 1",
+    );
+    assert_eq!(
+        partitions,
+        rows(&[
+            ["ev_2025", "{autovacuum_enabled=false}", "1"],
+            ["ev_2026", "-", "2"]
+        ])
+    );
+    let held = pg_query(
+        &db,
+        "SELECT string_agg(table_name, ', ' ORDER BY table_name) FROM pgclipper.autovacuum",
+    );
+    assert_eq!(
+        held[0][0].as_deref(),
+        Some("public.ev_2025, public.ev_2026")
+    );
+}
