@@ -450,12 +450,12 @@ async fn restore(
     let started = Instant::now();
     let steps = ForeignKeySteps::of(object);
     if let Some(steps) = &steps {
-        // Added unchecked first, committed at once: adding locks both tables against
-        // each other's writers and index builds, validating only its own table, so the 60
-        // foreign keys to one parent (Alkemio's authorization_policy) are validated side by
-        // side instead of one after another. An interrupted run may have left it added and
-        // unchecked: then it is only validated (dropping it would lock its table against
-        // every other session's work, even when there is nothing to drop).
+        // Added unchecked first, committed at once. Adding locks both tables with a lock
+        // that conflicts with itself; validating locks only its own table, and lighter, so
+        // the 60 foreign keys to one parent (Alkemio's authorization_policy) are validated
+        // side by side instead of one after another. An interrupted run may have left it
+        // added and unchecked: then it is only validated (dropping it would lock its table
+        // against every other session's work, even when there is nothing to drop).
         let added = client
             .query_opt(
                 "SELECT 1 FROM pg_constraint WHERE conname = $1 AND conrelid = to_regclass($2)",
