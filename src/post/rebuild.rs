@@ -473,14 +473,16 @@ async fn restore(
         .await
         .map_err(Error::postgres(&context))?;
     let statement = steps.as_ref().map_or(&object.restore, |s| &s.validate);
-    let built = while_answering(probe, timeout, &context, tx.batch_execute(statement)).await;
-    if let (Err(e), Some(steps)) = (&built, &steps) {
-        if is_foreign_key_violation(e) {
+    match (
+        while_answering(probe, timeout, &context, tx.batch_execute(statement)).await,
+        &steps,
+    ) {
+        (Err(e), Some(steps)) if is_foreign_key_violation(&e) => {
             drop(tx);
             return Err(refused_foreign_key(client, object, steps, e).await);
         }
+        (built, _) => built?,
     }
-    built?;
     ledger::restored(&tx, plan_id, object).await?;
     tx.commit().await.map_err(Error::postgres(&context))?;
     tracing::info!(table = %table, object = %name, kind = %kind, seconds = started.elapsed().as_secs_f64(), "Restored.");
@@ -550,18 +552,12 @@ async fn refused_foreign_key(
     client: &Client,
     object: &DeferredObject,
     steps: &ForeignKeySteps,
-    refused: &Error,
+    refused: Error,
 ) -> Error {
     let named = first_orphan(client, object).await;
     let _ = client.batch_execute(&steps.drop_if_exists).await;
     let Ok(Some(orphan)) = named else {
-        let Error::Postgres { context, cause } = refused else {
-            unreachable!("a foreign key violation is a Postgres error")
-        };
-        return Error::Data(format!(
-            "target (Postgres) failed while {context}: {}",
-            crate::error::pg_message(cause)
-        ));
+        return refused; // a 23503: exit 1 as it is
     };
     let Orphan {
         table,

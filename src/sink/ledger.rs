@@ -411,15 +411,25 @@ pub async fn record_deferred(
 /// The plan's objects still deferred: keys and indexes first, largest table first (the
 /// longest builds start early), then foreign keys.
 pub async fn deferred_objects(client: &Client, plan_id: &str) -> Result<Vec<DeferredObject>> {
-    objects(client, plan_id, "AND restored_at IS NULL").await
+    objects(client, plan_id, "AND restored_at IS NULL", &[]).await
 }
 
 /// Every object the plan took off, restored or not, as recorded before the load.
 pub async fn recorded_objects(client: &Client, plan_id: &str) -> Result<Vec<DeferredObject>> {
-    objects(client, plan_id, "").await
+    objects(client, plan_id, "", &[]).await
 }
 
-async fn objects(client: &Client, plan_id: &str, only: &str) -> Result<Vec<DeferredObject>> {
+/// The plan's objects that `only` (SQL after the plan's condition, its parameters from $2
+/// on: `more`) selects.
+async fn objects(
+    client: &impl GenericClient,
+    plan_id: &str,
+    only: &str,
+    more: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<DeferredObject>> {
+    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = std::iter::once(&plan_id as _)
+        .chain(more.iter().copied())
+        .collect();
     let rows = client
         .query(
             &format!(
@@ -430,7 +440,7 @@ async fn objects(client: &Client, plan_id: &str, only: &str) -> Result<Vec<Defer
                       pg_total_relation_size(to_regclass(table_name)) DESC NULLS LAST,
                       table_name, object_name"
             ),
-            &[&plan_id],
+            &params,
         )
         .await
         .map_err(Error::postgres("reading deferred constraints and indexes"))?;
@@ -454,27 +464,9 @@ pub async fn restored_foreign_keys_from(
     plan_id: &str,
     tables: &[String],
 ) -> Result<Vec<DeferredObject>> {
-    let rows = tx
-        .query(
-            "SELECT table_name, object_name, restore_sql, referenced_table
-             FROM pgclipper.deferred_constraints
-             WHERE plan_id = $1 AND kind = 'foreign' AND restored_at IS NOT NULL
-               AND to_regclass(table_name) <> ALL ($2::text[]::regclass[])
-             ORDER BY table_name, object_name",
-            &[&plan_id, &tables],
-        )
-        .await
-        .map_err(Error::postgres("reading the restored foreign keys"))?;
-    Ok(rows
-        .iter()
-        .map(|r| DeferredObject {
-            table: r.get(0),
-            name: r.get(1),
-            kind: ObjectKind::ForeignKey,
-            restore: r.get(2),
-            referenced: r.get(3),
-        })
-        .collect())
+    let only = "AND kind = 'foreign' AND restored_at IS NOT NULL
+                AND to_regclass(table_name) <> ALL ($2::text[]::regclass[])";
+    objects(tx, plan_id, only, &[&tables]).await
 }
 
 /// Marks a restored object as taken off again, in the transaction that drops it.
