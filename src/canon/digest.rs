@@ -157,52 +157,96 @@ impl CanonRow {
         mut large: impl FnMut(usize) -> Option<LargeField<'a>>,
         mut field: impl FnMut(usize, &mut Vec<u8>) -> bool,
     ) -> (u64, u64) {
-        let mut row = Xxh3::new();
-        let mut keys: Vec<(usize, Vec<u8>)> = Vec::with_capacity(key.len());
-        self.bytes.clear();
-        self.ends.clear();
+        let mut row = self.streamed(key);
         for i in 0..columns {
-            let mark = self.bytes.len();
             match large(i) {
-                Some(value) => {
-                    let len = match value {
-                        LargeField::Raw(b) => b.len(),
-                        LargeField::Hex(b) => 2 * b.len(),
-                    } as u32;
-                    self.bytes.push(1);
-                    self.bytes.extend_from_slice(&len.to_le_bytes());
-                    row.update(&self.bytes);
-                    self.bytes.clear();
-                    match value {
-                        LargeField::Raw(b) => row.update(b),
-                        LargeField::Hex(b) => {
-                            let mut hex = Vec::with_capacity(64 << 10);
-                            for piece in b.chunks(32 << 10) {
-                                hex.clear();
-                                hex.extend(piece.iter().flat_map(|&x| {
-                                    [HEX[(x >> 4) as usize], HEX[(x & 15) as usize]]
-                                }));
-                                row.update(&hex);
-                            }
-                        }
-                    }
+                Some(LargeField::Raw(b)) => {
+                    row.large_field(b.len() as u64);
+                    row.raw_piece(b);
                 }
-                None => {
-                    push_framed(&mut self.bytes, |out| field(i, out));
-                    if key.contains(&i) {
-                        keys.push((i, self.bytes[mark..].to_vec()));
-                    }
+                Some(LargeField::Hex(b)) => {
+                    row.large_field(2 * b.len() as u64);
+                    row.hex_piece(b);
                 }
+                None => row.field(i, |out| field(i, out)),
             }
         }
-        row.update(&self.bytes);
-        let row_hash = row.digest();
-        let key_hash = match key {
+        row.hashes()
+    }
+
+    /// A row hashed field by field in column order, its large fields in pieces as they
+    /// arrive: what [`CanonRow::hashes_streaming`] gives, for values not held whole anywhere
+    /// (read from MySQL in slices).
+    pub fn streamed<'a>(&'a mut self, key: &'a [usize]) -> StreamedRow<'a> {
+        self.bytes.clear();
+        self.ends.clear();
+        StreamedRow {
+            row: Xxh3::new(),
+            pending: &mut self.bytes,
+            key,
+            keys: Vec::with_capacity(key.len()),
+        }
+    }
+}
+
+/// See [`CanonRow::streamed`]. `pending` holds the framed small fields not hashed yet.
+pub struct StreamedRow<'a> {
+    row: Xxh3,
+    pending: &'a mut Vec<u8>,
+    key: &'a [usize],
+    keys: Vec<(usize, Vec<u8>)>,
+}
+
+impl StreamedRow<'_> {
+    /// Column `i`, small: `write` appends its canonical value and says whether it is not NULL.
+    pub fn field(&mut self, i: usize, write: impl FnOnce(&mut Vec<u8>) -> bool) {
+        let mark = self.pending.len();
+        push_framed(self.pending, write);
+        if self.key.contains(&i) {
+            self.keys.push((i, self.pending[mark..].to_vec()));
+        }
+    }
+
+    /// The next column is large, `canonical_len` bytes in canonical form, which the
+    /// following pieces bring. Large fields are never key fields.
+    pub fn large_field(&mut self, canonical_len: u64) {
+        self.pending.push(1);
+        self.pending
+            .extend_from_slice(&(canonical_len as u32).to_le_bytes());
+        self.row.update(self.pending);
+        self.pending.clear();
+    }
+
+    /// A piece of a large field whose canonical form is its bytes as they are.
+    pub fn raw_piece(&mut self, bytes: &[u8]) {
+        self.row.update(bytes);
+    }
+
+    /// A piece of a large field whose canonical form is its bytes' lower-case hex.
+    pub fn hex_piece(&mut self, bytes: &[u8]) {
+        let mut hex = Vec::with_capacity(64 << 10);
+        for piece in bytes.chunks(32 << 10) {
+            hex.clear();
+            hex.extend(
+                piece
+                    .iter()
+                    .flat_map(|&x| [HEX[(x >> 4) as usize], HEX[(x & 15) as usize]]),
+            );
+            self.row.update(&hex);
+        }
+    }
+
+    /// (key hash, row hash), as [`CanonRow::key_hash`] and [`CanonRow::hash`] give them.
+    pub fn hashes(mut self) -> (u64, u64) {
+        self.row.update(self.pending);
+        let row_hash = self.row.digest();
+        let key_hash = match self.key {
             [] => row_hash,
-            _ => {
+            key => {
                 let mut hasher = Xxh3::new();
                 for k in key {
-                    let (_, bytes) = keys
+                    let (_, bytes) = self
+                        .keys
                         .iter()
                         .find(|(i, _)| i == k)
                         .expect("key fields are not large");

@@ -203,9 +203,9 @@ fn table_job(table: &TableMapping, files: ChunkFiles, canon: TableCanon) -> Tabl
         tracing::info!(table = %table.name(), "This table loads from its CSV files: a column's conversion has no binary COPY form (see docs/mapping.md).");
     }
     TableJob {
+        select: source::select_list(&table.select, &codec.sliced),
         codec: Arc::new(codec),
         key,
-        select: table.select.clone(),
         large_rows: table.source.avg_row_length >= crate::encode::LARGE_VALUE as u64,
     }
 }

@@ -216,6 +216,42 @@ impl ChunkWriter {
         Ok(())
     }
 
+    /// Encodes one row whose sliced values come from `pieces`, straight into the files
+    /// (see [`super::sliced`]). Slices that stop short mean the reader gave this try at the
+    /// chunk up: the chunk is abandoned, its partial files removed.
+    pub fn write_sliced(
+        &self,
+        row: &Row,
+        pieces: &mut super::Pieces,
+        buffers: &mut Buffers,
+    ) -> Result<()> {
+        if self.abandoned.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut state = self.state.lock().expect("chunk state lock");
+        self.open_files(&mut state)?;
+        let mut files = ChunkFiles {
+            writer: self,
+            state: &mut state,
+        };
+        let encoded = self.codec.encode_sliced_row(
+            row,
+            pieces,
+            &mut buffers.csv,
+            &mut buffers.binary,
+            &mut files,
+            &mut buffers.canon_row,
+        )?;
+        let Some((checksum, hashes)) = encoded else {
+            self.abandoned.store(true, Ordering::Release);
+            return Ok(());
+        };
+        self.add_digests(&mut state, &[hashes]);
+        state.rows += 1;
+        state.checksum = state.checksum.wrapping_add(checksum);
+        Ok(())
+    }
+
     fn add_digests(&self, state: &mut ChunkState, hashes: &[(u64, u64)]) {
         let buckets = self.codec.canon.buckets;
         let digest = state.digest.get_or_insert_with(|| Digest::new(buckets));

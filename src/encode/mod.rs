@@ -14,12 +14,14 @@ pub mod json;
 pub mod parquet;
 pub mod pool;
 pub mod read;
+pub mod sliced;
 use std::sync::Arc;
 
 use mysql_async::{Row, Value};
 
 pub use chunk::{ChunkWriter, FinishedChunk};
 pub use read::Refusal;
+pub use sliced::{Pieces, SlicedColumn};
 
 use xxhash_rust::xxh3::Xxh3;
 
@@ -63,6 +65,9 @@ pub struct TableCodec {
     /// MySQL's values, by verify's own path, so that a verify right after the migration
     /// reads only the target.
     pub canon: TableCanon,
+    /// The columns whose values of more than [`LARGE_VALUE`] bytes are read from MySQL in
+    /// slices ([`sliced`]): never held whole, not even by the driver.
+    pub sliced: Vec<SlicedColumn>,
 }
 
 impl TableCodec {
@@ -102,6 +107,7 @@ impl TableCodec {
             wires,
             loads_binary: binary,
             parquet: parquet_columns,
+            sliced: SlicedColumn::of(mapping, &canon),
             canon,
         }
     }
@@ -144,19 +150,7 @@ impl TableCodec {
                     self.stream_value(row, i, value, line, out, &mut *spill)?;
                     continue;
                 }
-                let field_start = out.len();
-                if let Err(refusal) = conversion.encode(value, out) {
-                    return Err(Error::Value(self.value_error(row, i, value, refusal)));
-                }
-                // An empty field is NULL (the empty string is written `""`): a NULL from the
-                // source, or a zero date written as NULL.
-                if self.not_null[i] && out.len() == field_start {
-                    let refusal = Refusal::null_into_not_null();
-                    return Err(Error::Value(self.value_error(row, i, value, refusal)));
-                }
-                if let Some(wires) = &self.wires {
-                    wires[i].encode(conversion, value, &out[field_start..], binary);
-                }
+                self.encode_field(row, i, conversion, value, out, binary)?;
             }
             out.push(b'\n');
             let checksum = match streamed {
@@ -169,6 +163,34 @@ impl TableCodec {
             sum = sum.wrapping_add(checksum);
         }
         Ok(sum)
+    }
+
+    /// Column `i`'s `value` as its CSV field (and binary tuple field, when the table loads
+    /// in binary), or refused with its key.
+    #[inline]
+    fn encode_field(
+        &self,
+        row: &Row,
+        i: usize,
+        conversion: &Conversion,
+        value: &Value,
+        out: &mut Vec<u8>,
+        binary: &mut Vec<u8>,
+    ) -> Result<()> {
+        let field_start = out.len();
+        if let Err(refusal) = conversion.encode(value, out) {
+            return Err(Error::Value(self.value_error(row, i, value, refusal)));
+        }
+        // An empty field is NULL (the empty string is written `""`): a NULL from the
+        // source, or a zero date written as NULL.
+        if self.not_null[i] && out.len() == field_start {
+            let refusal = Refusal::null_into_not_null();
+            return Err(Error::Value(self.value_error(row, i, value, refusal)));
+        }
+        if let Some(wires) = &self.wires {
+            wires[i].encode(conversion, value, &out[field_start..], binary);
+        }
+        Ok(())
     }
 
     /// Whether column `i`'s `value` is written in pieces when it can be: a text, json or
@@ -204,20 +226,7 @@ impl TableCodec {
     ) -> Result<()> {
         let refused = |refusal| Error::Value(self.value_error(row, i, value, refusal));
         let raw = read::bytes(value).map_err(refused)?;
-        let mut put = |piece: &[u8], out: &mut Vec<u8>| -> Result<()> {
-            if out.len() + piece.len() > LARGE_VALUE {
-                line.update(out);
-                spill.csv(out)?;
-                out.clear();
-            }
-            if piece.len() >= LARGE_VALUE {
-                line.update(piece);
-                spill.csv(piece)
-            } else {
-                out.extend_from_slice(piece);
-                Ok(())
-            }
-        };
+        let mut put = |piece: &[u8], out: &mut Vec<u8>| put_csv(piece, out, line, spill);
         match &self.conversions[i] {
             Conversion::Bytea => {
                 put(b"\\x", out)?;
@@ -308,6 +317,24 @@ impl TableCodec {
             })
             .collect::<Vec<_>>()
             .join(", ")
+    }
+}
+
+/// Appends `piece` of a large value's CSV field to `out`, which goes to `spill` (hashed
+/// into the row's `line`) before it would pass [`LARGE_VALUE`]; a piece that large goes
+/// as it is.
+fn put_csv(piece: &[u8], out: &mut Vec<u8>, line: &mut Xxh3, spill: &mut dyn Spill) -> Result<()> {
+    if out.len() + piece.len() > LARGE_VALUE {
+        line.update(out);
+        spill.csv(out)?;
+        out.clear();
+    }
+    if piece.len() >= LARGE_VALUE {
+        line.update(piece);
+        spill.csv(piece)
+    } else {
+        out.extend_from_slice(piece);
+        Ok(())
     }
 }
 

@@ -8,6 +8,7 @@ use mysql_async::Row;
 
 use super::budget::ByteBudget;
 use super::chunk::{Buffers, ChunkWriter, FinishedChunk};
+use super::Pieces;
 use crate::error::{Error, Result};
 use crate::work::{self, Failure};
 
@@ -21,6 +22,8 @@ pub type OnFinished = Arc<dyn Fn(FinishedChunk) -> bool + Send + Sync>;
 /// [`ByteBudget`]), or the reader's end of a chunk.
 enum EncodeJob {
     Rows(Arc<ChunkWriter>, Vec<Row>, usize),
+    /// A row whose large values follow in slices ([`super::sliced`]).
+    Sliced(Arc<ChunkWriter>, Row, Pieces),
     End(Arc<ChunkWriter>),
 }
 
@@ -105,6 +108,20 @@ impl Input {
         })
     }
 
+    /// Hands `writer`'s `row` to the encoders, its sliced values to follow through the
+    /// sender of `pieces`; the slices in the channel are the only bytes in flight.
+    pub fn sliced(&self, writer: &Arc<ChunkWriter>, row: Row, pieces: Pieces) -> Result<()> {
+        if self.failure.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        writer.batch_sent();
+        tokio::task::block_in_place(|| {
+            self.jobs
+                .send(EncodeJob::Sliced(writer.clone(), row, pieces))
+                .map_err(|_| Error::Cancelled)
+        })
+    }
+
     /// The reader's end of `writer`'s chunk: the last batch done finishes its files.
     pub fn end(&self, writer: Arc<ChunkWriter>) -> Result<()> {
         tokio::task::block_in_place(|| self.jobs.send(EncodeJob::End(writer)))
@@ -142,6 +159,10 @@ fn encoder_loop(
                 let outcome = writer.write_batch(&rows, &mut buffers);
                 drop(rows);
                 budget.release(bytes);
+                (writer, outcome)
+            }
+            EncodeJob::Sliced(writer, row, mut pieces) => {
+                let outcome = writer.write_sliced(&row, &mut pieces, &mut buffers);
                 (writer, outcome)
             }
             EncodeJob::End(writer) => (writer, Ok(())),

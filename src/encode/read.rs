@@ -77,11 +77,17 @@ pub(crate) fn bytes(value: &Value) -> Result<&[u8], Refusal> {
 /// character set arrives converted) and without NUL, which Postgres text cannot store.
 #[inline]
 pub(crate) fn text(value: &Value) -> Result<&str, Refusal> {
-    let raw = bytes(value)?;
+    text_bytes(bytes(value)?, 0)
+}
+
+/// [`text`] of raw bytes that start `offset` bytes into their value (a slice of a long
+/// text read in pieces: whole characters, so each piece is UTF-8 on its own).
+#[inline]
+pub(crate) fn text_bytes(raw: &[u8], offset: u64) -> Result<&str, Refusal> {
     // simdutf8 checks long texts several times faster than std (std's check was a tenth
     // of the export's CPU on long texts); std says where a bad byte is.
     let text = simdutf8::basic::from_utf8(raw).map_err(|_| {
-        let at = std::str::from_utf8(raw).map_or_else(|e| e.valid_up_to(), |_| 0);
+        let at = offset + std::str::from_utf8(raw).map_or_else(|e| e.valid_up_to(), |_| 0) as u64;
         Refusal::new(format!(
             "not valid UTF-8 at byte {at} (binary data in a text column?)"
         ))

@@ -3,6 +3,7 @@
 //! ([`reader`]). The source is only ever read: snapshot transactions are READ ONLY.
 
 pub mod reader;
+pub mod slices;
 pub mod snapshot;
 pub mod tls;
 
@@ -14,6 +15,7 @@ use mysql_async::{Conn, DriverError, Opts, OptsBuilder, Params, SslOpts, Value};
 use tls::{SourceTls, SslMode};
 
 use crate::catalog::my_ident;
+use crate::encode::SlicedColumn;
 use crate::error::{Error, Result};
 use crate::plan::{Chunk, KeyValue};
 use crate::url::DbUrl;
@@ -210,6 +212,14 @@ fn tuple_compare(
     format!("({})", alternatives.join(" OR "))
 }
 
+/// `k1 = ? AND k2 = ?`: the one row with the key, compared as the range predicate compares.
+pub fn key_predicate(key: &[KeyColumn]) -> String {
+    key.iter()
+        .map(|column| format!("{} = {}", my_ident(&column.name), placeholder(column)))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
 fn placeholder(column: &KeyColumn) -> String {
     match &column.string {
         Some((charset, collation)) => format!("CONVERT(? USING {charset}) COLLATE {collation}"),
@@ -217,22 +227,29 @@ fn placeholder(column: &KeyColumn) -> String {
     }
 }
 
-/// The statement that reads one chunk.
+/// The chunk query's select list: the `columns`, the `sliced` ones as NULL where their
+/// value is to be read in slices, followed by those values' lengths.
+pub fn select_list(columns: &[String], sliced: &[SlicedColumn]) -> String {
+    let mut list: Vec<String> = columns.iter().map(|c| my_ident(c)).collect();
+    for column in sliced {
+        let (value, length) = column.select(&list[column.position]);
+        list[column.position] = value;
+        list.push(length);
+    }
+    list.join(", ")
+}
+
+/// The statement that reads one chunk; `select` from [`select_list`].
 pub fn chunk_query(
     database: &str,
     table: &str,
-    select: &[String],
+    select: &str,
     key: &[KeyColumn],
     chunk: &Chunk,
 ) -> (String, Params) {
-    let cols = select
-        .iter()
-        .map(|c| my_ident(c))
-        .collect::<Vec<_>>()
-        .join(", ");
     let (predicate, params) = range_predicate(key, chunk);
     let sql = format!(
-        "SELECT {cols} FROM {}.{} WHERE {predicate}",
+        "SELECT {select} FROM {}.{} WHERE {predicate}",
         my_ident(database),
         my_ident(table)
     );

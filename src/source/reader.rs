@@ -10,6 +10,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, Value};
 
 use super::snapshot::{self, BinlogPosition, Snapshot};
+use super::slices;
 use super::{chunk_query, KeyColumn};
 use crate::encode::pool::Input;
 use crate::encode::{ChunkWriter, TableCodec, LARGE_VALUE};
@@ -26,7 +27,8 @@ const BATCH_BYTES: usize = 1 << 20;
 pub struct TableJob {
     pub codec: Arc<TableCodec>,
     pub key: Vec<KeyColumn>,
-    pub select: Vec<String>,
+    /// The chunk query's select list ([`super::select_list`]).
+    pub select: String,
     /// MySQL's statistics say the table's rows average [`LARGE_VALUE`] or more.
     pub large_rows: bool,
 }
@@ -171,12 +173,19 @@ async fn stream_rows(
     .await?;
     // The timeout bounds the fetch of a whole batch (a clock read per row cost 1% of the CPU);
     // handing the batch on is outside it, since full encoders rightly make a reader wait.
+    // Rows with values to read in slices wait for the chunk's query to end: the connection
+    // is busy until then. They hold only their short values.
+    let mut sliced: Vec<Row> = Vec::new();
     let mut end = false;
     while !end {
         let mut batch: Vec<Row> = Vec::with_capacity(BATCH_ROWS);
         let mut batch_bytes = 0;
         end = within(timeout, &context, async {
             while let Some(row) = result.next().await.map_err(Error::mysql(&context))? {
+                if job.codec.is_sliced(&row) {
+                    sliced.push(row);
+                    continue;
+                }
                 batch_bytes += row_size(&row);
                 batch.push(row);
                 if batch.len() >= BATCH_ROWS || batch_bytes >= BATCH_BYTES {
@@ -194,6 +203,11 @@ async fn stream_rows(
         }
     }
     drop(large_rows);
+    drop(result);
+    for row in sliced {
+        let codec = &job.codec;
+        slices::read_row(conn, database, codec, &job.key, row, input, writer, timeout).await?;
+    }
     input.end(writer.clone())
 }
 

@@ -35,7 +35,8 @@ pub async fn source_rows(
             chunk.id,
             table.name()
         );
-        let (sql, params) = source::chunk_query(database, table.name(), &table.select, &key, chunk);
+        let select = source::select_list(&table.select, &[]);
+        let (sql, params) = source::chunk_query(database, table.name(), &select, &key, chunk);
         let mut result = within(timeout, &context, async {
             conn.exec_iter(sql, params)
                 .await

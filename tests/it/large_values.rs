@@ -101,6 +101,7 @@ fn rows_of_tens_of_megabytes_arrive_exactly_in_bounded_memory() {
             "--quiet",
         ]);
         assert!(ok, "{text}");
+        eprintln!("peak RSS {} MiB with --copy-format {format}", peak / MIB);
         // The rows as read and a few pieces of their encodings, never the encodings whole.
         assert!(
             peak < PEAK_BOUND,
