@@ -135,3 +135,77 @@ fn rows_of_tens_of_megabytes_arrive_exactly_in_bounded_memory() {
 /// (docs/design.md, "Large values stream"); 214 MiB measured (debug build), 951 MiB for
 /// such rows before large values were streamed.
 const PEAK_BOUND: u64 = 256 * MIB;
+
+/// Long values are read by key in slices of 2 Mi characters or bytes (docs/design.md,
+/// "Long values read in slices"): a latin1 text whose utf8mb4 form is twice its size, a
+/// text of 4-byte characters and doubled quotes across slices, a blob, all under a
+/// case-insensitive string key; and the values that do not fit are refused by their key
+/// mid-value, as any value is.
+#[test]
+fn long_values_read_in_slices_keep_their_bytes_and_are_refused_by_their_key() {
+    let db = database_pair(
+        "sliced",
+        r#"CREATE TABLE doc (code varchar(8) CHARACTER SET latin1 COLLATE latin1_swedish_ci,
+             part int, legacy longtext CHARACTER SET latin1, body mediumtext, data longblob,
+             PRIMARY KEY (code, part)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+           INSERT INTO doc VALUES
+             ('Ä', 1, REPEAT('ü', 1500000), REPEAT('é😀"', 900000), REPEAT(x'00FF22', 700000)),
+             ('a', 2, 'short', REPEAT('x', 3000000), NULL),
+             ('b', 1, NULL, '', x'');
+           CREATE TABLE nul (id int PRIMARY KEY, body longtext);
+           INSERT INTO nul VALUES (1, 'fine'), (7, CONCAT(REPEAT('a', 3000000), CHAR(0), 'z'));
+           CREATE TABLE wide (id int PRIMARY KEY, body longtext);
+           INSERT INTO wide VALUES (5, REPEAT('ö', 2500000));"#,
+        r#"CREATE TABLE doc (code varchar(8), part int, legacy text, body text, data bytea,
+             PRIMARY KEY (code, part));"#,
+    );
+    let fingerprints = |sql: &str| -> Vec<Vec<Option<String>>> {
+        mysql_query(&db, sql)
+            .into_iter()
+            .map(|row| {
+                row.into_iter()
+                    .map(|v| v.map(|b| String::from_utf8_lossy(&b).into_owned()))
+                    .collect()
+            })
+            .collect()
+    };
+    let mysql = fingerprints(
+        "SELECT CONVERT(code USING utf8mb4), part, MD5(CONVERT(legacy USING utf8mb4)), MD5(body), \
+         MD5(data), OCTET_LENGTH(data) FROM doc ORDER BY part, code",
+    );
+    for format in ["binary", "csv"] {
+        psql(&db, b"TRUNCATE doc");
+        let wd = workdir(&format!("sliced_{format}"));
+        let only = ["--tables", "doc", "--copy-format", format, "--quiet"];
+        migrate_ok(&db, &db, &wd, &only);
+        let pg = pg_query(
+            &db,
+            "SELECT code, part::text, md5(legacy), md5(body), md5(data), length(data)::text \
+             FROM doc ORDER BY part, code COLLATE \"C\"",
+        );
+        assert_eq!(mysql, pg, "--copy-format {format}");
+        let (code, text) = verify_run(&db, &db, &wd, &["--tables", "doc"]);
+        assert_eq!(code, Some(0), "{text}");
+    }
+
+    // Refused mid-value, by table, key and column, before anything of the table loads
+    // (`public.`: the migration made the schema `pgclipper`, first on the role's path).
+    psql(
+        &db,
+        b"CREATE TABLE public.nul (id int PRIMARY KEY, body text);
+          CREATE TABLE public.wide (id int PRIMARY KEY, body varchar(2000000));",
+    );
+    for (table, key, reason) in [
+        ("nul", "id=7", "NUL byte"),
+        ("wide", "id=5", "2500000 characters do not fit the target's limit of 2000000"),
+    ] {
+        let wd = workdir(&format!("sliced_{table}"));
+        let out = migrate(&db, &db, &wd, &["--tables", table]);
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        for part in [&format!("`{table}`"), key, "`body`", reason] {
+            assert!(text.contains(part), "{part:?} missing from: {text}");
+        }
+        assert_eq!(pg_query(&db, &format!("SELECT count(*) FROM public.{table}")), [[Some("0".into())]]);
+    }
+}
