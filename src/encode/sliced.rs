@@ -18,8 +18,8 @@ use crate::canon::Kind;
 use crate::error::{Error, Result};
 use crate::mapping::{Conversion, TableMapping};
 
-/// The size of a slice: characters of a text (up to 4 bytes each in utf8mb4), bytes of a
-/// blob.
+/// The size of a slice of a blob, and at most of a text (whose slices are counted in
+/// characters: a quarter of this many).
 pub const SLICE: u64 = 2 << 20;
 
 /// A sliced value's slices, in order, from the reader.

@@ -212,10 +212,14 @@ fn tuple_compare(
     format!("({})", alternatives.join(" OR "))
 }
 
-/// `k1 = ? AND k2 = ?`: the one row with the key, compared as the range predicate compares.
-pub fn key_predicate(key: &[KeyColumn]) -> String {
+/// `t.k1 = ? AND t.k2 = ?`: the one row with the key, compared as the range predicate
+/// compares; `table` is the table's name or alias in the statement.
+pub fn key_predicate(table: &str, key: &[KeyColumn]) -> String {
     key.iter()
-        .map(|column| format!("{} = {}", my_ident(&column.name), placeholder(column)))
+        .map(|column| {
+            let name = my_ident(&column.name);
+            format!("{table}.{name} = {}", placeholder(column))
+        })
         .collect::<Vec<_>>()
         .join(" AND ")
 }

@@ -1,8 +1,19 @@
-//! Long values read by key in slices (`SUBSTRING(col, n, SLICE)`), on the reader's own
-//! connection, so in its snapshot transaction: the value is the one the chunk's query saw.
-//! The chunk's query left such values out ([`crate::encode::sliced`]); their rows are
-//! read after the chunk's other rows, one by one, each slice handed to the encoder before
-//! the next is read.
+//! Long values read by key in slices, on the reader's own connection, so in its snapshot
+//! transaction: the value is the one the chunk's query saw. The chunk's query left such
+//! values out ([`crate::encode::sliced`]); their rows are read after the chunk's other
+//! rows, one by one, each value by one statement whose result has a row per slice:
+//!
+//! ```sql
+//! WITH RECURSIVE pgclipper_slices (slice) AS
+//!   (SELECT 0 UNION ALL SELECT slice + 1 FROM pgclipper_slices WHERE slice + 1 < ?)
+//! SELECT slice, SUBSTRING(pgclipper_row.`body`, slice * ? + 1, ?)
+//! FROM pgclipper_slices JOIN `db`.`t` AS pgclipper_row WHERE pgclipper_row.`id` = ?
+//! ```
+//!
+//! The keyed row is a constant of the join: MySQL reads the value once and cuts every slice
+//! from it (a statement per slice read the whole value again each time: 0.54 s against
+//! 0.04 s for the 20 slices of a 40 MB blob). The driver holds one slice at a time, and
+//! each is handed to the encoder before the next is read.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,8 +25,13 @@ use super::{key_predicate, KeyColumn};
 use crate::catalog::my_ident;
 use crate::encode::pool::Input;
 use crate::encode::sliced::SLICE;
-use crate::encode::{ChunkWriter, TableCodec};
+use crate::encode::{ChunkWriter, SlicedColumn, TableCodec};
 use crate::error::{within, Error, Result};
+
+/// At most this many slices per statement: MySQL 8 stops a recursive CTE at
+/// `cte_max_recursion_depth` (1000 by default), so a value of more than 1000 slices is cut
+/// in larger ones.
+const MAX_SLICES: u64 = 1000;
 
 /// Hands `row` to the encoders, then reads its sliced values into them, slice by slice.
 /// Slices that add up to less than the value's length (it changed, which a snapshot rules
@@ -44,45 +60,91 @@ pub async fn read_row(
     let (slices, pieces) = tokio::sync::mpsc::channel(1);
     input.sliced(writer, row, pieces)?;
     for (column, length) in values {
-        let sql = format!(
-            "SELECT SUBSTRING({}, ?, {SLICE}) FROM {}.{} WHERE {}",
-            my_ident(&column.name),
-            my_ident(database),
-            my_ident(&codec.table),
-            key_predicate(key)
-        );
         let context = format!(
             "reading a long value of `{}` (column `{}`) in slices",
             codec.table, column.name
         );
-        let (mut received, mut start) = (0u64, 1u64);
-        while received < length {
+        let (sql, params) = statement(database, codec, key, &key_values, column, length);
+        let mut result = within(timeout, &context, async {
+            conn.exec_iter(sql, params)
+                .await
+                .map_err(Error::mysql(&context))
+        })
+        .await?;
+        let (mut received, mut expected) = (0u64, 0u64);
+        loop {
+            let next = within(timeout, &context, async {
+                result.next().await.map_err(Error::mysql(&context))
+            })
+            .await?;
+            let Some(next) = next else { break };
+            let (number, slice) = match next.unwrap().as_mut_slice() {
+                [number, Value::Bytes(slice)] => (number.clone(), std::mem::take(slice)),
+                [number, _] => (number.clone(), Vec::new()),
+                _ => unreachable!("the statement selects two columns"),
+            };
+            if number != Value::Int(expected as i64) && number != Value::UInt(expected) {
+                return Err(Error::Environment(format!(
+                    "{context}: the server sent slice {number:?} where slice {expected} was due"
+                )));
+            }
+            expected += 1;
+            // A text's last slices are empty: it has fewer characters than bytes.
+            if slice.is_empty() {
+                continue;
+            }
+            received += slice.len() as u64;
+            if received > length {
+                // Never sent: the encoder would take the bytes for the next column's.
+                return Err(Error::Environment(format!(
+                    "{context}: the value has more than the {length} bytes the chunk's query                      counted; it changed while it was read"
+                )));
+            }
+            // Memory holds the slice the encoder writes, the one in the channel and this
+            // one, no more. A closed channel: the encoder stopped, and its failure is
+            // recorded.
+            slices.send(slice).await.map_err(|_| Error::Cancelled)?;
             if input.is_cancelled() {
                 return Err(Error::Cancelled);
             }
-            let mut params = vec![Value::UInt(start)];
-            params.extend(key_values.iter().cloned());
-            let slice: Option<Row> = within(timeout, &context, async {
-                conn.exec_first(&sql, params)
-                    .await
-                    .map_err(Error::mysql(&context))
-            })
-            .await?;
-            let slice = match slice.and_then(|row| row.unwrap().into_iter().next()) {
-                Some(Value::Bytes(bytes)) => bytes,
-                _ => Vec::new(),
-            };
-            let end = slice.is_empty();
-            received += slice.len() as u64;
-            start += SLICE;
-            // A closed channel: the encoder stopped, and its failure is recorded.
-            if slices.send(slice).await.is_err() {
-                return Err(Error::Cancelled);
-            }
-            if end {
-                break;
-            }
+        }
+        drop(result);
+        if received < length {
+            let _ = slices.send(Vec::new()).await;
         }
     }
     Ok(())
+}
+
+/// The statement that reads `column`'s value of `length` bytes in the row with
+/// `key_values`, and its parameters: the number of slices, a slice's length (characters of
+/// a text, at most 4 bytes each in utf8mb4; bytes of a blob), then the key.
+fn statement(
+    database: &str,
+    codec: &TableCodec,
+    key: &[KeyColumn],
+    key_values: &[Value],
+    column: &SlicedColumn,
+    length: u64,
+) -> (String, Vec<Value>) {
+    // A text has at most as many characters as bytes.
+    let slice = match column.bytea {
+        true => SLICE,
+        false => SLICE / 4,
+    }
+    .max(length.div_ceil(MAX_SLICES));
+    let count = length.div_ceil(slice).max(1);
+    let sql = format!(
+        "WITH RECURSIVE pgclipper_slices (slice) AS \
+         (SELECT 0 UNION ALL SELECT slice + 1 FROM pgclipper_slices WHERE slice + 1 < ?) \
+         SELECT slice, SUBSTRING(pgclipper_row.{}, slice * ? + 1, ?) \
+         FROM pgclipper_slices JOIN {}.{} AS pgclipper_row WHERE {}",
+        my_ident(&column.name),
+        my_ident(database),
+        my_ident(&codec.table),
+        key_predicate("pgclipper_row", key)
+    );
+    let mut params = vec![Value::UInt(count), Value::UInt(slice), Value::UInt(slice)];
+    params.extend(key_values.iter().cloned());
+    (sql, params)
 }
