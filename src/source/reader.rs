@@ -9,8 +9,8 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, Value};
 
-use super::snapshot::{self, BinlogPosition, Snapshot};
 use super::slices;
+use super::snapshot::{self, BinlogPosition, Snapshot};
 use super::{chunk_query, KeyColumn};
 use crate::encode::pool::Input;
 use crate::encode::{ChunkWriter, TableCodec, LARGE_VALUE};
