@@ -134,12 +134,7 @@ fn statement(
     column: &SlicedColumn,
     length: u64,
 ) -> (String, Vec<Value>) {
-    // A text has at most as many characters as bytes.
-    let slice = match column.bytea {
-        true => SLICE.max(length.div_ceil(MAX_SLICES)),
-        false => (SLICE / 4).max(length.div_ceil(TEXT_SLICES)),
-    };
-    let count = length.div_ceil(slice).max(1);
+    let (slice, count) = slicing(column.bytea, length);
     let sql = format!(
         "WITH RECURSIVE pgclipper_slices (slice) AS \
          (SELECT 0 UNION ALL SELECT slice + 1 FROM pgclipper_slices WHERE slice + 1 < ?) \
@@ -153,4 +148,39 @@ fn statement(
     let mut params = vec![Value::UInt(count), Value::UInt(slice), Value::UInt(slice)];
     params.extend(key_values.iter().cloned());
     (sql, params)
+}
+
+/// A slice's length and the number of slices for a value of `length` bytes: bytes of a
+/// blob; characters of a text, which has at most as many characters as bytes (its last
+/// slices come back empty when it has fewer).
+fn slicing(bytea: bool, length: u64) -> (u64, u64) {
+    let slice = match bytea {
+        true => SLICE.max(length.div_ceil(MAX_SLICES)),
+        false => (SLICE / 4).max(length.div_ceil(TEXT_SLICES)),
+    };
+    (slice, length.div_ceil(slice).max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MB: u64 = 1_000_000;
+
+    #[test]
+    fn a_blob_comes_in_slices_of_2_mib_and_at_most_1000_of_them() {
+        assert_eq!(slicing(true, 40 * MB), (SLICE, 20));
+        assert_eq!(slicing(true, SLICE + 1), (SLICE, 2));
+        let (slice, count) = slicing(true, 4_294_967_295);
+        assert!(count <= MAX_SLICES && slice * count >= 4_294_967_295);
+    }
+
+    #[test]
+    fn a_text_comes_in_at_most_8_slices_of_at_least_512_ki_characters() {
+        assert_eq!(slicing(false, 1_500_000), (SLICE / 4, 3));
+        let (slice, count) = slicing(false, 35 * MB);
+        assert_eq!((slice, count), (35 * MB / 8, 8));
+        // 4-byte characters: a quarter as many, the later slices empty.
+        assert!(slice * count >= 35 * MB);
+    }
 }

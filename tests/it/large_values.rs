@@ -216,3 +216,69 @@ fn long_values_read_in_slices_keep_their_bytes_and_are_refused_by_their_key() {
         );
     }
 }
+
+/// A reader whose connection is lost while it reads a value's slices gives the chunk's try
+/// up (the encoder sees the slices stop short; the chunk's partial files go) and reads the
+/// chunk again on a new snapshot: every value arrives once and whole.
+#[test]
+fn a_connection_lost_mid_slices_reads_the_chunk_again_and_every_value_arrives_whole() {
+    let db = database_pair(
+        "slicekill",
+        r#"CREATE TABLE doc (id int PRIMARY KEY, body longtext) ENGINE=InnoDB;
+           INSERT INTO doc SELECT seq, CONCAT(REPEAT('a "b", c\n', 3000000), seq)
+           FROM seq_1_to_12;"#,
+        "CREATE TABLE doc (id int PRIMARY KEY, body text);",
+    );
+    let wd = workdir("slicekill");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pgclipper"))
+        .args([
+            "migrate",
+            "--source",
+            &mysql_url(&db),
+            "--target",
+            &postgres_url(&db),
+        ])
+        .args(["--workdir", wd.to_str().unwrap()])
+        .env("PGCLIPPER_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader's connection, caught in a slice statement, is killed once.
+    let sql = format!(
+        "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = '{db}' \
+         AND INFO LIKE '%pgclipper_slices%' AND ID <> CONNECTION_ID()"
+    );
+    let mut killed = false;
+    for _ in 0..3000 {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if let Some(id) = mysql_query(&db, &sql).into_iter().next() {
+            let id = String::from_utf8(id[0].clone().unwrap()).unwrap();
+            mysql_exec(Some(&db), format!("KILL CONNECTION {id}").as_bytes());
+            killed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(killed, "no slice statement was seen: {err}");
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("Source connection lost; reading the chunk again"),
+        "{err}"
+    );
+    let mysql: Vec<Vec<Option<String>>> =
+        mysql_query(&db, "SELECT id, MD5(body) FROM doc ORDER BY id")
+            .into_iter()
+            .map(|r| {
+                r.into_iter()
+                    .map(|v| v.map(|b| String::from_utf8(b).unwrap()))
+                    .collect()
+            })
+            .collect();
+    let pg = pg_query(&db, "SELECT id::text AS key, md5(body) FROM doc ORDER BY id");
+    assert_eq!(mysql, pg);
+}
