@@ -279,6 +279,9 @@ fn a_connection_lost_mid_slices_reads_the_chunk_again_and_every_value_arrives_wh
                     .collect()
             })
             .collect();
-    let pg = pg_query(&db, "SELECT id::text AS key, md5(body) FROM doc ORDER BY id");
+    let pg = pg_query(
+        &db,
+        "SELECT id::text AS key, md5(body) FROM doc ORDER BY id",
+    );
     assert_eq!(mysql, pg);
 }
