@@ -18,8 +18,9 @@ use crate::canon::Kind;
 use crate::error::{Error, Result};
 use crate::mapping::{Conversion, TableMapping};
 
-/// The size of a slice of a blob, and at most of a text (whose slices are counted in
-/// characters: a quarter of this many).
+/// The size of a slice of a blob (larger for a blob of more than 1000 slices); a text's
+/// slices are counted in characters, at least a quarter of this many
+/// ([`crate::source::slices`] says why and how many).
 pub const SLICE: u64 = 2 << 20;
 
 /// A sliced value's slices, in order, from the reader.
