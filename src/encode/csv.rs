@@ -22,14 +22,25 @@ pub(crate) fn field_pieces<E>(
         return put(value);
     }
     put(b"\"")?;
+    doubled_quotes(value, &mut put)?;
+    put(b"\"")
+}
+
+/// The inside of a quoted field: `value` with its quotes doubled, as pieces for `put`. A
+/// value read in slices goes through here slice by slice (a quote is one byte in UTF-8,
+/// never part of another character).
+#[inline]
+pub(crate) fn doubled_quotes<E>(
+    value: &[u8],
+    mut put: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<(), E> {
     let mut start = 0;
     for quote in memchr::memchr_iter(b'"', value) {
         put(&value[start..=quote])?;
         put(b"\"")?;
         start = quote + 1;
     }
-    put(&value[start..])?;
-    put(b"\"")
+    put(&value[start..])
 }
 
 /// Empty (would read as NULL), delimiter, quote, line breaks, a backslash (`\.` alone on a

@@ -141,11 +141,7 @@ impl TableCodec {
                 let value = row.as_ref(i).unwrap_or(&Value::NULL);
                 if let Some(spill) = spill.as_deref_mut().filter(|_| self.is_large(value, i)) {
                     let line = streamed.get_or_insert_with(Xxh3::new);
-                    line.update(&out[line_start..]);
-                    spill.csv(out)?;
-                    spill.binary(binary)?;
-                    out.clear();
-                    binary.clear();
+                    spill_buffers(out, line_start, binary, line, spill)?;
                     line_start = 0;
                     self.stream_value(row, i, value, line, out, &mut *spill)?;
                     continue;
@@ -230,12 +226,7 @@ impl TableCodec {
         match &self.conversions[i] {
             Conversion::Bytea => {
                 put(b"\\x", out)?;
-                let mut hex = Vec::with_capacity(64 << 10);
-                for piece in raw.chunks(32 << 10) {
-                    hex.clear();
-                    hex.extend(piece.iter().flat_map(|&b| convert::hex_digits(b)));
-                    put(&hex, out)?;
-                }
+                put_hex(raw, &mut Vec::new(), &mut |hex| put(hex, out))?;
             }
             conversion => {
                 conversion.checked_text(value).map_err(refused)?;
@@ -336,6 +327,33 @@ fn put_csv(piece: &[u8], out: &mut Vec<u8>, line: &mut Xxh3, spill: &mut dyn Spi
         out.extend_from_slice(piece);
         Ok(())
     }
+}
+
+/// Sends what the buffers hold to `spill`, `out` from `unhashed` on hashed into the row's
+/// `line` first (what comes before belongs to rows already summed), and empties them.
+fn spill_buffers(
+    out: &mut Vec<u8>,
+    unhashed: usize,
+    binary: &mut Vec<u8>,
+    line: &mut Xxh3,
+    spill: &mut dyn Spill,
+) -> Result<()> {
+    line.update(&out[unhashed..]);
+    spill.csv(out)?;
+    spill.binary(binary)?;
+    out.clear();
+    binary.clear();
+    Ok(())
+}
+
+/// A bytea value's hex digits, as pieces for `put` (`hex` is their reusable buffer).
+fn put_hex(raw: &[u8], hex: &mut Vec<u8>, put: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    for piece in raw.chunks(32 << 10) {
+        hex.clear();
+        hex.extend(piece.iter().flat_map(|&b| convert::hex_digits(b)));
+        put(hex)?;
+    }
+    Ok(())
 }
 
 /// The checksum of one row: xxh3 of its CSV line, a canonical rendering of its values.

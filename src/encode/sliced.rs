@@ -12,7 +12,7 @@
 use mysql_async::{Row, Value};
 use xxhash_rust::xxh3::Xxh3;
 
-use super::{convert, put_csv, read, Refusal, Spill, TableCodec, LARGE_VALUE};
+use super::{csv, put_csv, put_hex, read, spill_buffers, Refusal, Spill, TableCodec, LARGE_VALUE};
 use crate::canon::digest::{CanonRow, StreamedRow, TableCanon};
 use crate::canon::Kind;
 use crate::error::{Error, Result};
@@ -142,11 +142,7 @@ impl TableCodec {
                 digest.field(i, |field| self.canon.kinds[i].source(value, field));
                 continue;
             };
-            line.update(out);
-            spill.csv(out)?;
-            spill.binary(binary)?;
-            out.clear();
-            binary.clear();
+            spill_buffers(out, 0, binary, &mut line, spill)?;
             let value = Slices {
                 row,
                 column,
@@ -157,11 +153,7 @@ impl TableCodec {
             }
         }
         out.push(b'\n');
-        line.update(out);
-        spill.csv(out)?;
-        spill.binary(binary)?;
-        out.clear();
-        binary.clear();
+        spill_buffers(out, 0, binary, &mut line, spill)?;
         Ok(Some((line.digest(), digest.hashes())))
     }
 
@@ -206,24 +198,14 @@ impl TableCodec {
                 )));
             }
             if column.bytea {
-                for part in piece.chunks(32 << 10) {
-                    hex.clear();
-                    hex.extend(part.iter().flat_map(|&b| convert::hex_digits(b)));
-                    put_csv(&hex, out, line, spill)?;
-                }
+                put_hex(&piece, &mut hex, &mut |h| put_csv(h, out, line, spill))?;
                 digest.hex_piece(&piece);
             } else {
                 read::text_bytes(&piece, received).map_err(|r| refused(r.reason.into_owned()))?;
                 if max_chars.is_some() {
                     chars += piece.iter().filter(|&&b| (b as i8) >= -0x40).count() as u64;
                 }
-                let mut start = 0;
-                for quote in memchr::memchr_iter(b'"', &piece) {
-                    put_csv(&piece[start..=quote], out, line, spill)?;
-                    put_csv(b"\"", out, line, spill)?;
-                    start = quote + 1;
-                }
-                put_csv(&piece[start..], out, line, spill)?;
+                csv::doubled_quotes(&piece, |part| put_csv(part, out, line, spill))?;
                 digest.raw_piece(&piece);
             }
             if self.wires.is_some() {

@@ -205,8 +205,10 @@ async fn stream_rows(
     drop(large_rows);
     drop(result);
     for row in sliced {
-        let codec = &job.codec;
-        slices::read_row(conn, database, codec, &job.key, row, input, writer, timeout).await?;
+        slices::read_row(
+            conn, database, &job.codec, &job.key, row, input, writer, timeout,
+        )
+        .await?;
     }
     input.end(writer.clone())
 }

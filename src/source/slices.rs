@@ -105,7 +105,8 @@ pub async fn read_row(
             if received > length {
                 // Never sent: the encoder would take the bytes for the next column's.
                 return Err(Error::Environment(format!(
-                    "{context}: the value has more than the {length} bytes the chunk's query                      counted; it changed while it was read"
+                    "{context}: the value has more than the {length} bytes the chunk's query \
+                     counted; it changed while it was read"
                 )));
             }
             // Memory holds the slice the encoder writes, the one in the channel and this

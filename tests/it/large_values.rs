@@ -45,19 +45,24 @@ fn run_measured(args: &[&str]) -> (bool, String, u64) {
     (out.status.success(), text, peak)
 }
 
+/// The rows of a MariaDB query as text, to compare with [`pg_query`]'s.
+fn mysql_text(db: &str, sql: &str) -> Vec<Vec<Option<String>>> {
+    mysql_query(db, sql)
+        .into_iter()
+        .map(|row| {
+            row.into_iter()
+                .map(|v| v.map(|b| String::from_utf8_lossy(&b).into_owned()))
+                .collect()
+        })
+        .collect()
+}
+
 /// Every row's md5 of each large column, its length, and the small column, as text.
 fn mysql_digests(db: &str) -> Vec<Vec<Option<String>>> {
-    mysql_query(
+    mysql_text(
         db,
         "SELECT id, MD5(body), LENGTH(body), MD5(note), MD5(doc), small FROM big ORDER BY id",
     )
-    .into_iter()
-    .map(|row| {
-        row.into_iter()
-            .map(|v| v.map(|b| String::from_utf8_lossy(&b).into_owned()))
-            .collect()
-    })
-    .collect()
 }
 
 #[test]
@@ -159,17 +164,8 @@ fn long_values_read_in_slices_keep_their_bytes_and_are_refused_by_their_key() {
         r#"CREATE TABLE doc (code varchar(8), part int, legacy text, body text, data bytea,
              PRIMARY KEY (code, part));"#,
     );
-    let fingerprints = |sql: &str| -> Vec<Vec<Option<String>>> {
-        mysql_query(&db, sql)
-            .into_iter()
-            .map(|row| {
-                row.into_iter()
-                    .map(|v| v.map(|b| String::from_utf8_lossy(&b).into_owned()))
-                    .collect()
-            })
-            .collect()
-    };
-    let mysql = fingerprints(
+    let mysql = mysql_text(
+        &db,
         "SELECT CONVERT(code USING utf8mb4), part, MD5(CONVERT(legacy USING utf8mb4)), MD5(body), \
          MD5(data), OCTET_LENGTH(data) FROM doc ORDER BY part, code",
     );
@@ -270,15 +266,7 @@ fn a_connection_lost_mid_slices_reads_the_chunk_again_and_every_value_arrives_wh
         err.contains("Source connection lost; reading the chunk again"),
         "{err}"
     );
-    let mysql: Vec<Vec<Option<String>>> =
-        mysql_query(&db, "SELECT id, MD5(body) FROM doc ORDER BY id")
-            .into_iter()
-            .map(|r| {
-                r.into_iter()
-                    .map(|v| v.map(|b| String::from_utf8(b).unwrap()))
-                    .collect()
-            })
-            .collect();
+    let mysql = mysql_text(&db, "SELECT id, MD5(body) FROM doc ORDER BY id");
     let pg = pg_query(
         &db,
         "SELECT id::text AS key, md5(body) FROM doc ORDER BY id",
