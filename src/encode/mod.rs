@@ -293,7 +293,8 @@ impl TableCodec {
         })
     }
 
-    fn render_key(&self, row: &Row) -> String {
+    /// The row's key as `col=value, …`, for messages.
+    pub(crate) fn render_key(&self, row: &Row) -> String {
         if self.key_positions.is_empty() {
             return "(table has no key)".to_string();
         }

@@ -65,11 +65,12 @@ pub async fn read_row(
         .iter()
         .filter_map(|c| Some((c, c.length(&row)?)))
         .collect();
+    let row_key = codec.render_key(&row);
     let (slices, pieces) = tokio::sync::mpsc::channel(1);
     input.sliced(writer, row, pieces)?;
     for (column, length) in values {
         let context = format!(
-            "reading a long value of `{}` (column `{}`) in slices",
+            "reading a long value of `{}` (key {row_key}, column `{}`) in slices",
             codec.table, column.name
         );
         let (sql, params) = statement(database, codec, key, &key_values, column, length);
