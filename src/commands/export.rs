@@ -11,6 +11,7 @@ use std::time::Instant;
 use super::{prepare_or_refuse, resume, Summary, TargetRows};
 use crate::config::{ExportOptions, ExportSettings};
 use crate::encode::pool::{self, OnFinished};
+use crate::encode::stream::Streams;
 use crate::error::{within, Result};
 use crate::plan::{self, ChunkSize};
 use crate::report::{self, Phase};
@@ -92,6 +93,7 @@ pub async fn run(settings: &ExportSettings) -> Result<Summary> {
         left.to_export,
         &failure,
         keep_files,
+        None,
     )
     .await
     {
@@ -120,6 +122,7 @@ pub(super) async fn export_chunks(
     tasks: Vec<ChunkTask>,
     failure: &Arc<Failure>,
     finished: OnFinished,
+    streams: Option<Streams>,
 ) -> Result<()> {
     if tasks.is_empty() {
         return Ok(());
@@ -146,7 +149,8 @@ pub(super) async fn export_chunks(
         database: database.to_string(),
         binlog: snapshot.binlog.clone(),
     };
-    let readers = reader::spawn(snapshot, origin, tasks, input, timeout, failure);
+    let output = reader::Output { input, streams };
+    let readers = reader::spawn(snapshot, origin, tasks, output, timeout, failure);
     readers.join().await?;
     encoders.wait().await
 }

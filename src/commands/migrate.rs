@@ -13,13 +13,13 @@ use super::resume::{self, WorkLeft};
 use super::{prepare_or_refuse, reset, Prepared, Summary, TargetRows};
 use crate::config::MigrateSettings;
 use crate::encode::pool::OnFinished;
-use crate::encode::FinishedChunk;
+use crate::encode::stream::{Load, Streams};
 use crate::error::Result;
 use crate::plan::{self, ChunkSize, Plan};
 use crate::post::{self, rebuild::Completion, Complete, Rebuild};
 use crate::report::{self, Phase};
 use crate::sink::{ledger, writer};
-use crate::work::{self, Failure, Tally};
+use crate::work::{Failure, Tally};
 use crate::workdir;
 
 pub async fn run(settings: &MigrateSettings) -> Result<Summary> {
@@ -130,8 +130,9 @@ async fn make_plan(settings: &MigrateSettings, prepared: &mut Prepared) -> Resul
     plan::make(source, tables, schema, size, timeout, &settings.workdir).await
 }
 
-/// The writers take chunk files as the encoders finish them (and the ready files of an
-/// earlier run first); the first error anywhere stops every stage and is the result.
+/// The writers take each chunk's binary form as it is encoded, and chunk files as the
+/// encoders finish them (the ready files of an earlier run first, and those of tables that
+/// load from CSV); the first error anywhere stops every stage and is the result.
 async fn export_and_load(
     settings: &MigrateSettings,
     prepared: &Prepared,
@@ -141,7 +142,9 @@ async fn export_and_load(
     completion: &Arc<Completion>,
     failure: &Arc<Failure>,
 ) -> Result<()> {
-    let (chunk_tx, chunk_rx) = mpsc::channel::<FinishedChunk>(settings.load.writers * 2);
+    // Unbounded: an encoder must never wait on it while the writers serve streams that wait
+    // on the encoders (encode/stream.rs). It holds file names; the files are on disk anyway.
+    let (chunk_tx, chunk_rx) = mpsc::unbounded_channel::<Load>();
     let progress = loaded.log_every_10s("Loading.");
     let url = &settings.target.url;
     let writers = writer::from_channel(
@@ -153,18 +156,13 @@ async fn export_and_load(
         completion,
         failure,
     );
-    let ready = {
-        let chunk_tx = chunk_tx.clone();
-        tokio::spawn(async move {
-            for chunk in left.ready {
-                if chunk_tx.send(chunk).await.is_err() {
-                    break; // every writer stopped: the failure says why
-                }
-            }
-        })
-    };
-    // Encoder threads are not tokio workers: blocking here is the back-pressure.
-    let to_writers: OnFinished = Arc::new(move |chunk| chunk_tx.blocking_send(chunk).is_ok());
+    for chunk in left.ready {
+        if chunk_tx.send(Load::File(chunk)).is_err() {
+            break; // every writer stopped: the failure says why
+        }
+    }
+    let streams = Streams::new(settings.load.writers, chunk_tx.clone());
+    let to_writers: OnFinished = Arc::new(move |chunk| chunk_tx.send(Load::File(chunk)).is_ok());
     let source = (&settings.source, prepared.database.as_str());
     let exported = export_chunks(
         source,
@@ -173,12 +171,12 @@ async fn export_and_load(
         left.to_export,
         failure,
         to_writers,
+        Some(streams),
     )
     .await;
     if let Err(e) = exported {
         failure.fail(e);
     }
-    work::join(ready, "the feeder of ready chunk files").await?;
     writers.join().await?;
     progress.abort();
     failure.result()

@@ -1,5 +1,6 @@
 //! A chunk's files on their way to disk: `<chunk>.csv` and, for tables that load in binary,
-//! `<chunk>.pgcopy`, written under temporary names by the encoder threads, fsynced, and
+//! `<chunk>.pgcopy` (or, during `migrate`, the binary form streamed to its writer instead:
+//! [`super::stream`]), written under temporary names by the encoder threads, fsynced, and
 //! renamed into place with their `.meta.json` sidecar when the chunk's last batch is in.
 
 use std::fs::File;
@@ -12,7 +13,7 @@ use mysql_async::Row;
 
 use xxhash_rust::xxh3::Xxh3;
 
-use super::{binary, row_checksum, Spill, TableCodec};
+use super::{binary, row_checksum, stream, Spill, TableCodec};
 use crate::canon::digest::{CanonRow, Digest};
 use crate::error::{Error, Result};
 use crate::workdir::{self, ManifestEntry};
@@ -48,6 +49,8 @@ struct ChunkState {
     binary_hash: Xxh3,
     /// The rows in `verify`'s canonical form, per bucket.
     digest: Option<Digest>,
+    /// The binary form on its way to the writer, instead of the binary file.
+    stream: Option<stream::Sender>,
 }
 
 /// A chunk's open files as a [`Spill`]: what a large batch writes as it goes.
@@ -66,6 +69,10 @@ impl Spill for ChunkFiles<'_> {
     }
 
     fn binary(&mut self, bytes: &[u8]) -> Result<()> {
+        if let Some(stream) = &mut self.state.stream {
+            stream.send(bytes);
+            return Ok(());
+        }
         let Some((tmp, _)) = &self.writer.binary_paths else {
             return Ok(());
         };
@@ -137,17 +144,19 @@ impl FinishedChunk {
 
 impl ChunkWriter {
     /// `attempt` numbers the reader's tries at this chunk: each writes its own temporary file.
+    /// With `stream`, the binary form goes there instead of to a file.
     pub fn new(
         codec: Arc<TableCodec>,
         chunk_id: u32,
         final_path: PathBuf,
         attempt: u32,
+        stream: Option<stream::Sender>,
     ) -> Arc<Self> {
         let tmp = |extension: &str| match attempt {
             0 => final_path.with_extension(format!("{extension}.tmp")),
             n => final_path.with_extension(format!("{extension}.tmp{n}")),
         };
-        let binary_paths = codec.wires.is_some().then(|| {
+        let binary_paths = (codec.wires.is_some() && stream.is_none()).then(|| {
             (
                 tmp(BINARY_EXTENSION),
                 final_path.with_extension(BINARY_EXTENSION),
@@ -159,7 +168,10 @@ impl ChunkWriter {
             tmp_path: tmp("csv"),
             binary_paths,
             final_path,
-            state: Mutex::new(ChunkState::default()),
+            state: Mutex::new(ChunkState {
+                stream,
+                ..ChunkState::default()
+            }),
             pending: AtomicUsize::new(1),
             abandoned: AtomicBool::new(false),
             started: std::time::Instant::now(),
@@ -264,6 +276,9 @@ impl ChunkWriter {
     fn open_files(&self, state: &mut ChunkState) -> Result<()> {
         if state.file.is_none() {
             state.file = Some(workdir::create_private_file(&self.tmp_path)?);
+            if let Some(stream) = &mut state.stream {
+                stream.send(binary::HEADER);
+            }
         }
         if let Some((tmp, _)) = &self.binary_paths {
             if state.binary_file.is_none() {
@@ -285,12 +300,14 @@ impl ChunkWriter {
         if self.abandoned.load(Ordering::Acquire) {
             state.file = None;
             state.binary_file = None;
+            state.stream = None; // its writer rolls back what it loaded
             let _ = std::fs::remove_file(&self.tmp_path);
             if let Some((tmp, _)) = &self.binary_paths {
                 let _ = std::fs::remove_file(tmp);
             }
             return Ok(None);
         }
+        let opened = state.file.is_some();
         let file = match state.file.take() {
             Some(f) => f,
             None => workdir::create_private_file(&self.tmp_path)?, // an empty chunk
@@ -346,6 +363,13 @@ impl ChunkWriter {
         // The sidecar first: a CSV file under its final name is complete and described.
         workdir::write_json(&workdir::chunk_meta_path(&self.final_path), &entry)?;
         std::fs::rename(&self.tmp_path, &self.final_path).map_err(Error::io(&self.final_path))?;
+        // The stream's end after the CSV file's rename: what its writer commits is on disk.
+        if let Some(mut stream) = state.stream.take() {
+            if opened {
+                stream.send(binary::TRAILER);
+            }
+            return Ok(stream.finish(finished));
+        }
         Ok(Some(finished))
     }
 }

@@ -15,6 +15,7 @@ pub mod parquet;
 pub mod pool;
 pub mod read;
 pub mod sliced;
+pub mod stream;
 use std::sync::Arc;
 
 use mysql_async::{Row, Value};
@@ -110,6 +111,12 @@ impl TableCodec {
             sliced: SlicedColumn::of(mapping, &canon),
             canon,
         }
+    }
+
+    /// Whether the binary form can go to its writer as it is encoded ([`stream`]): the table
+    /// loads in binary, and no Parquet sidecar needs the binary file.
+    pub fn can_stream(&self) -> bool {
+        self.wires.is_some() && self.loads_binary && self.parquet.is_none()
     }
 
     /// Appends `rows` as CSV lines to `out`, and as binary COPY tuples to `binary` when the

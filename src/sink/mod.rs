@@ -20,6 +20,7 @@ use tokio_postgres::{Client, Config};
 pub use ledger::{DeferredObject, ObjectKind};
 
 use crate::catalog::pg_ident;
+use crate::encode::stream::{Piece, StreamedChunk};
 use crate::encode::FinishedChunk;
 use crate::error::{within, Error, Problem, Result};
 use crate::plan::Plan;
@@ -283,6 +284,119 @@ pub async fn load_chunk(
     })
     .await?;
     Ok(Outcome::Loaded)
+}
+
+/// What became of a chunk streamed to a writer.
+pub enum Streamed {
+    /// Loaded, or skipped (loaded by another process), and the chunk file beside it.
+    Done(Outcome, FinishedChunk),
+    /// Its reader gave it up, and reads it again into a new stream.
+    GivenUp,
+    /// A transient error broke the load: the transaction is rolled back, the chunk file is
+    /// complete, and is to be loaded from it.
+    Broken(Error, FinishedChunk),
+}
+
+/// Loads a chunk as its binary form arrives, in one transaction with its claim and its
+/// ledger mark, committed after the chunk's CSV file is on disk ([`Piece::Done`]). A row
+/// Postgres refuses is named from that file, as for a file's load.
+pub async fn load_stream(
+    client: &mut Client,
+    plan_id: &str,
+    target: &CopyTarget,
+    stream: &mut StreamedChunk,
+    timeout: Duration,
+) -> Result<Streamed> {
+    let context = format!(
+        "loading chunk {} of `{}` into {}",
+        stream.chunk_id, stream.table, target.qualified
+    );
+    // Nothing begins before the first piece: an empty chunk sends none.
+    let first = match stream.pieces.recv().await {
+        None => return Ok(Streamed::GivenUp),
+        Some(Piece::Done(chunk)) => {
+            return match load_chunk(client, plan_id, target, &chunk, timeout).await {
+                Ok(outcome) => Ok(Streamed::Done(outcome, chunk)),
+                Err(e) if e.is_transient() => Ok(Streamed::Broken(e, chunk)),
+                Err(e) => Err(e),
+            };
+        }
+        Some(Piece::Data(data)) => data,
+    };
+    let loaded = async {
+        let tx = within(timeout, &context, async {
+            client
+                .transaction()
+                .await
+                .map_err(Error::postgres(&context))
+        })
+        .await?;
+        let (table, chunk_id) = (&stream.table, stream.chunk_id);
+        let claim = ledger::claim(&tx, plan_id, table, chunk_id);
+        if within(timeout, &context, claim).await? == ledger::Claim::Taken {
+            drop(tx);
+            return Ok(match stream.drain().await {
+                Some(chunk) => Streamed::Done(Outcome::Skipped, chunk),
+                None => Streamed::GivenUp,
+            });
+        }
+        let sink = within(timeout, &context, async {
+            tx.copy_in::<_, bytes::Bytes>(&target.copy_sql(true))
+                .await
+                .map_err(Error::postgres(&context))
+        })
+        .await?;
+        futures_util::pin_mut!(sink);
+        let mut next = Some(Piece::Data(first));
+        let chunk = loop {
+            match next {
+                Some(Piece::Data(data)) => {
+                    let send = sink.send(data);
+                    within(timeout, &context, async {
+                        send.await.map_err(Error::postgres(&context))
+                    })
+                    .await?;
+                }
+                Some(Piece::Done(chunk)) => break chunk,
+                None => return Ok(Streamed::GivenUp),
+            }
+            next = stream.pieces.recv().await;
+        };
+        // Postgres checks every row at the end: allow for the chunk's size.
+        let copied = within(timeout * 4, &context, async {
+            sink.as_mut()
+                .finish()
+                .await
+                .map_err(Error::postgres(&context))
+        })
+        .await;
+        let copied = copied.map_err(|e| name_refused_row(e, target, &chunk))?;
+        if copied != chunk.rows {
+            return Err(Error::Data(format!(
+                "{context}: Postgres loaded {copied} rows, the chunk file holds {}",
+                chunk.rows
+            )));
+        }
+        within(timeout, &context, ledger::mark_loaded(&tx, plan_id, &chunk)).await?;
+        within(timeout, &context, async {
+            tx.commit().await.map_err(Error::postgres(&context))
+        })
+        .await?;
+        Ok(Streamed::Done(Outcome::Loaded, chunk))
+    }
+    .await;
+    match loaded {
+        Err(e) if e.is_transient() => Ok(match stream.drain().await {
+            Some(chunk) => Streamed::Broken(e, chunk),
+            None => Streamed::GivenUp,
+        }),
+        // Refused mid-stream: the error names the row once its file is complete.
+        Err(e) => match stream.drain().await {
+            Some(chunk) => Err(name_refused_row(e, target, &chunk)),
+            None => Err(e),
+        },
+        ok => ok,
+    }
 }
 
 /// COPY of a claimed chunk and its ledger mark, inside the caller's transaction.

@@ -1,5 +1,6 @@
-//! The COPY writer loops. During `migrate` every writer takes finished chunks from the
-//! encoders' channel ([`from_channel`]); during `import` every writer claims the next
+//! The COPY writer loops. During `migrate` every writer takes chunks from the encoders'
+//! channel ([`from_channel`]), as their binary form streams in or as finished files;
+//! during `import` every writer claims the next
 //! unloaded chunk in the ledger, the work queue that all import processes share
 //! ([`from_ledger`]). Both retry a chunk after transient errors on a new connection.
 
@@ -12,8 +13,10 @@ use tokio::sync::mpsc;
 use tokio_postgres::Client;
 
 use super::{
-    connect, copy_and_mark, copy_targets, ledger, load_chunk, CopyTarget, LoadOptions, Outcome,
+    connect, copy_and_mark, copy_targets, ledger, load_chunk, load_stream, CopyTarget, LoadOptions,
+    Outcome, Streamed,
 };
+use crate::encode::stream::{Load, StreamedChunk};
 use crate::encode::{chunk, FinishedChunk};
 use crate::error::{within, Error, Result};
 use crate::plan::Plan;
@@ -28,7 +31,7 @@ pub fn from_channel(
     url: &DbUrl,
     plan: &Plan,
     options: &LoadOptions,
-    chunks: mpsc::Receiver<FinishedChunk>,
+    chunks: mpsc::UnboundedReceiver<Load>,
     loaded: &Arc<Tally>,
     completion: &Arc<Completion>,
     failure: &Arc<Failure>,
@@ -49,15 +52,36 @@ pub fn from_channel(
             let mut client = None;
             loop {
                 let next = chunks.lock().await.recv().await;
-                let Some(chunk) = next else { return Ok(()) };
+                let Some(load) = next else { return Ok(()) };
                 if failure.is_cancelled() {
                     return Ok(());
                 }
-                let target = &targets[&chunk.table];
                 let started = std::time::Instant::now();
-                match load_with_retries(&mut client, &url, &plan_id, target, &chunk, timeout)
-                    .await?
-                {
+                let (outcome, chunk) = match load {
+                    Load::File(chunk) => {
+                        let target = &targets[&chunk.table];
+                        let outcome =
+                            load_with_retries(&mut client, &url, &plan_id, target, &chunk, timeout)
+                                .await?;
+                        (outcome, chunk)
+                    }
+                    Load::Stream(mut stream) => {
+                        let target = &targets[&stream.table];
+                        let streamed = load_streamed(
+                            &mut client,
+                            &url,
+                            &plan_id,
+                            target,
+                            &mut stream,
+                            timeout,
+                        );
+                        match streamed.await? {
+                            Some(loaded) => loaded,
+                            None => continue, // read again into a new stream, by its reader
+                        }
+                    }
+                };
+                match outcome {
                     Outcome::Loaded => {
                         if let Some(path) = &chunk.binary_path {
                             let _ = std::fs::remove_file(path);
@@ -109,6 +133,42 @@ async fn load_with_retries(
             ok => return ok,
         }
     }
+}
+
+/// Loads a chunk as it streams in on the writer's connection (opened when missing); after
+/// a transient error, loads it from its complete CSV file instead, trying again as for any
+/// file. `None`: the reader gave the chunk up, and reads it again into a new stream.
+async fn load_streamed(
+    client: &mut Option<Client>,
+    url: &DbUrl,
+    plan_id: &str,
+    target: &CopyTarget,
+    stream: &mut StreamedChunk,
+    timeout: Duration,
+) -> Result<Option<(Outcome, FinishedChunk)>> {
+    let streamed = async {
+        if client.is_none() {
+            *client = Some(connect(url).await?);
+        }
+        let open = client.as_mut().expect("connected above");
+        load_stream(open, plan_id, target, stream, timeout).await
+    }
+    .await;
+    let (e, chunk) = match streamed {
+        Ok(Streamed::Done(outcome, chunk)) => return Ok(Some((outcome, chunk))),
+        Ok(Streamed::GivenUp) => return Ok(None),
+        Ok(Streamed::Broken(e, chunk)) => (e, chunk),
+        // No connection: the stream has not begun.
+        Err(e) if e.is_transient() => match stream.drain().await {
+            Some(chunk) => (e, chunk),
+            None => return Ok(None),
+        },
+        Err(e) => return Err(e),
+    };
+    *client = None;
+    tracing::warn!(table = %chunk.table, chunk = chunk.chunk_id, error = %e, "Transient target error while the chunk streamed in; loading it from its CSV file.");
+    let outcome = load_with_retries(client, url, plan_id, target, &chunk, timeout).await?;
+    Ok(Some((outcome, chunk)))
 }
 
 /// `options.writers` writers that claim and load chunks from the ledger until none of the

@@ -13,6 +13,7 @@ use super::slices;
 use super::snapshot::{self, BinlogPosition, Snapshot};
 use super::{chunk_query, KeyColumn};
 use crate::encode::pool::Input;
+use crate::encode::stream::Streams;
 use crate::encode::{ChunkWriter, TableCodec, LARGE_VALUE};
 use crate::error::{within, Error, Result};
 use crate::plan::Chunk;
@@ -51,12 +52,20 @@ pub struct Origin {
     pub binlog: Option<BinlogPosition>,
 }
 
-/// One reader per connection of `snapshot`, reading `tasks` in order into `input`.
+/// Where the readers hand their rows: the encoders, and with `streams` (`migrate`) the
+/// writers that load a chunk's binary form as it is encoded.
+#[derive(Clone)]
+pub struct Output {
+    pub input: Input,
+    pub streams: Option<Streams>,
+}
+
+/// One reader per connection of `snapshot`, reading `tasks` in order into `output`.
 pub fn spawn(
     snapshot: Snapshot,
     origin: Origin,
     tasks: Vec<ChunkTask>,
-    input: Input,
+    output: Output,
     io_timeout: Duration,
     failure: &Arc<Failure>,
 ) -> Workers {
@@ -68,7 +77,7 @@ pub fn spawn(
             conn,
             origin.clone(),
             queue.clone(),
-            input.clone(),
+            output.clone(),
             io_timeout,
         )
     })
@@ -78,7 +87,7 @@ async fn reader_loop(
     mut conn: Conn,
     origin: Origin,
     queue: Arc<Queue<ChunkTask>>,
-    input: Input,
+    output: Output,
     io_timeout: Duration,
 ) -> Result<()> {
     let outcome = async {
@@ -86,7 +95,7 @@ async fn reader_loop(
             let mut retry = Retry::reader().of_table(&task.job.codec.table);
             loop {
                 let attempt = retry.attempt();
-                let Err(e) = read_chunk(&mut conn, &origin.database, &task, &input, io_timeout, attempt).await
+                let Err(e) = read_chunk(&mut conn, &origin.database, &task, &output, io_timeout, attempt).await
                 else {
                     break;
                 };
@@ -107,7 +116,7 @@ async fn reader_loop(
     }
     .await;
     // The encoders must see the readers gone even if the server no longer answers.
-    drop(input);
+    drop(output);
     // Ends the snapshot transaction; the connection goes with it. After a failure the
     // server may be stuck: the other stages must hear of the failure at once, not after
     // the disconnect's time limit.
@@ -121,18 +130,31 @@ async fn reader_loop(
     outcome
 }
 
-/// One try at a chunk: a fresh writer (its own temporary files), abandoned on failure.
+/// One try at a chunk: a fresh writer (its own temporary files, its own stream to a COPY
+/// writer), abandoned on failure.
 async fn read_chunk(
     conn: &mut Conn,
     database: &str,
     task: &ChunkTask,
-    input: &Input,
+    output: &Output,
     timeout: Duration,
     attempt: u32,
 ) -> Result<()> {
     let job = &task.job;
-    let writer = ChunkWriter::new(job.codec.clone(), task.chunk.id, task.path.clone(), attempt);
-    let outcome = stream_rows(conn, database, task, input, timeout, &writer).await;
+    let stream = match &output.streams {
+        Some(streams) if job.codec.can_stream() => {
+            Some(streams.open(&job.codec.table, task.chunk.id).await?)
+        }
+        _ => None,
+    };
+    let writer = ChunkWriter::new(
+        job.codec.clone(),
+        task.chunk.id,
+        task.path.clone(),
+        attempt,
+        stream,
+    );
+    let outcome = stream_rows(conn, database, task, &output.input, timeout, &writer).await;
     if outcome.is_err() {
         writer.abandon();
     }

@@ -172,8 +172,11 @@ fn stopped_restarted_and_disconnected_servers_never_hang_and_the_run_resumes() {
         assert!(status.success());
     });
     assert_eq!(code, Some(0), "{err}");
+    // A chunk streaming in is loaded again from its CSV file; a file's load is tried again.
     assert!(
-        err.contains("Transient target error; trying again."),
+        err.contains(
+            "Transient target error while the chunk streamed in; loading it from its CSV file."
+        ) || err.contains("Transient target error; trying again."),
         "the restart hit no load: {err}"
     );
     assert_eq!(digests(&pg, &db), expected);
@@ -372,6 +375,40 @@ fn a_restart_during_a_rebuild_is_retried_and_the_run_completes() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(
         err.contains("Transient target error while rebuilding; trying again."),
+        "{err}"
+    );
+    case.assert_exact();
+}
+
+/// A writer's session ends while a chunk's binary form streams in: that chunk is loaded from
+/// its CSV file (complete by then) on a new session, the others stream on, and the target
+/// holds every row once.
+#[test]
+fn a_writer_lost_mid_stream_loads_its_chunk_from_its_csv_file() {
+    let case = Case::new("stream_lost", 10_000, 200_000);
+    let mut child = spawn(&case.args("migrate", &["--chunk-rows", "20000"]));
+    let terminate = format!(
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = '{}' AND state = 'active' AND query LIKE 'COPY%(FORMAT binary)' \
+         AND pid <> pg_backend_pid()",
+        case.db
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while query_text(&case.pg, &case.db, &terminate) == "0" {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before a stream was cut"
+        );
+        assert!(Instant::now() < deadline, "no COPY seen within 60 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(
+            "Transient target error while the chunk streamed in; loading it from its CSV file."
+        ),
         "{err}"
     );
     case.assert_exact();

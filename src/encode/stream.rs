@@ -1,0 +1,151 @@
+//! A chunk's binary COPY data sent to the writer that loads it while it is encoded, instead
+//! of through a file (`migrate` only): the CSV file is still written, fsynced and described
+//! as before, and is what a resume or a retry loads; the binary form is never on disk.
+//!
+//! Writing the binary file, fsyncing it, reading it back and deleting it cost about 8% of
+//! the tool's CPU on the two-table bench, besides the disk's own work (design.md, "The
+//! binary form streams to its writer").
+//!
+//! Deadlock-free by construction: a reader takes one of `writers` permits before it opens a
+//! stream, and a writer that takes a stream serves it to its end, so every open stream has
+//! (or will have, once a writer is done with a file) a writer draining it: an encoder
+//! blocked on a full stream waits for Postgres, never for another encoder. Chunk files
+//! reach the writers through the same channel, unbounded, so an encoder never blocks on it.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+
+use super::FinishedChunk;
+use crate::error::{Error, Result};
+
+/// What a writer loads: a complete chunk file, or a chunk as it is encoded.
+pub enum Load {
+    File(FinishedChunk),
+    Stream(StreamedChunk),
+}
+
+/// One chunk's binary COPY data as it comes, then the chunk file it was written beside.
+pub enum Piece {
+    Data(Bytes),
+    /// The chunk is complete: its CSV file is fsynced and under its final name. A stream
+    /// that ends without it was given up by its reader (the chunk is read again).
+    Done(FinishedChunk),
+}
+
+/// A writer's end of one chunk's stream.
+pub struct StreamedChunk {
+    pub table: String,
+    pub chunk_id: u32,
+    pub pieces: mpsc::Receiver<Piece>,
+    /// Given back when the writer is done with the stream.
+    _permit: OwnedSemaphorePermit,
+}
+
+impl StreamedChunk {
+    /// Waits for the rest of the stream, discarding its data: the chunk file once the
+    /// chunk is complete, `None` if its reader gave it up.
+    pub async fn drain(&mut self) -> Option<FinishedChunk> {
+        while let Some(piece) = self.pieces.recv().await {
+            if let Piece::Done(chunk) = piece {
+                return Some(chunk);
+            }
+        }
+        None
+    }
+}
+
+/// Pieces in a stream's channel: with [`PIECE`] bytes each, what one stream holds in memory.
+const PIECES_IN_FLIGHT: usize = 2;
+
+/// Bytes gathered before they are sent as one piece.
+pub const PIECE: usize = 1 << 20;
+
+/// The readers' way to open streams to the writers.
+#[derive(Clone)]
+pub struct Streams {
+    permits: Arc<Semaphore>,
+    to_writers: mpsc::UnboundedSender<Load>,
+}
+
+impl Streams {
+    /// At most `writers` streams open at once, handed to the writers through `to_writers`.
+    pub fn new(writers: usize, to_writers: mpsc::UnboundedSender<Load>) -> Self {
+        Streams {
+            permits: Arc::new(Semaphore::new(writers.max(1))),
+            to_writers,
+        }
+    }
+
+    /// Opens the stream of chunk `chunk_id` of `table`, once a writer can take it.
+    pub async fn open(&self, table: &str, chunk_id: u32) -> Result<Sender> {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Cancelled)?;
+        let (tx, rx) = mpsc::channel(PIECES_IN_FLIGHT);
+        let stream = StreamedChunk {
+            table: table.to_string(),
+            chunk_id,
+            pieces: rx,
+            _permit: permit,
+        };
+        self.to_writers
+            .send(Load::Stream(stream))
+            .map_err(|_| Error::Cancelled)?;
+        Ok(Sender {
+            tx: Some(tx),
+            gathered: BytesMut::new(),
+        })
+    }
+}
+
+/// The encoders' end of a stream, kept in its chunk's state (so under its lock: pieces
+/// arrive in the order the CSV file gets its rows, and COPY's row numbers match the file's).
+pub struct Sender {
+    /// `None` once the writer is gone: the chunk goes on as a file.
+    tx: Option<mpsc::Sender<Piece>>,
+    gathered: BytesMut,
+}
+
+impl Sender {
+    /// Adds `bytes` to the stream; sends a piece once [`PIECE`] bytes are gathered. Blocks
+    /// while the writer is behind (encoder threads only, never a tokio worker).
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.gathered.extend_from_slice(bytes);
+        if self.gathered.len() >= PIECE {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.gathered.is_empty() {
+            return;
+        }
+        let data = self.gathered.split().freeze();
+        if let Some(tx) = &self.tx {
+            if tx.blocking_send(Piece::Data(data)).is_err() {
+                self.tx = None;
+            }
+        }
+    }
+
+    /// Sends what is gathered and the chunk's end; gives the chunk back if the writer is
+    /// gone, for it to be loaded from its file.
+    pub fn finish(mut self, chunk: FinishedChunk) -> Option<FinishedChunk> {
+        self.flush();
+        match self.tx.take() {
+            Some(tx) => match tx.blocking_send(Piece::Done(chunk)) {
+                Ok(()) => None,
+                Err(mpsc::error::SendError(piece)) => match piece {
+                    Piece::Done(chunk) => Some(chunk),
+                    Piece::Data(_) => None,
+                },
+            },
+            None => Some(chunk),
+        }
+    }
+}
