@@ -190,8 +190,14 @@ impl ChunkWriter {
         self.pending.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Encodes one batch and appends it to the file (and the binary file).
-    pub fn write_batch(&self, rows: &[Row], buffers: &mut Buffers) -> Result<()> {
+    /// Encodes one batch and appends it to the file (and the binary file). `maybe_large`: a
+    /// value of the batch is of [`super::LARGE_VALUE`] bytes or more.
+    pub fn write_batch(
+        &self,
+        rows: &[Row],
+        maybe_large: bool,
+        buffers: &mut Buffers,
+    ) -> Result<()> {
         if self.abandoned.load(Ordering::Acquire) {
             return Ok(());
         }
@@ -201,7 +207,7 @@ impl ChunkWriter {
         // A batch with a large value is encoded while the chunk is held, straight into its
         // files, so the value is never copied whole (see [`super::LARGE_VALUE`]); any other
         // is encoded first, beside the other batches of the chunk.
-        let large = self.codec.has_large_value(rows);
+        let large = maybe_large && self.codec.has_large_value(rows);
         let mut checksum = 0;
         if !large {
             checksum = self.codec.encode_rows(rows, buffer, binary, None)?;

@@ -18,10 +18,19 @@ const IN_FLIGHT_BYTES: usize = 32 << 20;
 /// Where finished chunks go; returns `false` when nobody downstream listens any more.
 pub type OnFinished = Arc<dyn Fn(FinishedChunk) -> bool + Send + Sync>;
 
-/// Work for the encoders: a batch of rows of one chunk (with its size, taken from the
-/// [`ByteBudget`]), or the reader's end of a chunk.
+/// A batch of one chunk's rows as the reader read them.
+pub struct Batch {
+    pub rows: Vec<Row>,
+    /// Their size, taken from the [`ByteBudget`].
+    pub bytes: usize,
+    /// The size of the largest value among them: a batch without a value of
+    /// [`super::LARGE_VALUE`] bytes is not searched for one.
+    pub largest: usize,
+}
+
+/// Work for the encoders: a batch of rows of one chunk, or the reader's end of a chunk.
 enum EncodeJob {
-    Rows(Arc<ChunkWriter>, Vec<Row>, usize),
+    Rows(Arc<ChunkWriter>, Batch),
     /// A row whose large values follow in slices ([`super::sliced`]).
     Sliced(Arc<ChunkWriter>, Row, Pieces),
     End(Arc<ChunkWriter>),
@@ -86,9 +95,8 @@ impl Encoders {
 }
 
 impl Input {
-    /// Hands a batch of `writer`'s rows (`bytes` of them) to the encoders; blocks while the
-    /// encoders are behind.
-    pub fn rows(&self, writer: &Arc<ChunkWriter>, rows: Vec<Row>, bytes: usize) -> Result<()> {
+    /// Hands a batch of `writer`'s rows to the encoders; blocks while the encoders are behind.
+    pub fn rows(&self, writer: &Arc<ChunkWriter>, batch: Batch) -> Result<()> {
         if self.failure.is_cancelled() {
             return Err(Error::Cancelled);
         }
@@ -97,9 +105,10 @@ impl Input {
         // `block_in_place` lets the runtime move other tasks off this worker meanwhile.
         tokio::task::block_in_place(|| {
             let cancelled = || self.failure.is_cancelled();
+            let bytes = batch.bytes;
             self.budget.acquire(bytes, &cancelled);
             self.jobs
-                .send(EncodeJob::Rows(writer.clone(), rows, bytes))
+                .send(EncodeJob::Rows(writer.clone(), batch))
                 .map_err(|_| Error::Cancelled)?;
             // A batch beyond the whole budget (rows of tens of MB) is encoded before the
             // reader reads on: memory holds that batch, not also the next one.
@@ -149,15 +158,17 @@ fn encoder_loop(
     for job in jobs {
         if failure.is_cancelled() {
             // Drain, so no reader stays blocked on a full channel or budget.
-            if let EncodeJob::Rows(_, _, bytes) = job {
-                budget.release(bytes);
+            if let EncodeJob::Rows(_, batch) = job {
+                budget.release(batch.bytes);
             }
             continue;
         }
         let (writer, outcome) = match job {
-            EncodeJob::Rows(writer, rows, bytes) => {
-                let outcome = writer.write_batch(&rows, &mut buffers);
-                drop(rows);
+            EncodeJob::Rows(writer, batch) => {
+                let large = batch.largest >= super::LARGE_VALUE;
+                let outcome = writer.write_batch(&batch.rows, large, &mut buffers);
+                let bytes = batch.bytes;
+                drop(batch);
                 budget.release(bytes);
                 (writer, outcome)
             }

@@ -12,7 +12,7 @@ use mysql_async::{Conn, Row, Value};
 use super::slices;
 use super::snapshot::{self, BinlogPosition, Snapshot};
 use super::{chunk_query, KeyColumn};
-use crate::encode::pool::Input;
+use crate::encode::pool::{Batch, Input};
 use crate::encode::stream::Streams;
 use crate::encode::{ChunkWriter, TableCodec, LARGE_VALUE};
 use crate::error::{within, Error, Result};
@@ -201,14 +201,16 @@ async fn stream_rows(
     let mut end = false;
     while !end {
         let mut batch: Vec<Row> = Vec::with_capacity(BATCH_ROWS);
-        let mut batch_bytes = 0;
+        let (mut batch_bytes, mut largest) = (0, 0);
         end = within(timeout, &context, async {
             while let Some(row) = result.next().await.map_err(Error::mysql(&context))? {
                 if job.codec.is_sliced(&row) {
                     sliced.push(row);
                     continue;
                 }
-                batch_bytes += row_size(&row);
+                let (size, row_largest) = row_size(&row);
+                batch_bytes += size;
+                largest = largest.max(row_largest);
                 batch.push(row);
                 if batch.len() >= BATCH_ROWS || batch_bytes >= BATCH_BYTES {
                     return Ok(false);
@@ -218,7 +220,12 @@ async fn stream_rows(
         })
         .await?;
         if !batch.is_empty() {
-            input.rows(writer, batch, batch_bytes)?;
+            let batch = Batch {
+                rows: batch,
+                bytes: batch_bytes,
+                largest,
+            };
+            input.rows(writer, batch)?;
         }
         if batch_bytes >= LARGE_VALUE && large_rows.is_none() && !end {
             large_rows = Some(LARGE_ROW_READS.acquire().await.expect("never closed"));
@@ -235,11 +242,10 @@ async fn stream_rows(
     input.end(writer.clone())
 }
 
-fn row_size(row: &Row) -> usize {
-    (0..row.len())
-        .map(|i| match row.as_ref(i) {
-            Some(Value::Bytes(b)) => b.len() + 1,
-            _ => 9,
-        })
-        .sum()
+/// A row's size in the budget's terms, and its largest value's.
+fn row_size(row: &Row) -> (usize, usize) {
+    (0..row.len()).fold((0, 0), |(size, largest), i| match row.as_ref(i) {
+        Some(Value::Bytes(b)) => (size + b.len() + 1, largest.max(b.len())),
+        _ => (size + 9, largest),
+    })
 }
