@@ -179,5 +179,15 @@ async fn export_and_load(
     }
     writers.join().await?;
     progress.abort();
-    failure.result()
+    failure.result()?;
+    // Every chunk of the plan is loaded now; a chunk left behind would be rows lost without
+    // a word, so the ledger is asked rather than trusted to the bookkeeping above.
+    let client = crate::sink::connect(url).await?;
+    let unloaded = ledger::unloaded_count(&client, &plan.plan_id).await?;
+    if unloaded > 0 {
+        return Err(crate::error::Error::Data(format!(
+            "{unloaded} chunks of the plan are not loaded though every stage ended: run `pgclipper migrate` again with the same workdir to load them"
+        )));
+    }
+    Ok(())
 }

@@ -323,6 +323,10 @@ pub async fn load_stream(
         }
         Some(Piece::Data(data)) => data,
     };
+    // The chunk's end, once it has arrived: kept outside the load, since an error after it
+    // (at COPY's end, the mark, the commit) must still hand the complete file on; the
+    // stream has nothing more to give then.
+    let mut done: Option<FinishedChunk> = None;
     let loaded = async {
         let tx = within(timeout, &context, async {
             client
@@ -335,10 +339,8 @@ pub async fn load_stream(
         let claim = ledger::claim(&tx, plan_id, table, chunk_id);
         if within(timeout, &context, claim).await? == ledger::Claim::Taken {
             drop(tx);
-            return Ok(match stream.drain().await {
-                Some(chunk) => Streamed::Done(Outcome::Skipped, chunk),
-                None => Streamed::GivenUp,
-            });
+            done = stream.drain().await;
+            return Ok(Outcome::Skipped);
         }
         let sink = within(timeout, &context, async {
             tx.copy_in::<_, bytes::Bytes>(&target.copy_sql(true))
@@ -357,8 +359,8 @@ pub async fn load_stream(
                     })
                     .await?;
                 }
-                Some(Piece::Done(chunk)) => break chunk,
-                None => return Ok(Streamed::GivenUp),
+                Some(Piece::Done(chunk)) => break &*done.insert(chunk),
+                None => return Ok(Outcome::Skipped), // given up: `done` stays empty
             }
             next = stream.pieces.recv().await;
         };
@@ -369,33 +371,35 @@ pub async fn load_stream(
                 .await
                 .map_err(Error::postgres(&context))
         })
-        .await;
-        let copied = copied.map_err(|e| name_refused_row(e, target, &chunk))?;
+        .await?;
         if copied != chunk.rows {
             return Err(Error::Data(format!(
                 "{context}: Postgres loaded {copied} rows, the chunk file holds {}",
                 chunk.rows
             )));
         }
-        within(timeout, &context, ledger::mark_loaded(&tx, plan_id, &chunk)).await?;
+        within(timeout, &context, ledger::mark_loaded(&tx, plan_id, chunk)).await?;
         within(timeout, &context, async {
             tx.commit().await.map_err(Error::postgres(&context))
         })
         .await?;
-        Ok(Streamed::Done(Outcome::Loaded, chunk))
+        Ok(Outcome::Loaded)
     }
     .await;
-    match loaded {
-        Err(e) if e.is_transient() => Ok(match stream.drain().await {
-            Some(chunk) => Streamed::Broken(e, chunk),
-            None => Streamed::GivenUp,
-        }),
-        // Refused mid-stream: the error names the row once its file is complete.
-        Err(e) => match stream.drain().await {
-            Some(chunk) => Err(name_refused_row(e, target, &chunk)),
-            None => Err(e),
-        },
-        ok => ok,
+    let chunk = match (&loaded, done) {
+        (_, Some(chunk)) => Some(chunk),
+        // An error before the chunk's end: the rest of the stream brings it.
+        (Err(_), None) => stream.drain().await,
+        (Ok(_), None) => None,
+    };
+    match (loaded, chunk) {
+        (Ok(outcome), Some(chunk)) => Ok(Streamed::Done(outcome, chunk)),
+        (Ok(_), None) => Ok(Streamed::GivenUp),
+        (Err(e), None) if e.is_transient() => Ok(Streamed::GivenUp),
+        (Err(e), None) => Err(e),
+        (Err(e), Some(chunk)) if e.is_transient() => Ok(Streamed::Broken(e, chunk)),
+        // Refused: the row is named from the chunk's complete CSV file.
+        (Err(e), Some(chunk)) => Err(name_refused_row(e, target, &chunk)),
     }
 }
 
