@@ -413,3 +413,38 @@ fn a_writer_lost_mid_stream_loads_its_chunk_from_its_csv_file() {
     );
     case.assert_exact();
 }
+
+/// A transient error at the commit of a streamed chunk (its whole stream already in): the
+/// chunk is loaded again from its CSV file, never left out. Before, its writer took the
+/// spent stream for one its reader had given up, and the run ended 0 with the rows missing.
+#[test]
+fn a_transient_error_at_a_streamed_chunks_commit_loads_it_from_its_csv_file() {
+    let case = Case::new("commit_fail", 1_000, 20_000);
+    // The first transaction that inserts into events fails at its commit, as a
+    // serialization failure would (a sequence, since it outlives the rolled-back transaction).
+    let fail_once = "CREATE SEQUENCE public.fail_once;
+        CREATE FUNCTION public.fail_once() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF nextval('public.fail_once') = 1 THEN
+            RAISE EXCEPTION 'injected at commit' USING ERRCODE = '40001';
+          END IF;
+          RETURN NULL;
+        END $$;
+        CREATE CONSTRAINT TRIGGER fail_once AFTER INSERT ON public.events
+          DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.fail_once();";
+    query_text(&case.pg, &case.db, fail_once);
+    let (code, err) = run(&case.args("migrate", &["--chunk-rows", "4000"]));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains(
+            "Transient target error while the chunk streamed in; loading it from its CSV file."
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        query_text(&case.pg, &case.db, "SELECT nextval('public.fail_once') > 2"),
+        "t",
+        "the trigger fired"
+    );
+    case.assert_exact();
+}
