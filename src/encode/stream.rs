@@ -164,6 +164,18 @@ impl Sender {
 mod tests {
     use super::*;
 
+    fn chunk(chunk_id: u32) -> FinishedChunk {
+        FinishedChunk {
+            table: "t".into(),
+            chunk_id,
+            rows: 1,
+            bytes: 1,
+            checksum: 0,
+            path: "x.csv".into(),
+            binary_path: None,
+        }
+    }
+
     #[test]
     fn a_stream_sends_pieces_of_a_fixed_size_in_order_then_the_chunk() {
         let (to_writers, mut loads) = mpsc::unbounded_channel();
@@ -196,16 +208,7 @@ mod tests {
         sender.send(&bytes[..10]);
         sender.send(&bytes[10..PIECE * 2 + 500]);
         sender.send(&bytes[PIECE * 2 + 500..]);
-        let chunk = FinishedChunk {
-            table: "t".into(),
-            chunk_id: 7,
-            rows: 1,
-            bytes: 1,
-            checksum: 0,
-            path: "x.csv".into(),
-            binary_path: None,
-        };
-        assert!(sender.finish(chunk).is_none(), "taken by the writer");
+        assert!(sender.finish(chunk(7)).is_none(), "taken by the writer");
         let (sizes, data) = writer.join().unwrap();
         assert_eq!(sizes, [PIECE, PIECE, 1000]);
         assert_eq!(data, bytes);
@@ -221,17 +224,8 @@ mod tests {
         let mut sender = runtime.block_on(streams.open("t", 1)).unwrap();
         drop(loads);
         sender.send(&vec![1; PIECE + 1]);
-        let chunk = FinishedChunk {
-            table: "t".into(),
-            chunk_id: 1,
-            rows: 1,
-            bytes: 1,
-            checksum: 0,
-            path: "x.csv".into(),
-            binary_path: None,
-        };
         let back = sender
-            .finish(chunk)
+            .finish(chunk(1))
             .expect("given back, to load from its file");
         assert_eq!(back.chunk_id, 1);
     }

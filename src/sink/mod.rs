@@ -262,28 +262,68 @@ pub async fn load_chunk(
         "loading chunk {} of `{}` into {}",
         chunk.chunk_id, chunk.table, target.qualified
     );
-    let tx = within(timeout, &context, async {
-        client
-            .transaction()
-            .await
-            .map_err(Error::postgres(&context))
-    })
-    .await?;
-    let claim = within(
-        timeout,
-        &context,
-        ledger::claim(&tx, plan_id, &chunk.table, chunk.chunk_id),
-    )
-    .await?;
-    if claim == ledger::Claim::Taken {
+    let claimed = (plan_id, chunk.table.as_str(), chunk.chunk_id);
+    let Some(tx) = claim_in_transaction(client, claimed, &context, timeout).await? else {
         return Ok(Outcome::Skipped);
-    }
+    };
     copy_and_mark(&tx, plan_id, target, chunk, &context, timeout).await?;
-    within(timeout, &context, async {
-        tx.commit().await.map_err(Error::postgres(&context))
+    commit(tx, &context, timeout).await?;
+    Ok(Outcome::Loaded)
+}
+
+/// A transaction holding the claim of chunk `chunk_id` of `table`; `None` if another
+/// process holds the chunk or has loaded it.
+async fn claim_in_transaction<'c>(
+    client: &'c mut Client,
+    (plan_id, table, chunk_id): (&str, &str, u32),
+    context: &str,
+    timeout: Duration,
+) -> Result<Option<tokio_postgres::Transaction<'c>>> {
+    let tx = within(timeout, context, async {
+        client.transaction().await.map_err(Error::postgres(context))
     })
     .await?;
-    Ok(Outcome::Loaded)
+    let claim = ledger::claim(&tx, plan_id, table, chunk_id);
+    Ok(match within(timeout, context, claim).await? {
+        ledger::Claim::Taken => None,
+        _ => Some(tx),
+    })
+}
+
+/// Commits a chunk's load.
+pub async fn commit(
+    tx: tokio_postgres::Transaction<'_>,
+    context: &str,
+    timeout: Duration,
+) -> Result<()> {
+    within(timeout, context, async {
+        tx.commit().await.map_err(Error::postgres(context))
+    })
+    .await
+}
+
+/// Ends a chunk's COPY and checks that Postgres took as many rows as the chunk holds.
+async fn finish_copy(
+    mut sink: std::pin::Pin<&mut tokio_postgres::CopyInSink<bytes::Bytes>>,
+    chunk: &FinishedChunk,
+    context: &str,
+    timeout: Duration,
+) -> Result<()> {
+    // Postgres checks every row at the end: allow for the chunk's size.
+    let copied = within(timeout * 4, context, async {
+        sink.as_mut()
+            .finish()
+            .await
+            .map_err(Error::postgres(context))
+    })
+    .await?;
+    if copied != chunk.rows {
+        return Err(Error::Data(format!(
+            "{context}: Postgres loaded {copied} rows, the chunk file holds {}",
+            chunk.rows
+        )));
+    }
+    Ok(())
 }
 
 /// What became of a chunk streamed to a writer.
@@ -327,21 +367,12 @@ pub async fn load_stream(
     // (at COPY's end, the mark, the commit) must still hand the complete file on; the
     // stream has nothing more to give then.
     let mut done: Option<FinishedChunk> = None;
-    let loaded = async {
-        let tx = within(timeout, &context, async {
-            client
-                .transaction()
-                .await
-                .map_err(Error::postgres(&context))
-        })
-        .await?;
-        let (table, chunk_id) = (&stream.table, stream.chunk_id);
-        let claim = ledger::claim(&tx, plan_id, table, chunk_id);
-        if within(timeout, &context, claim).await? == ledger::Claim::Taken {
-            drop(tx);
+    let loaded: Result<Outcome> = async {
+        let claimed = (plan_id, stream.table.as_str(), stream.chunk_id);
+        let Some(tx) = claim_in_transaction(client, claimed, &context, timeout).await? else {
             done = stream.drain().await;
             return Ok(Outcome::Skipped);
-        }
+        };
         let sink = within(timeout, &context, async {
             tx.copy_in::<_, bytes::Bytes>(&target.copy_sql(true))
                 .await
@@ -364,25 +395,9 @@ pub async fn load_stream(
             }
             next = stream.pieces.recv().await;
         };
-        // Postgres checks every row at the end: allow for the chunk's size.
-        let copied = within(timeout * 4, &context, async {
-            sink.as_mut()
-                .finish()
-                .await
-                .map_err(Error::postgres(&context))
-        })
-        .await?;
-        if copied != chunk.rows {
-            return Err(Error::Data(format!(
-                "{context}: Postgres loaded {copied} rows, the chunk file holds {}",
-                chunk.rows
-            )));
-        }
+        finish_copy(sink.as_mut(), chunk, &context, timeout).await?;
         within(timeout, &context, ledger::mark_loaded(&tx, plan_id, chunk)).await?;
-        within(timeout, &context, async {
-            tx.commit().await.map_err(Error::postgres(&context))
-        })
-        .await?;
+        commit(tx, &context, timeout).await?;
         Ok(Outcome::Loaded)
     }
     .await;
@@ -423,23 +438,10 @@ pub async fn copy_and_mark(
             .await?;
             futures_util::pin_mut!(sink);
             stream_file(path, sink.as_mut(), context, timeout).await?;
-            // Postgres checks every row at the end: allow for the chunk's size.
-            within(timeout * 4, context, async {
-                sink.as_mut()
-                    .finish()
-                    .await
-                    .map_err(Error::postgres(context))
-            })
-            .await
+            finish_copy(sink.as_mut(), chunk, context, timeout).await
         }
         .await;
-        let loaded = copied.map_err(|e| name_refused_row(e, target, chunk))?;
-        if loaded != chunk.rows {
-            return Err(Error::Data(format!(
-                "{context}: Postgres loaded {loaded} rows, the chunk file holds {}",
-                chunk.rows
-            )));
-        }
+        copied.map_err(|e| name_refused_row(e, target, chunk))?;
     }
     let mark = ledger::mark_loaded(tx, plan_id, chunk);
     within(timeout, context, mark).await

@@ -13,8 +13,8 @@ use tokio::sync::mpsc;
 use tokio_postgres::Client;
 
 use super::{
-    connect, copy_and_mark, copy_targets, ledger, load_chunk, load_stream, CopyTarget, LoadOptions,
-    Outcome, Streamed,
+    commit, connect, copy_and_mark, copy_targets, ledger, load_chunk, load_stream, CopyTarget,
+    LoadOptions, Outcome, Streamed,
 };
 use crate::encode::stream::{Load, StreamedChunk};
 use crate::encode::{chunk, FinishedChunk};
@@ -278,10 +278,7 @@ impl LedgerWriter<'_> {
             );
             let started = std::time::Instant::now();
             copy_and_mark(&tx, plan_id, target, &chunk, &context, timeout).await?;
-            within(timeout, &context, async {
-                tx.commit().await.map_err(Error::postgres(&context))
-            })
-            .await?;
+            commit(tx, &context, timeout).await?;
             self.loaded.add(chunk.rows, chunk.bytes);
             crate::report::loaded(&table, chunk_id, chunk.rows, chunk.bytes, started);
         }

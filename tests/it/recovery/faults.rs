@@ -7,6 +7,10 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::common::*;
 
+/// What a writer says when a chunk's stream broke and it loads the chunk from its CSV file.
+const STREAMED_IN_AGAIN: &str =
+    "Transient target error while the chunk streamed in; loading it from its CSV file.";
+
 #[test]
 fn a_full_disk_stops_with_the_path_and_a_later_run_with_space_completes() {
     let env = shared_env();
@@ -174,9 +178,7 @@ fn stopped_restarted_and_disconnected_servers_never_hang_and_the_run_resumes() {
     assert_eq!(code, Some(0), "{err}");
     // A chunk streaming in is loaded again from its CSV file; a file's load is tried again.
     assert!(
-        err.contains(
-            "Transient target error while the chunk streamed in; loading it from its CSV file."
-        ) || err.contains("Transient target error; trying again."),
+        err.contains(STREAMED_IN_AGAIN) || err.contains("Transient target error; trying again."),
         "the restart hit no load: {err}"
     );
     assert_eq!(digests(&pg, &db), expected);
@@ -405,12 +407,7 @@ fn a_writer_lost_mid_stream_loads_its_chunk_from_its_csv_file() {
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    assert!(
-        err.contains(
-            "Transient target error while the chunk streamed in; loading it from its CSV file."
-        ),
-        "{err}"
-    );
+    assert!(err.contains(STREAMED_IN_AGAIN), "{err}");
     case.assert_exact();
 }
 
@@ -435,12 +432,7 @@ fn a_transient_error_at_a_streamed_chunks_commit_loads_it_from_its_csv_file() {
     query_text(&case.pg, &case.db, fail_once);
     let (code, err) = run(&case.args("migrate", &["--chunk-rows", "4000"]));
     assert_eq!(code, Some(0), "{err}");
-    assert!(
-        err.contains(
-            "Transient target error while the chunk streamed in; loading it from its CSV file."
-        ),
-        "{err}"
-    );
+    assert!(err.contains(STREAMED_IN_AGAIN), "{err}");
     assert_eq!(
         query_text(&case.pg, &case.db, "SELECT nextval('public.fail_once') > 2"),
         "t",
