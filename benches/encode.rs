@@ -2,9 +2,11 @@
 //! COPY field), per column type, and the row checksum. Throughput is reported in values (or bytes) per second per core.
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use mysql_async::Value;
+use mysql_async::consts::{ColumnFlags, ColumnType};
+use mysql_async::{Column, Value};
 use pgclipper::encode::row_checksum;
 use pgclipper::mapping::{Conversion, Wire, ZeroDates, Zone};
+use pgclipper::source::row::{Packets, RowLayout, ValueRef};
 
 const VALUES: usize = 10_000;
 
@@ -123,6 +125,7 @@ fn conversions(c: &mut Criterion) {
     let mut group = c.benchmark_group("convert");
     for (name, _, conversion, values) in cases() {
         group.throughput(Throughput::Elements(values.len() as u64));
+        let values: Vec<ValueRef> = values.iter().map(ValueRef::from).collect();
         let mut out = Vec::with_capacity(1 << 20);
         group.bench_with_input(BenchmarkId::from_parameter(name), &values, |b, values| {
             b.iter(|| {
@@ -143,6 +146,7 @@ fn conversions_with_binary(c: &mut Criterion) {
     let mut group = c.benchmark_group("convert_csv_and_binary");
     for (name, wire, conversion, values) in cases() {
         group.throughput(Throughput::Elements(values.len() as u64));
+        let values: Vec<ValueRef> = values.iter().map(ValueRef::from).collect();
         let mut out = Vec::with_capacity(1 << 20);
         let mut binary = Vec::with_capacity(1 << 20);
         group.bench_with_input(BenchmarkId::from_parameter(name), &values, |b, values| {
@@ -170,5 +174,57 @@ fn checksum(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, conversions, conversions_with_binary, checksum);
+/// A batch of 1024 rows shaped like the bench's `events` (bigint key, char(36) uuid, enum,
+/// text of about 100 bytes, decimal, datetime) read out of their binary-protocol packets.
+fn row_packets(c: &mut Criterion) {
+    let columns = [
+        Column::new(ColumnType::MYSQL_TYPE_LONGLONG).with_flags(ColumnFlags::UNSIGNED_FLAG),
+        Column::new(ColumnType::MYSQL_TYPE_STRING),
+        Column::new(ColumnType::MYSQL_TYPE_STRING),
+        Column::new(ColumnType::MYSQL_TYPE_BLOB),
+        Column::new(ColumnType::MYSQL_TYPE_NEWDECIMAL),
+        Column::new(ColumnType::MYSQL_TYPE_DATETIME),
+    ];
+    let layout = RowLayout::of(&columns).unwrap();
+    let mut packets = Packets::default();
+    let lenenc = |out: &mut Vec<u8>, bytes: &[u8]| {
+        out.push(bytes.len() as u8);
+        out.extend_from_slice(bytes);
+    };
+    for i in 0..1024u64 {
+        let out = packets.buffer();
+        out.extend([0, 0]); // header, no NULLs
+        out.extend(i.to_le_bytes());
+        lenenc(
+            out,
+            format!("{:08x}-9e19-461f-a126-e3a08a814c33", i).as_bytes(),
+        );
+        lenenc(out, b"click");
+        lenenc(
+            out,
+            format!(
+                "payload {i}, with a comma\nand a newline, {}",
+                "x".repeat(60)
+            )
+            .as_bytes(),
+        );
+        lenenc(out, format!("{}.{:02}", i * 31, i % 100).as_bytes());
+        out.extend([7, 0xE4, 0x07, 1, 1, 12, 30, 45]);
+        packets.push_row();
+    }
+    let mut group = c.benchmark_group("row_packets");
+    group.throughput(Throughput::Bytes(packets.bytes() as u64));
+    group.bench_function("events_1024", |b| {
+        b.iter(|| black_box(packets.read(&layout).unwrap().len()))
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    conversions,
+    conversions_with_binary,
+    checksum,
+    row_packets
+);
 criterion_main!(benches);

@@ -21,7 +21,7 @@ pub use json::json;
 use json::set_as_json;
 pub use number::push_decimal;
 
-use mysql_async::Value;
+use crate::source::row::ValueRef;
 
 use crate::catalog::{MyType, PgType};
 use crate::mapping::ZeroDates;
@@ -142,56 +142,58 @@ impl Kind {
 
     /// Appends the canonical form of a MySQL value; `false` for NULL (and for a zero date
     /// that `--zero-dates null` writes as NULL).
-    pub fn source(&self, value: &Value, out: &mut Vec<u8>) -> bool {
-        if let Value::NULL = value {
+    pub fn source(&self, value: &ValueRef, out: &mut Vec<u8>) -> bool {
+        if let ValueRef::Null = value {
             return false;
         }
         // Written digit by digit: the export digests every row with this, next to the
         // conversion, so it must not allocate.
         match (self, value) {
-            (Kind::Bool, Value::Int(n)) => push_bool(*n as i128, out),
-            (Kind::Bool, Value::UInt(n)) => push_bool(*n as i128, out),
-            (Kind::Bool, Value::Bytes(b)) => {
+            (Kind::Bool, ValueRef::Int(n)) => push_bool(*n as i128, out),
+            (Kind::Bool, ValueRef::UInt(n)) => push_bool(*n as i128, out),
+            (Kind::Bool, ValueRef::Bytes(b)) => {
                 push_bool(b.iter().fold(0i128, |a, &x| (a << 8) | x as i128), out)
             }
-            (Kind::Integer | Kind::Decimal, Value::Int(n)) => push_integer(*n as i128, out),
-            (Kind::Integer | Kind::Decimal, Value::UInt(n)) => push_integer(*n as i128, out),
-            (Kind::Decimal, Value::Bytes(b)) => push_decimal(b, out),
-            (Kind::Float4, Value::Float(f)) => push_hex_u64(f.to_bits() as u64, 8, out),
-            (Kind::Float4, Value::Double(f)) => push_hex_u64((*f as f32).to_bits() as u64, 8, out),
-            (Kind::Float8, Value::Float(f)) => push_hex_u64((*f as f64).to_bits(), 16, out),
-            (Kind::Float8, Value::Double(f)) => push_hex_u64(f.to_bits(), 16, out),
-            (Kind::Text { trim_end }, Value::Bytes(b)) => {
+            (Kind::Integer | Kind::Decimal, ValueRef::Int(n)) => push_integer(*n as i128, out),
+            (Kind::Integer | Kind::Decimal, ValueRef::UInt(n)) => push_integer(*n as i128, out),
+            (Kind::Decimal, ValueRef::Bytes(b)) => push_decimal(b, out),
+            (Kind::Float4, ValueRef::Float(f)) => push_hex_u64(f.to_bits() as u64, 8, out),
+            (Kind::Float4, ValueRef::Double(f)) => {
+                push_hex_u64((*f as f32).to_bits() as u64, 8, out)
+            }
+            (Kind::Float8, ValueRef::Float(f)) => push_hex_u64((*f as f64).to_bits(), 16, out),
+            (Kind::Float8, ValueRef::Double(f)) => push_hex_u64(f.to_bits(), 16, out),
+            (Kind::Text { trim_end }, ValueRef::Bytes(b)) => {
                 let text = if *trim_end { trim_spaces(b) } else { b };
                 out.extend_from_slice(text);
             }
-            (Kind::Uuid, Value::Bytes(b)) if b.len() == 16 => push_uuid(
+            (Kind::Uuid, ValueRef::Bytes(b)) if b.len() == 16 => push_uuid(
                 b.iter()
                     .flat_map(|&x| [HEX[(x >> 4) as usize], HEX[(x & 15) as usize]]),
                 out,
             ),
             // Already in the one form (MySQL's UUID() and most applications write it so):
             // as it is, without taking it apart (a uuid key is in every row).
-            (Kind::Uuid, Value::Bytes(b)) if is_lower_dashed_uuid(b) => out.extend_from_slice(b),
-            (Kind::Uuid, Value::Bytes(b)) => push_uuid(
+            (Kind::Uuid, ValueRef::Bytes(b)) if is_lower_dashed_uuid(b) => out.extend_from_slice(b),
+            (Kind::Uuid, ValueRef::Bytes(b)) => push_uuid(
                 b.iter().filter(|&&c| c != b'-').map(u8::to_ascii_lowercase),
                 out,
             ),
-            (Kind::Bytea, Value::Bytes(b)) => {
+            (Kind::Bytea, ValueRef::Bytes(b)) => {
                 for &x in b.iter() {
                     out.extend_from_slice(&[HEX[(x >> 4) as usize], HEX[(x & 15) as usize]]);
                 }
             }
-            (Kind::Json, Value::Bytes(b)) => json(b, out),
-            (Kind::JsonText, Value::Bytes(b)) => out.extend_from_slice(b),
-            (Kind::TextArray, Value::Bytes(b)) => set_as_json(b, out),
-            (Kind::Date { zero_dates }, Value::Date(y, m, d, ..)) => {
+            (Kind::Json, ValueRef::Bytes(b)) => json(b, out),
+            (Kind::JsonText, ValueRef::Bytes(b)) => out.extend_from_slice(b),
+            (Kind::TextArray, ValueRef::Bytes(b)) => set_as_json(b, out),
+            (Kind::Date { zero_dates }, ValueRef::Date(y, m, d, ..)) => {
                 if is_zero(*y, *m, *d) && *zero_dates == ZeroDates::Null {
                     return false;
                 }
                 push_date(*y, *m, *d, out);
             }
-            (Kind::Timestamp { zero_dates, .. }, Value::Date(y, m, d, hh, mm, ss, us)) => {
+            (Kind::Timestamp { zero_dates, .. }, ValueRef::Date(y, m, d, hh, mm, ss, us)) => {
                 if is_zero(*y, *m, *d) && *zero_dates == ZeroDates::Null {
                     return false;
                 }
@@ -199,28 +201,28 @@ impl Kind {
                 out.push(b' ');
                 push_clock(*hh as u32, *mm, *ss, *us, out);
             }
-            (Kind::Time, Value::Time(negative, days, hh, mm, ss, us)) => {
+            (Kind::Time, ValueRef::Time(negative, days, hh, mm, ss, us)) => {
                 if *negative {
                     out.push(b'-');
                 }
                 push_clock(*days * 24 + *hh as u32, *mm, *ss, *us, out);
             }
-            (Kind::Interval, Value::Time(negative, days, hh, mm, ss, us)) => {
+            (Kind::Interval, ValueRef::Time(negative, days, hh, mm, ss, us)) => {
                 let micros = ((((*days as i64 * 24 + *hh as i64) * 60 + *mm as i64) * 60
                     + *ss as i64)
                     * 1_000_000)
                     + *us as i64;
                 push_integer(if *negative { -micros } else { micros } as i128, out)
             }
-            (Kind::Bits { width }, Value::Bytes(b)) => {
+            (Kind::Bits { width }, ValueRef::Bytes(b)) => {
                 let n = b.iter().fold(0u128, |a, &x| (a << 8) | x as u128);
                 for i in (0..*width).rev() {
                     out.push(if (n >> i) & 1 == 1 { b'1' } else { b'0' });
                 }
             }
-            (Kind::Integer, Value::Bytes(b)) => out.extend_from_slice(b),
-            (Kind::Inet { cidr }, Value::Bytes(b)) => push_inet(b, *cidr, out),
-            (Kind::Macaddr, Value::Bytes(b)) => {
+            (Kind::Integer, ValueRef::Bytes(b)) => out.extend_from_slice(b),
+            (Kind::Inet { cidr }, ValueRef::Bytes(b)) => push_inet(b, *cidr, out),
+            (Kind::Macaddr, ValueRef::Bytes(b)) => {
                 let digits: Vec<u8> = b
                     .iter()
                     .filter(|c| c.is_ascii_hexdigit())
@@ -408,9 +410,11 @@ fn push_time_text(text: &[u8], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mysql_async::Value;
+
     fn source(kind: &Kind, value: Value) -> String {
         let mut out = Vec::new();
-        assert!(kind.source(&value, &mut out));
+        assert!(kind.source(&ValueRef::from(&value), &mut out));
         String::from_utf8(out).unwrap()
     }
 
@@ -479,6 +483,6 @@ mod tests {
         let zero = Kind::Date {
             zero_dates: ZeroDates::Null,
         };
-        assert!(!zero.source(&Value::Date(0, 0, 0, 0, 0, 0, 0), &mut Vec::new()));
+        assert!(!zero.source(&ValueRef::Date(0, 0, 0, 0, 0, 0, 0), &mut Vec::new()));
     }
 }

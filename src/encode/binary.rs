@@ -9,7 +9,7 @@
 //! rule marked CSV only (a `datetime` placed in a named time zone, whose offset Postgres
 //! computes) makes its whole table load from CSV.
 
-use mysql_async::Value;
+use crate::source::row::ValueRef;
 
 use super::read::{self, parse_uuid, Refusal};
 use crate::mapping::{Conversion, Wire};
@@ -29,7 +29,7 @@ impl Wire {
     pub fn encode(
         self,
         conversion: &Conversion,
-        value: &Value,
+        value: &ValueRef,
         csv_field: &[u8],
         out: &mut Vec<u8>,
     ) {
@@ -71,13 +71,13 @@ impl Wire {
             Wire::Bytea => out.extend_from_slice(bytes(value)),
             Wire::TextArray { element_oid } => push_text_array(bytes(value), element_oid, out),
             Wire::Date => {
-                let Value::Date(y, m, d, ..) = *value else {
+                let ValueRef::Date(y, m, d, ..) = *value else {
                     unreachable!("a date value")
                 };
                 out.extend_from_slice(&(days_since_2000(y, m, d) as i32).to_be_bytes());
             }
             Wire::Timestamp => {
-                let Value::Date(y, m, d, hh, mm, ss, us) = *value else {
+                let ValueRef::Date(y, m, d, hh, mm, ss, us) = *value else {
                     unreachable!("a date value")
                 };
                 let micros =
@@ -124,11 +124,11 @@ fn accepted<T>(read: Result<T, Refusal>) -> T {
     read.expect("accepted by the CSV encoder")
 }
 
-fn integer(value: &Value) -> i128 {
+fn integer(value: &ValueRef) -> i128 {
     accepted(read::integer(value))
 }
 
-fn bytes(value: &Value) -> &[u8] {
+fn bytes<'a>(value: &ValueRef<'a>) -> &'a [u8] {
     accepted(read::bytes(value))
 }
 

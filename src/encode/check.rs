@@ -1,7 +1,7 @@
 //! The checks a value passes before its text is written: a decimal's integer digits, a
 //! time's fractional digits, a network address; and the excerpt of a refused value.
 
-use mysql_async::Value;
+use crate::source::row::ValueRef;
 
 use super::read::Refusal;
 
@@ -70,11 +70,11 @@ pub(super) fn check_decimal(text: &[u8], max_integer_digits: Option<u32>) -> Out
 }
 
 /// A short, printable excerpt of a value for error messages: at most 64 characters.
-pub fn excerpt(value: &Value) -> String {
+pub fn excerpt(value: &ValueRef) -> String {
     const MAX: usize = 64;
     match value {
-        Value::NULL => "NULL".into(),
-        Value::Bytes(b) => {
+        ValueRef::Null => "NULL".into(),
+        ValueRef::Bytes(b) => {
             let text = String::from_utf8_lossy(&b[..b.len().min(4 * MAX)]);
             let mut shown: String = text.chars().take(MAX).collect();
             if text.chars().count() > MAX || b.len() > 4 * MAX {
@@ -82,20 +82,20 @@ pub fn excerpt(value: &Value) -> String {
             }
             format!("{shown:?}")
         }
-        Value::Int(n) => n.to_string(),
-        Value::UInt(n) => n.to_string(),
-        Value::Float(f) => f.to_string(),
-        Value::Double(f) => f.to_string(),
+        ValueRef::Int(n) => n.to_string(),
+        ValueRef::UInt(n) => n.to_string(),
+        ValueRef::Float(f) => f.to_string(),
+        ValueRef::Double(f) => f.to_string(),
         // A date alone when the time of day is zero (a `date` column sends none),
         // fractions of a second only when there are any.
-        Value::Date(y, m, d, 0, 0, 0, 0) => format!("{y:04}-{m:02}-{d:02}"),
-        Value::Date(y, m, d, hh, mm, ss, 0) => {
+        ValueRef::Date(y, m, d, 0, 0, 0, 0) => format!("{y:04}-{m:02}-{d:02}"),
+        ValueRef::Date(y, m, d, hh, mm, ss, 0) => {
             format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}")
         }
-        Value::Date(y, m, d, hh, mm, ss, us) => {
+        ValueRef::Date(y, m, d, hh, mm, ss, us) => {
             format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}.{us:06}")
         }
-        Value::Time(neg, days, hh, mm, ss, us) => format!(
+        ValueRef::Time(neg, days, hh, mm, ss, us) => format!(
             "{}{}:{mm:02}:{ss:02}.{us:06}",
             if *neg { "-" } else { "" },
             days * 24 + *hh as u32

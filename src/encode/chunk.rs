@@ -9,13 +9,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use mysql_async::Row;
-
 use xxhash_rust::xxh3::Xxh3;
 
-use super::{binary, row_checksum, stream, Spill, TableCodec};
+use super::pool::Batch;
+use super::{binary, row_checksum, stream, Spill, TableCodec, LARGE_VALUE};
 use crate::canon::digest::{CanonRow, Digest};
 use crate::error::{Error, Result};
+use crate::source::row::OwnedRow;
 use crate::workdir::{self, ManifestEntry};
 
 /// A chunk on its way to disk. Batches of a chunk may be encoded on several threads at
@@ -190,31 +190,27 @@ impl ChunkWriter {
         self.pending.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Encodes one batch and appends it to the file (and the binary file). `maybe_large`: a
-    /// value of the batch is of [`super::LARGE_VALUE`] bytes or more.
-    pub fn write_batch(
-        &self,
-        rows: &[Row],
-        maybe_large: bool,
-        buffers: &mut Buffers,
-    ) -> Result<()> {
+    /// Encodes one batch and appends it to the file (and the binary file).
+    pub fn write_batch(&self, batch: &Batch, buffers: &mut Buffers) -> Result<()> {
         if self.abandoned.load(Ordering::Acquire) {
             return Ok(());
         }
+        let rows = batch.packets.read(&batch.layout)?;
+        let maybe_large = batch.largest >= LARGE_VALUE;
         let (buffer, binary) = (&mut buffers.csv, &mut buffers.binary);
         buffer.clear();
         binary.clear();
         // A batch with a large value is encoded while the chunk is held, straight into its
         // files, so the value is never copied whole (see [`super::LARGE_VALUE`]); any other
         // is encoded first, beside the other batches of the chunk.
-        let large = maybe_large && self.codec.has_large_value(rows);
+        let large = maybe_large && self.codec.has_large_value(&rows);
         let mut checksum = 0;
         if !large {
-            checksum = self.codec.encode_rows(rows, buffer, binary, None)?;
+            checksum = self.codec.encode_rows(&rows, buffer, binary, None)?;
         }
         buffers.hashes.clear();
         self.codec
-            .digest_rows(rows, large, &mut buffers.canon_row, &mut buffers.hashes);
+            .digest_rows(&rows, large, &mut buffers.canon_row, &mut buffers.hashes);
         let mut state = self.state.lock().expect("chunk state lock");
         self.add_digests(&mut state, &buffers.hashes);
         self.open_files(&mut state)?;
@@ -225,7 +221,7 @@ impl ChunkWriter {
         if large {
             checksum = self
                 .codec
-                .encode_rows(rows, buffer, binary, Some(&mut files))?;
+                .encode_rows(&rows, buffer, binary, Some(&mut files))?;
         }
         files.binary(binary)?;
         files.csv(buffer)?;
@@ -239,7 +235,7 @@ impl ChunkWriter {
     /// chunk up: the chunk is abandoned, its partial files removed.
     pub fn write_sliced(
         &self,
-        row: &Row,
+        row: &OwnedRow,
         pieces: &mut super::Pieces,
         buffers: &mut Buffers,
     ) -> Result<()> {
@@ -252,8 +248,9 @@ impl ChunkWriter {
             writer: self,
             state: &mut state,
         };
+        let values = row.values()?;
         let encoded = self.codec.encode_sliced_row(
-            row,
+            &values,
             pieces,
             &mut buffers.csv,
             &mut buffers.binary,

@@ -3,7 +3,7 @@
 //! Values arrive through MySQL's binary protocol, so integers, floats, dates and times are
 //! already typed; strings, decimals, JSON, enums, sets and bits arrive as bytes.
 
-use mysql_async::Value;
+use crate::source::row::ValueRef;
 
 pub use super::check::excerpt;
 use super::check::{check_decimal, check_inet, check_precision};
@@ -18,7 +18,7 @@ impl Conversion {
     /// The text of a text or json `value`, checked as its target takes it: UTF-8 without
     /// NUL, within a varchar's limit, valid JSON. For the buffered CSV field and for a
     /// large value written in pieces ([`super::TableCodec::encode_rows`]) alike.
-    pub(crate) fn checked_text<'v>(&self, value: &'v Value) -> Result<&'v str, Refusal> {
+    pub(crate) fn checked_text<'v>(&self, value: &'v ValueRef) -> Result<&'v str, Refusal> {
         let text = text(value)?;
         match self {
             // Byte length bounds the character count from above: skip counting for the
@@ -43,8 +43,8 @@ impl Conversion {
 
     /// Appends `value` as one CSV field (NULL as the empty unquoted field).
     #[inline]
-    pub fn encode(&self, value: &Value, out: &mut Vec<u8>) -> Outcome {
-        if let Value::NULL = value {
+    pub fn encode(&self, value: &ValueRef, out: &mut Vec<u8>) -> Outcome {
+        if let ValueRef::Null = value {
             return Ok(());
         }
         match self {
@@ -83,13 +83,21 @@ impl Conversion {
                 out.extend_from_slice(text);
             }
             Conversion::Float32 => match value {
-                Value::Float(f) => out.extend_from_slice(ryu::Buffer::new().format(*f).as_bytes()),
-                Value::Double(f) => out.extend_from_slice(ryu::Buffer::new().format(*f).as_bytes()),
+                ValueRef::Float(f) => {
+                    out.extend_from_slice(ryu::Buffer::new().format(*f).as_bytes())
+                }
+                ValueRef::Double(f) => {
+                    out.extend_from_slice(ryu::Buffer::new().format(*f).as_bytes())
+                }
                 _ => return Err(unexpected(value)),
             },
             Conversion::Float64 => match value {
-                Value::Double(f) => out.extend_from_slice(ryu::Buffer::new().format(*f).as_bytes()),
-                Value::Float(f) => out.extend_from_slice(ryu::Buffer::new().format(*f).as_bytes()),
+                ValueRef::Double(f) => {
+                    out.extend_from_slice(ryu::Buffer::new().format(*f).as_bytes())
+                }
+                ValueRef::Float(f) => {
+                    out.extend_from_slice(ryu::Buffer::new().format(*f).as_bytes())
+                }
                 _ => return Err(unexpected(value)),
             },
             Conversion::Text { .. } | Conversion::Json { .. } => {
@@ -310,10 +318,11 @@ fn push_uuid_bytes(raw: &[u8], out: &mut Vec<u8>) {
 mod tests {
     use super::*;
     use crate::mapping::ZeroDates;
+    use mysql_async::Value;
 
     fn enc(c: &Conversion, v: Value) -> Result<String, Refusal> {
         let mut out = Vec::new();
-        c.encode(&v, &mut out)?;
+        c.encode(&ValueRef::from(&v), &mut out)?;
         Ok(String::from_utf8(out).unwrap())
     }
 
@@ -512,6 +521,6 @@ mod tests {
     #[test]
     fn excerpts_are_short() {
         let long = Value::Bytes(vec![b'x'; 10_000]);
-        assert!(excerpt(&long).chars().count() < 70);
+        assert!(excerpt(&ValueRef::from(&long)).chars().count() < 70);
     }
 }

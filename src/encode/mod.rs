@@ -18,7 +18,7 @@ pub mod sliced;
 pub mod stream;
 use std::sync::Arc;
 
-use mysql_async::{Row, Value};
+use crate::source::row::{Rows, ValueRef};
 
 pub use chunk::{ChunkWriter, FinishedChunk};
 pub use read::Refusal;
@@ -127,7 +127,7 @@ impl TableCodec {
     /// what they hold goes to `spill`, then the value, in pieces; the buffers stay small.
     pub fn encode_rows(
         &self,
-        rows: &[Row],
+        rows: &Rows,
         out: &mut Vec<u8>,
         binary: &mut Vec<u8>,
         mut spill: Option<&mut dyn Spill>,
@@ -145,7 +145,7 @@ impl TableCodec {
                 if i > 0 {
                     out.push(b',');
                 }
-                let value = row.as_ref(i).unwrap_or(&Value::NULL);
+                let value = &row[i];
                 if let Some(spill) = spill.as_deref_mut().filter(|_| self.is_large(value, i)) {
                     let line = streamed.get_or_insert_with(Xxh3::new);
                     spill_buffers(out, line_start, binary, line, spill)?;
@@ -173,10 +173,10 @@ impl TableCodec {
     #[inline]
     fn encode_field(
         &self,
-        row: &Row,
+        row: &[ValueRef],
         i: usize,
         conversion: &Conversion,
-        value: &Value,
+        value: &ValueRef,
         out: &mut Vec<u8>,
         binary: &mut Vec<u8>,
     ) -> Result<()> {
@@ -198,8 +198,8 @@ impl TableCodec {
 
     /// Whether column `i`'s `value` is written in pieces when it can be: a text, json or
     /// bytea value of [`LARGE_VALUE`] bytes or more, outside the key.
-    pub fn is_large(&self, value: &Value, i: usize) -> bool {
-        matches!(value, Value::Bytes(b) if b.len() >= LARGE_VALUE)
+    pub fn is_large(&self, value: &ValueRef, i: usize) -> bool {
+        matches!(value, ValueRef::Bytes(b) if b.len() >= LARGE_VALUE)
             && matches!(
                 self.conversions[i],
                 Conversion::Text { .. } | Conversion::Json { jsonb: false } | Conversion::Bytea
@@ -208,10 +208,9 @@ impl TableCodec {
     }
 
     /// Whether any value of `rows` is large: such a batch is written with a [`Spill`].
-    pub fn has_large_value(&self, rows: &[Row]) -> bool {
-        rows.iter().any(|row| {
-            (0..self.conversions.len()).any(|i| row.as_ref(i).is_some_and(|v| self.is_large(v, i)))
-        })
+    pub fn has_large_value(&self, rows: &Rows) -> bool {
+        rows.iter()
+            .any(|row| (0..self.conversions.len()).any(|i| self.is_large(&row[i], i)))
     }
 
     /// A large value, checked as [`Conversion::encode`] checks it, then written to `spill`
@@ -220,9 +219,9 @@ impl TableCodec {
     /// [`LARGE_VALUE`] before they go.
     fn stream_value(
         &self,
-        row: &Row,
+        row: &[ValueRef],
         i: usize,
-        value: &Value,
+        value: &ValueRef,
         line: &mut Xxh3,
         out: &mut Vec<u8>,
         spill: &mut dyn Spill,
@@ -253,22 +252,22 @@ impl TableCodec {
     /// copied.
     pub fn digest_rows(
         &self,
-        rows: &[Row],
+        rows: &Rows,
         has_large_value: bool,
         scratch: &mut CanonRow,
         out: &mut Vec<(u64, u64)>,
     ) {
         let canon = &self.canon;
         for row in rows {
-            let value = |i: usize| row.as_ref(i).unwrap_or(&Value::NULL);
+            let value = |i: usize| &row[i];
             let field = |i: usize, field: &mut Vec<u8>| canon.kinds[i].source(value(i), field);
             let large = |i: usize| match (&canon.kinds[i], value(i)) {
-                (Kind::Text { trim_end: false } | Kind::JsonText, Value::Bytes(b))
+                (Kind::Text { trim_end: false } | Kind::JsonText, ValueRef::Bytes(b))
                     if b.len() >= LARGE_VALUE =>
                 {
                     Some(LargeField::Raw(b))
                 }
-                (Kind::Bytea, Value::Bytes(b)) if b.len() >= LARGE_VALUE => {
+                (Kind::Bytea, ValueRef::Bytes(b)) if b.len() >= LARGE_VALUE => {
                     Some(LargeField::Hex(b))
                 }
                 _ => None,
@@ -285,9 +284,9 @@ impl TableCodec {
     #[cold]
     fn value_error(
         &self,
-        row: &Row,
+        row: &[ValueRef],
         column: usize,
-        value: &Value,
+        value: &ValueRef,
         refusal: Refusal,
     ) -> Box<ValueError> {
         Box::new(ValueError {
@@ -301,19 +300,14 @@ impl TableCodec {
     }
 
     /// The row's key as `col=value, …`, for messages.
-    pub(crate) fn render_key(&self, row: &Row) -> String {
+    pub(crate) fn render_key(&self, row: &[ValueRef]) -> String {
         if self.key_positions.is_empty() {
             return "(table has no key)".to_string();
         }
         self.key_columns
             .iter()
             .zip(&self.key_positions)
-            .map(|(name, &i)| {
-                format!(
-                    "{name}={}",
-                    convert::excerpt(row.as_ref(i).unwrap_or(&Value::NULL))
-                )
-            })
+            .map(|(name, &i)| format!("{name}={}", convert::excerpt(&row[i])))
             .collect::<Vec<_>>()
             .join(", ")
     }

@@ -4,12 +4,11 @@
 
 use std::sync::Arc;
 
-use mysql_async::Row;
-
 use super::budget::ByteBudget;
 use super::chunk::{Buffers, ChunkWriter, FinishedChunk};
 use super::Pieces;
 use crate::error::{Error, Result};
+use crate::source::row::{OwnedRow, Packets, RowLayout};
 use crate::work::{self, Failure};
 
 /// Bytes of rows in flight between readers and encoders (at least one batch always passes).
@@ -18,13 +17,12 @@ const IN_FLIGHT_BYTES: usize = 32 << 20;
 /// Where finished chunks go; returns `false` when nobody downstream listens any more.
 pub type OnFinished = Arc<dyn Fn(FinishedChunk) -> bool + Send + Sync>;
 
-/// A batch of one chunk's rows as the reader read them.
+/// A batch of one chunk's rows as the server sent them.
 pub struct Batch {
-    pub rows: Vec<Row>,
-    /// Their size, taken from the [`ByteBudget`].
-    pub bytes: usize,
-    /// The size of the largest value among them: a batch without a value of
-    /// [`super::LARGE_VALUE`] bytes is not searched for one.
+    pub packets: Packets,
+    pub layout: Arc<RowLayout>,
+    /// The size of the largest row's packet, which no value of it exceeds: a batch without
+    /// a row of [`super::LARGE_VALUE`] bytes is not searched for a large value.
     pub largest: usize,
 }
 
@@ -32,7 +30,7 @@ pub struct Batch {
 enum EncodeJob {
     Rows(Arc<ChunkWriter>, Batch),
     /// A row whose large values follow in slices ([`super::sliced`]).
-    Sliced(Arc<ChunkWriter>, Row, Pieces),
+    Sliced(Arc<ChunkWriter>, OwnedRow, Pieces),
     End(Arc<ChunkWriter>),
 }
 
@@ -105,7 +103,7 @@ impl Input {
         // `block_in_place` lets the runtime move other tasks off this worker meanwhile.
         tokio::task::block_in_place(|| {
             let cancelled = || self.failure.is_cancelled();
-            let bytes = batch.bytes;
+            let bytes = batch.packets.bytes();
             self.budget.acquire(bytes, &cancelled);
             self.jobs
                 .send(EncodeJob::Rows(writer.clone(), batch))
@@ -119,7 +117,7 @@ impl Input {
 
     /// Hands `writer`'s `row` to the encoders, its sliced values to follow through the
     /// sender of `pieces`; the slices in the channel are the only bytes in flight.
-    pub fn sliced(&self, writer: &Arc<ChunkWriter>, row: Row, pieces: Pieces) -> Result<()> {
+    pub fn sliced(&self, writer: &Arc<ChunkWriter>, row: OwnedRow, pieces: Pieces) -> Result<()> {
         if self.failure.is_cancelled() {
             return Err(Error::Cancelled);
         }
@@ -159,15 +157,14 @@ fn encoder_loop(
         if failure.is_cancelled() {
             // Drain, so no reader stays blocked on a full channel or budget.
             if let EncodeJob::Rows(_, batch) = job {
-                budget.release(batch.bytes);
+                budget.release(batch.packets.bytes());
             }
             continue;
         }
         let (writer, outcome) = match job {
             EncodeJob::Rows(writer, batch) => {
-                let large = batch.largest >= super::LARGE_VALUE;
-                let outcome = writer.write_batch(&batch.rows, large, &mut buffers);
-                let bytes = batch.bytes;
+                let outcome = writer.write_batch(&batch, &mut buffers);
+                let bytes = batch.packets.bytes();
                 drop(batch);
                 budget.release(bytes);
                 (writer, outcome)

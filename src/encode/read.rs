@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use mysql_async::Value;
+use crate::source::row::ValueRef;
 
 use crate::mapping::ZeroDates;
 
@@ -28,26 +28,26 @@ impl Refusal {
     }
 }
 
-pub(crate) fn unexpected(value: &Value) -> Refusal {
+pub(crate) fn unexpected(value: &ValueRef) -> Refusal {
     Refusal::new(format!(
         "the server sent a {} value where this conversion expects another kind",
         match value {
-            Value::NULL => "NULL",
-            Value::Bytes(_) => "string",
-            Value::Int(_) | Value::UInt(_) => "integer",
-            Value::Float(_) | Value::Double(_) => "floating-point",
-            Value::Date(..) => "date",
-            Value::Time(..) => "time",
+            ValueRef::Null => "NULL",
+            ValueRef::Bytes(_) => "string",
+            ValueRef::Int(_) | ValueRef::UInt(_) => "integer",
+            ValueRef::Float(_) | ValueRef::Double(_) => "floating-point",
+            ValueRef::Date(..) => "date",
+            ValueRef::Time(..) => "time",
         }
     ))
 }
 
 #[inline]
-pub(crate) fn integer(value: &Value) -> Result<i128, Refusal> {
+pub(crate) fn integer(value: &ValueRef) -> Result<i128, Refusal> {
     match value {
-        Value::Int(n) => Ok(*n as i128),
-        Value::UInt(n) => Ok(*n as i128),
-        Value::Bytes(b) => std::str::from_utf8(b)
+        ValueRef::Int(n) => Ok(*n as i128),
+        ValueRef::UInt(n) => Ok(*n as i128),
+        ValueRef::Bytes(b) => std::str::from_utf8(b)
             .ok()
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| Refusal::new("not an integer")),
@@ -56,19 +56,21 @@ pub(crate) fn integer(value: &Value) -> Result<i128, Refusal> {
 }
 
 /// A bit(n) value: big-endian bytes.
-pub(crate) fn bits(value: &Value) -> Result<u64, Refusal> {
+pub(crate) fn bits(value: &ValueRef) -> Result<u64, Refusal> {
     match value {
-        Value::Bytes(b) if b.len() <= 8 => Ok(b.iter().fold(0u64, |acc, &x| (acc << 8) | x as u64)),
-        Value::Int(n) => Ok(*n as u64),
-        Value::UInt(n) => Ok(*n),
+        ValueRef::Bytes(b) if b.len() <= 8 => {
+            Ok(b.iter().fold(0u64, |acc, &x| (acc << 8) | x as u64))
+        }
+        ValueRef::Int(n) => Ok(*n as u64),
+        ValueRef::UInt(n) => Ok(*n),
         _ => Err(unexpected(value)),
     }
 }
 
 #[inline]
-pub(crate) fn bytes(value: &Value) -> Result<&[u8], Refusal> {
+pub(crate) fn bytes<'a>(value: &ValueRef<'a>) -> Result<&'a [u8], Refusal> {
     match value {
-        Value::Bytes(b) => Ok(b),
+        ValueRef::Bytes(b) => Ok(b),
         _ => Err(unexpected(value)),
     }
 }
@@ -76,7 +78,7 @@ pub(crate) fn bytes(value: &Value) -> Result<&[u8], Refusal> {
 /// Text as Postgres can hold it: UTF-8 (the session asks MySQL for utf8mb4, so every
 /// character set arrives converted) and without NUL, which Postgres text cannot store.
 #[inline]
-pub(crate) fn text(value: &Value) -> Result<&str, Refusal> {
+pub(crate) fn text<'a>(value: &ValueRef<'a>) -> Result<&'a str, Refusal> {
     text_bytes(bytes(value)?, 0)
 }
 
@@ -103,8 +105,8 @@ pub(crate) fn text_bytes(raw: &[u8], offset: u64) -> Result<&str, Refusal> {
 pub(crate) type DateParts = (u16, u8, u8, u8, u8, u8, u32);
 
 /// The parts of a date, or `None` for a zero date that is to become NULL.
-pub(crate) fn date(value: &Value, zero_dates: ZeroDates) -> Result<Option<DateParts>, Refusal> {
-    let Value::Date(y, m, d, hh, mm, ss, us) = *value else {
+pub(crate) fn date(value: &ValueRef, zero_dates: ZeroDates) -> Result<Option<DateParts>, Refusal> {
+    let ValueRef::Date(y, m, d, hh, mm, ss, us) = *value else {
         return Err(unexpected(value));
     };
     if y == 0 || m == 0 || d == 0 {
@@ -132,8 +134,8 @@ fn days_in_month(y: u16, m: u8) -> u8 {
 }
 
 /// (negative, hours, minutes, seconds, microseconds) with days folded into hours.
-pub(crate) fn time(value: &Value) -> Result<(bool, u32, u8, u8, u32), Refusal> {
-    let Value::Time(negative, days, hh, mm, ss, us) = *value else {
+pub(crate) fn time(value: &ValueRef) -> Result<(bool, u32, u8, u8, u32), Refusal> {
+    let ValueRef::Time(negative, days, hh, mm, ss, us) = *value else {
         return Err(unexpected(value));
     };
     Ok((negative, days * 24 + hh as u32, mm, ss, us))

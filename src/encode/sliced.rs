@@ -9,7 +9,7 @@
 //! the binary field as the length read up front then the slices, the canonical digest
 //! streamed as for [any large value](TableCodec::digest_rows).
 
-use mysql_async::{Row, Value};
+use crate::source::row::{RowLayout, ValueRef};
 use xxhash_rust::xxh3::Xxh3;
 
 use super::{csv, put_csv, put_hex, read, spill_buffers, Refusal, Spill, TableCodec, LARGE_VALUE};
@@ -90,20 +90,30 @@ impl SlicedColumn {
     }
 
     /// The length of this column's value in `row`, when it is to be read in slices.
-    pub fn length(&self, row: &Row) -> Option<u64> {
-        match row.as_ref(self.length_at)? {
-            Value::Int(n) => Some(*n as u64),
-            Value::UInt(n) => Some(*n),
-            Value::Bytes(b) => std::str::from_utf8(b).ok()?.parse().ok(),
-            _ => None,
-        }
+    pub fn length(&self, row: &[ValueRef]) -> Option<u64> {
+        length(row[self.length_at])
+    }
+}
+
+/// A sliced value's length as the chunk query sent it (NULL: the value came whole).
+fn length(value: ValueRef) -> Option<u64> {
+    match value {
+        ValueRef::Int(n) => Some(n as u64),
+        ValueRef::UInt(n) => Some(n),
+        ValueRef::Bytes(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        _ => None,
     }
 }
 
 impl TableCodec {
-    /// Whether `row` has a value left to be read in slices.
-    pub fn is_sliced(&self, row: &Row) -> bool {
-        self.sliced.iter().any(|c| c.length(row).is_some())
+    /// Whether row `packet` has a value left to be read in slices.
+    pub fn is_sliced(&self, layout: &RowLayout, packet: &[u8]) -> Result<bool> {
+        for column in &self.sliced {
+            if length(layout.value_at(packet, column.length_at)?).is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Writes `row`, whose sliced values come from `pieces` in column order, to `spill` as
@@ -113,7 +123,7 @@ impl TableCodec {
     /// the partial files go with it).
     pub fn encode_sliced_row(
         &self,
-        row: &Row,
+        row: &[ValueRef],
         pieces: &mut Pieces,
         out: &mut Vec<u8>,
         binary: &mut Vec<u8>,
@@ -131,7 +141,7 @@ impl TableCodec {
             if i > 0 {
                 out.push(b',');
             }
-            let value = row.as_ref(i).unwrap_or(&Value::NULL);
+            let value = &row[i];
             let sliced = self
                 .sliced
                 .iter()
@@ -225,7 +235,7 @@ impl TableCodec {
 
     #[cold]
     fn slice_error(&self, value: &Slices, head: &[u8], reason: String) -> Error {
-        let excerpt = Value::Bytes(head.to_vec());
+        let excerpt = ValueRef::Bytes(head);
         let refusal = Refusal::new(reason);
         Error::Value(self.value_error(value.row, value.column.position, &excerpt, refusal))
     }
@@ -233,7 +243,7 @@ impl TableCodec {
 
 /// A value being read in slices: its row (the value NULL there), column and length.
 struct Slices<'a> {
-    row: &'a Row,
+    row: &'a [ValueRef<'a>],
     column: &'a SlicedColumn,
     length: u64,
 }

@@ -3,6 +3,7 @@
 //! ([`reader`]). The source is only ever read: snapshot transactions are READ ONLY.
 
 pub mod reader;
+pub mod row;
 pub mod slices;
 pub mod snapshot;
 pub mod tls;

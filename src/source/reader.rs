@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Row, Value};
+use mysql_async::Conn;
 
+use super::row::{OwnedRow, Packets, RowLayout};
 use super::slices;
 use super::snapshot::{self, BinlogPosition, Snapshot};
 use super::{chunk_query, KeyColumn};
@@ -193,36 +194,46 @@ async fn stream_rows(
             .map_err(Error::mysql(&context))
     })
     .await?;
+    let layout = RowLayout::of(result.columns_ref())?;
     // The timeout bounds the fetch of a whole batch (a clock read per row cost 1% of the CPU);
     // handing the batch on is outside it, since full encoders rightly make a reader wait.
     // Rows with values to read in slices wait for the chunk's query to end: the connection
     // is busy until then. They hold only their short values.
-    let mut sliced: Vec<Row> = Vec::new();
+    let mut sliced: Vec<OwnedRow> = Vec::new();
+    let may_slice = !job.codec.sliced.is_empty();
     let mut end = false;
+    // Each batch's buffer is sized after the one before, so that most fill it without
+    // growing and none holds much more than it needs.
+    let mut capacity = 64 << 10;
     while !end {
-        let mut batch: Vec<Row> = Vec::with_capacity(BATCH_ROWS);
-        let (mut batch_bytes, mut largest) = (0, 0);
+        let mut packets = Packets::with_capacity(BATCH_ROWS, capacity);
+        let mut largest = 0;
         end = within(timeout, &context, async {
-            while let Some(row) = result.next().await.map_err(Error::mysql(&context))? {
-                if job.codec.is_sliced(&row) {
-                    sliced.push(row);
+            while result
+                .next_row_packet(packets.buffer())
+                .await
+                .map_err(Error::mysql(&context))?
+            {
+                let packet = packets.push_row();
+                if may_slice && job.codec.is_sliced(&layout, packet)? {
+                    let packet = packets.pop_row().expect("the row just pushed");
+                    sliced.push(OwnedRow::new(packet, layout.clone()));
                     continue;
                 }
-                let (size, row_largest) = row_size(&row);
-                batch_bytes += size;
-                largest = largest.max(row_largest);
-                batch.push(row);
-                if batch.len() >= BATCH_ROWS || batch_bytes >= BATCH_BYTES {
+                largest = largest.max(packet.len());
+                if packets.len() >= BATCH_ROWS || packets.bytes() >= BATCH_BYTES {
                     return Ok(false);
                 }
             }
             Ok(true)
         })
         .await?;
-        if !batch.is_empty() {
+        let batch_bytes = packets.bytes();
+        capacity = batch_bytes.clamp(4 << 10, BATCH_BYTES + (64 << 10));
+        if !packets.is_empty() {
             let batch = Batch {
-                rows: batch,
-                bytes: batch_bytes,
+                packets,
+                layout: layout.clone(),
                 largest,
             };
             input.rows(writer, batch)?;
@@ -240,12 +251,4 @@ async fn stream_rows(
         .await?;
     }
     input.end(writer.clone())
-}
-
-/// A row's size in the budget's terms, and its largest value's.
-fn row_size(row: &Row) -> (usize, usize) {
-    (0..row.len()).fold((0, 0), |(size, largest), i| match row.as_ref(i) {
-        Some(Value::Bytes(b)) => (size + b.len() + 1, largest.max(b.len())),
-        _ => (size + 9, largest),
-    })
 }

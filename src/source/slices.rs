@@ -20,8 +20,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Row, Value};
+use mysql_async::{Conn, Value};
 
+use super::row::OwnedRow;
 use super::{key_predicate, KeyColumn};
 use crate::catalog::my_ident;
 use crate::encode::pool::Input;
@@ -50,22 +51,25 @@ pub async fn read_row(
     database: &str,
     codec: &TableCodec,
     key: &[KeyColumn],
-    row: Row,
+    row: OwnedRow,
     input: &Input,
     writer: &Arc<ChunkWriter>,
     timeout: Duration,
 ) -> Result<()> {
-    let key_values: Vec<Value> = codec
-        .key_positions
-        .iter()
-        .map(|&i| row.as_ref(i).cloned().unwrap_or(Value::NULL))
-        .collect();
-    let values: Vec<_> = codec
-        .sliced
-        .iter()
-        .filter_map(|c| Some((c, c.length(&row)?)))
-        .collect();
-    let row_key = codec.render_key(&row);
+    let (key_values, values, row_key) = {
+        let row = row.values()?;
+        let key_values: Vec<Value> = codec
+            .key_positions
+            .iter()
+            .map(|&i| row[i].to_value())
+            .collect();
+        let values: Vec<_> = codec
+            .sliced
+            .iter()
+            .filter_map(|c| Some((c, c.length(&row)?)))
+            .collect();
+        (key_values, values, codec.render_key(&row))
+    };
     let (slices, pieces) = tokio::sync::mpsc::channel(1);
     input.sliced(writer, row, pieces)?;
     for (column, length) in values {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Value};
+use mysql_async::Conn;
 use tokio_postgres::Client;
 
 use crate::canon::digest::{CanonRow, TableCanon};
@@ -15,6 +15,7 @@ use crate::error::{within, Error, Result};
 use crate::mapping::TableMapping;
 use crate::plan::Chunk;
 use crate::source;
+use crate::source::row::ValueRef;
 
 /// Streams the rows of `chunks` of `table` from the source into `each`.
 pub async fn source_rows(
@@ -49,7 +50,10 @@ pub async fn source_rows(
         .await?
         {
             row.fill(columns, |i, out| {
-                canon.kinds[i].source(values.as_ref(i).unwrap_or(&Value::NULL), out)
+                canon.kinds[i].source(
+                    &values.as_ref(i).map_or(ValueRef::Null, ValueRef::from),
+                    out,
+                )
             });
             each(&row);
         }

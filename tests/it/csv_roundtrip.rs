@@ -5,6 +5,7 @@ use bytes::Bytes;
 use futures_util::SinkExt;
 use mysql_async::Value;
 use pgclipper::mapping::Conversion;
+use pgclipper::source::row::ValueRef;
 use proptest::prelude::*;
 
 /// Strings dense in what CSV and COPY treat specially.
@@ -40,10 +41,10 @@ fn encode(rows: &[(Option<String>, Option<Vec<u8>>)]) -> Vec<u8> {
         let v = t
             .as_ref()
             .map_or(Value::NULL, |s| Value::Bytes(s.clone().into_bytes()));
-        text.encode(&v, &mut out).unwrap();
+        text.encode(&ValueRef::from(&v), &mut out).unwrap();
         out.push(b',');
         let v = b.as_ref().map_or(Value::NULL, |b| Value::Bytes(b.clone()));
-        bytea.encode(&v, &mut out).unwrap();
+        bytea.encode(&ValueRef::from(&v), &mut out).unwrap();
         out.push(b'\n');
     }
     out
