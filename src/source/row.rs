@@ -121,10 +121,12 @@ impl RowLayout {
                     | ColumnType::MYSQL_TYPE_DATETIME => Wire::DateTime,
                     ColumnType::MYSQL_TYPE_TIME => Wire::Time,
                     ColumnType::MYSQL_TYPE_NULL => Wire::Null,
-                    other => return Err(Error::Environment(format!(
+                    other => {
+                        return Err(Error::Environment(format!(
                         "the source sent column `{}` as {other:?}, a type pgclipper cannot read",
                         column.name_str()
-                    ))),
+                    )))
+                    }
                 })
             })
             .collect::<Result<_>>()?;
