@@ -14,6 +14,10 @@ use crate::work::{self, Failure};
 /// Bytes of rows in flight between readers and encoders (at least one batch always passes).
 const IN_FLIGHT_BYTES: usize = 32 << 20;
 
+/// A batch's buffer grown past this (by rows of several MB) is freed after its batch
+/// instead of kept for another.
+const SPARE_MAX_BYTES: usize = 4 << 20;
+
 /// Where finished chunks go; returns `false` when nobody downstream listens any more.
 pub type OnFinished = Arc<dyn Fn(FinishedChunk) -> bool + Send + Sync>;
 
@@ -45,6 +49,8 @@ pub struct Encoders {
 pub struct Input {
     jobs: crossbeam_channel::Sender<EncodeJob>,
     budget: Arc<ByteBudget>,
+    /// Batches the encoders are done with, emptied, for the readers to fill again.
+    spare: crossbeam_channel::Receiver<Packets>,
     failure: Arc<Failure>,
 }
 
@@ -56,6 +62,12 @@ pub fn start(
     finished: OnFinished,
 ) -> Result<(Encoders, Input)> {
     let (job_tx, job_rx) = crossbeam_channel::bounded::<EncodeJob>(threads * 4);
+    // As many spare batches as can be waiting in the channel or encoding: the spares never
+    // outnumber the batches that were in flight at once, so they hold no more memory than
+    // the budget let through, and the readers' buffers are reused instead of allocated,
+    // faulted in and freed on another thread (which mimalloc returns to the system only
+    // after a delay: peak RSS 98-108 MiB against 64 MiB with the delay 0, Alkemio 2.59M).
+    let (spare_tx, spare_rx) = crossbeam_channel::bounded::<Packets>(threads * 5);
     let budget = Arc::new(ByteBudget::new(IN_FLIGHT_BYTES));
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -67,13 +79,14 @@ pub fn start(
         tokio::task::spawn_blocking(move || {
             pool.scope(|scope| {
                 for _ in 0..threads {
-                    let (jobs, failure, finished, budget) = (
+                    let (jobs, failure, finished, budget, spare) = (
                         job_rx.clone(),
                         failure.clone(),
                         finished.clone(),
                         budget.clone(),
+                        spare_tx.clone(),
                     );
-                    scope.spawn(move |_| encoder_loop(jobs, &budget, &failure, &*finished));
+                    scope.spawn(move |_| encoder_loop(jobs, &budget, &spare, &failure, &*finished));
                 }
             })
         })
@@ -81,6 +94,7 @@ pub fn start(
     let input = Input {
         jobs: job_tx,
         budget,
+        spare: spare_rx,
         failure: failure.clone(),
     };
     Ok((Encoders { threads: handle }, input))
@@ -93,6 +107,17 @@ impl Encoders {
 }
 
 impl Input {
+    /// An empty batch with room for `rows` rows of `bytes`: a spare one when there is.
+    pub fn packets(&self, rows: usize, bytes: usize) -> Packets {
+        match self.spare.try_recv() {
+            Ok(mut packets) => {
+                packets.reserve(rows, bytes);
+                packets
+            }
+            Err(_) => Packets::with_capacity(rows, bytes),
+        }
+    }
+
     /// Hands a batch of `writer`'s rows to the encoders; blocks while the encoders are behind.
     pub fn rows(&self, writer: &Arc<ChunkWriter>, batch: Batch) -> Result<()> {
         if self.failure.is_cancelled() {
@@ -103,7 +128,7 @@ impl Input {
         // `block_in_place` lets the runtime move other tasks off this worker meanwhile.
         tokio::task::block_in_place(|| {
             let cancelled = || self.failure.is_cancelled();
-            let bytes = batch.packets.bytes();
+            let bytes = batch.packets.capacity();
             self.budget.acquire(bytes, &cancelled);
             self.jobs
                 .send(EncodeJob::Rows(writer.clone(), batch))
@@ -149,6 +174,7 @@ impl Input {
 fn encoder_loop(
     jobs: crossbeam_channel::Receiver<EncodeJob>,
     budget: &ByteBudget,
+    spare: &crossbeam_channel::Sender<Packets>,
     failure: &Failure,
     finished: &(dyn Fn(FinishedChunk) -> bool + Send + Sync),
 ) {
@@ -157,15 +183,21 @@ fn encoder_loop(
         if failure.is_cancelled() {
             // Drain, so no reader stays blocked on a full channel or budget.
             if let EncodeJob::Rows(_, batch) = job {
-                budget.release(batch.packets.bytes());
+                budget.release(batch.packets.capacity());
             }
             continue;
         }
         let (writer, outcome) = match job {
             EncodeJob::Rows(writer, batch) => {
                 let outcome = writer.write_batch(&batch, &mut buffers);
-                let bytes = batch.packets.bytes();
-                drop(batch);
+                let mut packets = batch.packets;
+                let bytes = packets.capacity();
+                if bytes <= SPARE_MAX_BYTES {
+                    packets.clear();
+                    let _kept_unless_enough = spare.try_send(packets);
+                } else {
+                    drop(packets);
+                }
                 budget.release(bytes);
                 (writer, outcome)
             }

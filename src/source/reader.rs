@@ -9,7 +9,7 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
-use super::row::{OwnedRow, Packets, RowLayout};
+use super::row::{OwnedRow, RowLayout};
 use super::slices;
 use super::snapshot::{self, BinlogPosition, Snapshot};
 use super::{chunk_query, KeyColumn};
@@ -202,11 +202,11 @@ async fn stream_rows(
     let mut sliced: Vec<OwnedRow> = Vec::new();
     let may_slice = !job.codec.sliced.is_empty();
     let mut end = false;
-    // Each batch's buffer is sized after the one before, so that most fill it without
-    // growing and none holds much more than it needs.
+    // Each batch has room for as many bytes as the one before, so that most fill it
+    // without growing; its buffer is a spare one of an earlier batch where there is.
     let mut capacity = 64 << 10;
     while !end {
-        let mut packets = Packets::with_capacity(BATCH_ROWS, capacity);
+        let mut packets = input.packets(BATCH_ROWS, capacity);
         let mut largest = 0;
         end = within(timeout, &context, async {
             while result

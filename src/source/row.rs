@@ -320,6 +320,23 @@ impl Packets {
         }
     }
 
+    /// Empties the batch for another, its buffers kept.
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.ends.clear();
+    }
+
+    /// Makes room for at least `rows` rows of `bytes` in all without growing.
+    pub fn reserve(&mut self, rows: usize, bytes: usize) {
+        self.data.reserve(bytes.saturating_sub(self.data.len()));
+        self.ends.reserve(rows.saturating_sub(self.ends.len()));
+    }
+
+    /// The memory the batch holds: its buffer's capacity, not only the bytes in it.
+    pub fn capacity(&self) -> usize {
+        self.data.capacity() + self.ends.capacity() * std::mem::size_of::<usize>()
+    }
+
     /// The buffer the next row's packet is appended to; [`Packets::push_row`] then marks
     /// its end.
     pub fn buffer(&mut self) -> &mut Vec<u8> {
@@ -518,5 +535,20 @@ mod tests {
         let rows: Vec<_> = rows.iter().collect();
         assert_eq!(rows, [[ValueRef::Bytes(b"a")], [ValueRef::Bytes(b"bc")]]);
         assert_eq!((packets.len(), packets.bytes()), (2, 9));
+    }
+
+    #[test]
+    fn a_cleared_batch_keeps_its_room_for_the_next() {
+        let mut packets = Packets::with_capacity(4, 100);
+        packets.buffer().extend([0, 0, 1, b'a']);
+        packets.push_row();
+        let room = packets.capacity();
+        packets.clear();
+        assert!(packets.is_empty() && packets.bytes() == 0);
+        assert_eq!(packets.capacity(), room);
+        packets.reserve(4, 50); // already has room: nothing grows
+        assert_eq!(packets.capacity(), room);
+        packets.reserve(4, 1000);
+        assert!(packets.capacity() >= 1000 + 4 * std::mem::size_of::<usize>());
     }
 }
