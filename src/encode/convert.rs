@@ -104,13 +104,14 @@ impl Conversion {
                 push_field(out, self.checked_text(value)?.as_bytes());
             }
             Conversion::EnumLabel { labels } => {
-                let text = text(value)?;
-                if !labels.contains(text) {
+                let raw = bytes(value)?;
+                if !labels.contains(raw) {
+                    let text = text(value)?;
                     return Err(Refusal::new(format!(
                         "label {text:?} does not exist in the target enum type"
                     )));
                 }
-                push_field(out, text.as_bytes());
+                push_field(out, raw);
             }
             Conversion::TextToUuid => {
                 let text = bytes(value)?;

@@ -2,10 +2,9 @@
 //! values travel, one row per type pair. `docs/mapping.md` documents every row; the tests
 //! below check them one by one.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::conversion::{Conversion, Rule, Wire, Zone};
+use super::conversion::{Conversion, Labels, Rule, Wire, Zone};
 use super::MappingOptions;
 use crate::catalog::{MyType, PgType, SourceColumn, TargetColumn};
 
@@ -80,7 +79,7 @@ pub fn choose(
         }
         (M::Enum(_) | M::Char { .. } | M::Text, P::Enum { labels, .. }) => R::binary(
             C::EnumLabel {
-                labels: Arc::new(labels.iter().cloned().collect::<HashSet<_>>()),
+                labels: Arc::new(Labels::new(labels)),
             },
             Wire::Text,
         ),
