@@ -254,6 +254,25 @@ impl Retry {
         Some(pause)
     }
 
+    /// Runs `step` until it succeeds, trying again after each transient error by the rule
+    /// above; `what` is the log's word for trying again.
+    pub async fn run<T, F, Fut>(mut self, what: &str, mut step: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        loop {
+            match step().await {
+                Ok(done) => return Ok(done),
+                Err(e) => {
+                    if !self.wait_after(&e, what).await {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+
     /// Waits before the next try after `error` and says so in the log; `false` (at once)
     /// when there is to be no next try.
     pub async fn wait_after(&mut self, error: &Error, what: &str) -> bool {

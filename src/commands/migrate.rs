@@ -181,8 +181,9 @@ async fn export_and_load(
     progress.abort();
     failure.result()?;
     // Every chunk of the plan is loaded now; a chunk left behind would be rows lost without
-    // a word, so the ledger is asked rather than trusted to the bookkeeping above.
-    let client = crate::sink::connect(url).await?;
+    // a word, so the ledger is asked rather than trusted to the bookkeeping above. The
+    // target may be restarting right now (the writers and the rebuild ride that out too).
+    let client = crate::sink::reconnect(url).await?;
     let unloaded = ledger::unloaded_count(&client, &plan.plan_id).await?;
     if unloaded > 0 {
         return Err(crate::error::Error::Data(format!(

@@ -95,7 +95,7 @@ pub async fn after_load(
         Some(rebuild) => Some(rebuild.finish().await?),
         None => None,
     };
-    let mut client = sink::connect(url).await?;
+    let mut client = sink::reconnect(url).await?;
     ledger::lock(&client).await?;
     let outcome = async {
         if let Some(at) = ledger::completed_at(&client, &plan.plan_id).await? {

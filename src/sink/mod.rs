@@ -25,6 +25,7 @@ use crate::encode::FinishedChunk;
 use crate::error::{within, Error, Problem, Result};
 use crate::plan::Plan;
 use crate::url::DbUrl;
+use crate::work::Retry;
 
 /// How chunks travel to Postgres. The CSV files are written either way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -114,6 +115,18 @@ pub async fn connect(url: &DbUrl) -> Result<Client> {
         warn_if_plain(&client, &host).await;
     }
     Ok(client)
+}
+
+/// A connection mid-run, to a target that answered a moment ago: a restart in between
+/// (57P03 while it shuts down or starts up, refused while it is down) costs a pause, not
+/// the run. Not for the first connection, where a wrong password must be said at once.
+pub async fn reconnect(url: &DbUrl) -> Result<Client> {
+    Retry::writer()
+        .run(
+            "Transient target error while connecting; trying again.",
+            || connect(url),
+        )
+        .await
 }
 
 const TARGET_ENCRYPTION_ADVICE: &str =

@@ -382,6 +382,75 @@ fn a_restart_during_a_rebuild_is_retried_and_the_run_completes() {
     case.assert_exact();
 }
 
+/// A connection asked for mid-run while the target restarts waits for it. The check that
+/// every chunk is loaded, once the load ends, connected once: a restart that the rebuild had
+/// just survived ended the run with exit 3 and "57P03: the database system is shutting
+/// down" (CI, 2026-12-02). Here a smart shutdown, held open by one session, keeps the
+/// server refusing new sessions with 57P03 until that session goes, 1.5 s later.
+#[test]
+fn a_connection_asked_for_while_the_target_restarts_waits_for_it() {
+    use std::io::Write;
+    let servers_ = PrivateServers::start(&[]);
+    let (_, pg) = servers(&servers_.env());
+    let mut held = Command::new("psql")
+        .args(["-q", &format!("{pg}/postgres")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    held.stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"SET application_name = 'held';\n")
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let sessions = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'held'";
+    while query_text(&pg, "postgres", sessions) != "1" {
+        assert!(Instant::now() < deadline, "the held session never began");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pg_bin = std::env::var("PGCLIPPER_TEST_PG_BIN").unwrap();
+    let data = servers_.dir.join("postgres/data");
+    let mut restart = Command::new("runuser")
+        .args(["-u", "postgres", "--", &format!("{pg_bin}/pg_ctl"), "-D"])
+        .arg(&data)
+        .args(["-m", "smart", "-w", "-t", "60", "restart"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let probe = Command::new("psql")
+            .args(["-At", &format!("{pg}/postgres"), "-c", "SELECT 1"])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&probe.stderr).contains("shutting down") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server never began to shut down"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        drop(held.stdin.take());
+        held.wait().unwrap();
+    });
+    let url = pgclipper::url::DbUrl::new(format!("{pg}/postgres"));
+    let asked = Instant::now();
+    let answer = block_on(async {
+        let client = pgclipper::sink::reconnect(&url).await?;
+        let row = client.query_one("SELECT 1", &[]).await;
+        Ok::<i32, pgclipper::Error>(row.expect("a query on the new session").get(0))
+    });
+    release.join().unwrap();
+    assert!(restart.wait().unwrap().success());
+    let answer = answer.unwrap_or_else(|e| panic!("after {:?}: {e}", asked.elapsed()));
+    assert_eq!(answer, 1);
+}
+
 /// A writer's session ends while a chunk's binary form streams in: that chunk is loaded from
 /// its CSV file (complete by then) on a new session, the others stream on, and the target
 /// holds every row once.
