@@ -1,7 +1,8 @@
 //! Putting back what the load took off, table by table: a table's keys, constraints and
 //! indexes are built as soon as its data is complete (its last chunk in), while other tables
 //! still load; a foreign key is added and validated once both its tables are keyed; then the
-//! table's statistics are taken (ANALYZE). The rebuild overlaps the load instead of
+//! table's statistics are taken (ANALYZE). A table that foreign keys reference is vacuumed
+//! once keyed, before they are validated. The rebuild overlaps the load instead of
 //! following it, and the largest tables' builds start first among those ready.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -36,13 +37,18 @@ enum Task {
     Restore(DeferredObject),
     /// Fresh statistics for a table whose data and keys are in.
     Analyze(String),
+    /// The visibility map of a keyed table that foreign keys reference, before they are
+    /// validated: each validation reads the referenced keys, and with the map set it reads
+    /// them from the key's index instead of the whole table (docs/design.md, "Referenced
+    /// tables vacuumed before their foreign keys").
+    Vacuum(String),
 }
 
 impl Task {
     fn table(&self) -> &str {
         match self {
             Task::Restore(object) => &object.table,
-            Task::Analyze(table) => table,
+            Task::Analyze(table) | Task::Vacuum(table) => table,
         }
     }
 }
@@ -54,6 +60,10 @@ impl Task {
 struct RebuildOrder {
     waiting: Vec<DeferredObject>,
     analyze: VecDeque<String>,
+    /// Keyed tables to vacuum before the foreign keys that reference them.
+    vacuum: VecDeque<String>,
+    /// Tables (`table_key`) that foreign keys still to validate reference, not vacuumed yet.
+    unvacuumed: HashSet<String>,
     /// Tables whose data is complete (`table_key`).
     complete: HashSet<String>,
     /// Every table of the plan (`table_key`), and whether it is analyzed by this rebuild.
@@ -90,12 +100,23 @@ impl RebuildOrder {
         for o in objects.iter().filter(|o| o.kind != ObjectKind::ForeignKey) {
             *unbuilt.entry(table_key(&o.table)).or_insert(0) += 1;
         }
+        let sql_names = tables.iter().map(|t| (table_key(t), t.clone())).collect();
+        let tables: Vec<String> = tables.iter().map(|t| table_key(t)).collect();
+        // Only tables this run loaded, and only with statistics (not `reset`'s empty ones).
+        let unvacuumed = objects
+            .iter()
+            .filter(|o| analyzing && o.kind == ObjectKind::ForeignKey)
+            .filter_map(|o| o.referenced.as_deref().map(table_key))
+            .filter(|referenced| tables.contains(referenced))
+            .collect();
         RebuildOrder {
             waiting: objects,
             analyze: VecDeque::new(),
+            vacuum: VecDeque::new(),
+            unvacuumed,
             complete: HashSet::new(),
-            tables: tables.iter().map(|t| table_key(t)).collect(),
-            sql_names: tables.iter().map(|t| (table_key(t), t.clone())).collect(),
+            sql_names,
+            tables,
             analyzing,
             unbuilt,
             running: 0,
@@ -128,7 +149,16 @@ impl RebuildOrder {
     fn analyze_when_built(&mut self, table: &str) {
         if self.analyzing && self.built(table) && self.tables.iter().any(|t| t == table) {
             self.analyze.push_back(table.to_string());
+            if self.unvacuumed.contains(table) {
+                self.vacuum.push_back(table.to_string());
+            }
         }
+    }
+
+    /// Whether the foreign keys that reference `table` may be validated: it is vacuumed, or
+    /// needs no vacuum here.
+    fn vacuumed(&self, table: &str) -> bool {
+        !self.unvacuumed.contains(table)
     }
 
     fn next(&mut self) -> Next {
@@ -146,10 +176,17 @@ impl RebuildOrder {
     }
 
     fn next_task(&mut self) -> Next {
+        // Foreign keys wait for it: before any other build.
+        if let Some(table) = self.vacuum.pop_front() {
+            return Next::Run(Task::Vacuum(self.sql_name(table)));
+        }
         let ready = self.waiting.iter().position(|o| match o.kind {
             ObjectKind::ForeignKey => match &o.referenced {
                 Some(referenced) => {
-                    self.built(&table_key(&o.table)) && self.built(&table_key(referenced))
+                    let referenced = table_key(referenced);
+                    self.built(&table_key(&o.table))
+                        && self.built(&referenced)
+                        && self.vacuumed(&referenced)
                 }
                 // An older ledger does not name the referenced table: wait for all.
                 None => self.all_complete() && self.unbuilt.values().all(|&n| n == 0),
@@ -160,8 +197,7 @@ impl RebuildOrder {
             return Next::Run(Task::Restore(self.waiting.remove(i)));
         }
         if let Some(table) = self.analyze.pop_front() {
-            let sql_name = self.sql_names.get(&table).cloned().unwrap_or(table);
-            return Next::Run(Task::Analyze(sql_name));
+            return Next::Run(Task::Analyze(self.sql_name(table)));
         }
         if self.waiting.is_empty() && self.all_complete() {
             Next::Done
@@ -170,11 +206,19 @@ impl RebuildOrder {
         }
     }
 
+    fn sql_name(&self, table: String) -> String {
+        self.sql_names.get(&table).cloned().unwrap_or(table)
+    }
+
     /// A task handed out by [`RebuildOrder::next`] is done.
     fn done(&mut self, task: &Task) {
         self.running = self.running.saturating_sub(1);
-        if let Task::Restore(object) = task {
-            self.restored(object);
+        match task {
+            Task::Restore(object) => self.restored(object),
+            Task::Vacuum(table) => {
+                self.unvacuumed.remove(&table_key(table));
+            }
+            Task::Analyze(_) => {}
         }
     }
 
@@ -430,6 +474,13 @@ async fn run(
                 dead = server_stops_answering(probe, timeout, &context) => return Err(dead),
             }
             crate::report::record::analyzed(table, started);
+            Ok(())
+        }
+        Task::Vacuum(table) => {
+            let started = Instant::now();
+            let (context, sql) = (format!("vacuuming {table}"), format!("VACUUM {table}"));
+            while_answering(probe, timeout, &context, client.batch_execute(&sql)).await?;
+            tracing::info!(table = %table, seconds = started.elapsed().as_secs_f64(), "Vacuumed before the foreign keys that reference it.");
             Ok(())
         }
     }
@@ -734,6 +785,7 @@ mod tests {
         match order.next() {
             Next::Run(Task::Restore(o)) => Some(o.name),
             Next::Run(Task::Analyze(t)) => Some(format!("analyze {t}")),
+            Next::Run(Task::Vacuum(t)) => Some(format!("vacuum {t}")),
             Next::Wait => None,
             Next::Done => Some("done".into()),
         }
@@ -851,6 +903,55 @@ mod tests {
         order.restored(&events_pkey);
         assert_eq!(take(&mut order).as_deref(), Some("events_user_fk"));
         assert_eq!(take(&mut order).as_deref(), Some("done"));
+    }
+
+    #[test]
+    fn a_referenced_table_is_vacuumed_once_keyed_and_before_its_foreign_keys() {
+        let objects = || {
+            vec![
+                object("users", "users_pkey", Constraint, None),
+                object("events", "events_user_fk", ForeignKey, Some("users")),
+                object("users", "users_self_fk", ForeignKey, Some("users")),
+                object("events", "events_outside_fk", ForeignKey, Some("outside")),
+            ]
+        };
+        let mut order = order(objects(), &["events", "users"], true);
+        order.table_complete("events");
+        // It has no keys of its own to build: the foreign key outside the plan goes at once.
+        assert_eq!(take(&mut order).as_deref(), Some("events_outside_fk"));
+        assert_eq!(take(&mut order).as_deref(), Some("analyze events"));
+        order.table_complete("users");
+        let users_pkey = order.waiting[0].clone();
+        assert_eq!(take(&mut order).as_deref(), Some("users_pkey"));
+        assert_eq!(take(&mut order), None, "users is not keyed yet");
+        order.restored(&users_pkey);
+        let Next::Run(vacuum) = order.next() else {
+            panic!("a task")
+        };
+        assert!(
+            matches!(&vacuum, Task::Vacuum(t) if t == "users"),
+            "{vacuum:?}"
+        );
+        assert_eq!(take(&mut order).as_deref(), Some("analyze users"));
+        assert_eq!(
+            take(&mut order),
+            None,
+            "both foreign keys wait for the vacuum"
+        );
+        order.done(&vacuum);
+        assert_eq!(take(&mut order).as_deref(), Some("events_user_fk"));
+        assert_eq!(take(&mut order).as_deref(), Some("users_self_fk"));
+        assert_eq!(take(&mut order).as_deref(), Some("done"));
+
+        // Without statistics (`reset`, on emptied tables) nothing is vacuumed.
+        let mut order = super::tests::order(objects(), &["events", "users"], false);
+        order.table_complete("events");
+        order.table_complete("users");
+        let users_pkey = order.waiting[0].clone();
+        assert_eq!(take(&mut order).as_deref(), Some("users_pkey"));
+        assert_eq!(take(&mut order).as_deref(), Some("events_outside_fk"));
+        order.restored(&users_pkey);
+        assert_eq!(take(&mut order).as_deref(), Some("events_user_fk"));
     }
 
     #[test]
