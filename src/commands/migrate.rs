@@ -183,8 +183,11 @@ async fn export_and_load(
     // Every chunk of the plan is loaded now; a chunk left behind would be rows lost without
     // a word, so the ledger is asked rather than trusted to the bookkeeping above. The
     // target may be restarting right now (the writers and the rebuild ride that out too).
-    let client = crate::sink::reconnect(url).await?;
-    let unloaded = ledger::unloaded_count(&client, &plan.plan_id).await?;
+    let plan_id = plan.plan_id.as_str();
+    let unloaded = crate::sink::on_new_connection(url, |client| async move {
+        ledger::unloaded_count(&client, plan_id).await
+    })
+    .await?;
     if unloaded > 0 {
         return Err(crate::error::Error::Data(format!(
             "{unloaded} chunks of the plan are not loaded though every stage ended: run `pgclipper migrate` again with the same workdir to load them"

@@ -95,7 +95,19 @@ pub async fn after_load(
         Some(rebuild) => Some(rebuild.finish().await?),
         None => None,
     };
-    let mut client = sink::reconnect(url).await?;
+    // A target restarting now costs a new session and another try: every step below is
+    // done at most once, as the ledger records.
+    sink::on_new_connection(url, |client| finish(client, url, plan, options, rebuilt)).await
+}
+
+/// The rest of [`after_load`] under the ledger's lock, on `client`.
+async fn finish(
+    mut client: tokio_postgres::Client,
+    url: &DbUrl,
+    plan: &Plan,
+    options: &LoadOptions,
+    rebuilt: Option<usize>,
+) -> Result<Finished> {
     ledger::lock(&client).await?;
     let outcome = async {
         if let Some(at) = ledger::completed_at(&client, &plan.plan_id).await? {

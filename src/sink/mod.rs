@@ -117,15 +117,20 @@ pub async fn connect(url: &DbUrl) -> Result<Client> {
     Ok(client)
 }
 
-/// A connection mid-run, to a target that answered a moment ago: a restart in between
-/// (57P03 while it shuts down or starts up, refused while it is down) costs a pause, not
-/// the run. Not for the first connection, where a wrong password must be said at once.
-pub async fn reconnect(url: &DbUrl) -> Result<Client> {
+/// Runs `step` on a new connection mid-run, when the target answered a moment ago: a
+/// restart meanwhile (57P03 while it shuts down or starts up, refused while it is down,
+/// 57P01 for a session it ends) costs a new connection and another try of the whole step,
+/// by the one retry rule, not the run. `step` must be safe to run again. Not for the first
+/// connection of a run, where a wrong password must be said at once.
+pub async fn on_new_connection<T, F, Fut>(url: &DbUrl, step: F) -> Result<T>
+where
+    F: Fn(Client) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let step = &step;
+    let what = "Transient target error; trying again on a new connection.";
     Retry::writer()
-        .run(
-            "Transient target error while connecting; trying again.",
-            || connect(url),
-        )
+        .run(what, move || async move { step(connect(url).await?).await })
         .await
 }
 

@@ -382,13 +382,13 @@ fn a_restart_during_a_rebuild_is_retried_and_the_run_completes() {
     case.assert_exact();
 }
 
-/// A connection asked for mid-run while the target restarts waits for it. The check that
+/// A step mid-run on a new connection waits out a target restart. The check that
 /// every chunk is loaded, once the load ends, connected once: a restart that the rebuild had
 /// just survived ended the run with exit 3 and "57P03: the database system is shutting
 /// down" (CI, 2026-12-02). Here a smart shutdown, held open by one session, keeps the
 /// server refusing new sessions with 57P03 until that session goes, 1.5 s later.
 #[test]
-fn a_connection_asked_for_while_the_target_restarts_waits_for_it() {
+fn a_step_on_a_new_connection_waits_out_a_restart_and_a_session_ended_under_it() {
     use std::io::Write;
     let servers_ = PrivateServers::start(&[]);
     let (_, pg) = servers(&servers_.env());
@@ -440,15 +440,34 @@ fn a_connection_asked_for_while_the_target_restarts_waits_for_it() {
     });
     let url = pgclipper::url::DbUrl::new(format!("{pg}/postgres"));
     let asked = Instant::now();
-    let answer = block_on(async {
-        let client = pgclipper::sink::reconnect(&url).await?;
+    let select_one = |client: tokio_postgres::Client| async move {
         let row = client.query_one("SELECT 1", &[]).await;
         Ok::<i32, pgclipper::Error>(row.expect("a query on the new session").get(0))
-    });
+    };
+    let answer = block_on(pgclipper::sink::on_new_connection(&url, select_one));
     release.join().unwrap();
     assert!(restart.wait().unwrap().success());
     let answer = answer.unwrap_or_else(|e| panic!("after {:?}: {e}", asked.elapsed()));
     assert_eq!(answer, 1);
+
+    // The session ends in the middle of the step (57P01, as when the server restarts right
+    // after the connection was made; CI, 2026-12-06): the whole step again, on a new one.
+    let tries = std::sync::atomic::AtomicU32::new(0);
+    let ended_once = |client: tokio_postgres::Client| {
+        let first = tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+        async move {
+            if first {
+                let ended = client.batch_execute("SELECT pg_terminate_backend(pg_backend_pid())");
+                ended
+                    .await
+                    .map_err(pgclipper::Error::postgres("ending its own session"))?;
+            }
+            let row = client.query_one("SELECT 2", &[]).await;
+            Ok::<i32, pgclipper::Error>(row.expect("a query on the new session").get(0))
+        }
+    };
+    let answer = block_on(pgclipper::sink::on_new_connection(&url, ended_once)).unwrap();
+    assert_eq!((answer, tries.into_inner()), (2, 2));
 }
 
 /// A writer's session ends while a chunk's binary form streams in: that chunk is loaded from
