@@ -142,11 +142,12 @@ impl RebuildOrder {
     fn table_complete(&mut self, table: &str) {
         let table = table_key(table);
         if self.complete.insert(table.clone()) {
-            self.analyze_when_built(&table);
+            self.queue_when_built(&table);
         }
     }
 
-    fn analyze_when_built(&mut self, table: &str) {
+    /// Once `table` is keyed: its statistics, and its vacuum if foreign keys reference it.
+    fn queue_when_built(&mut self, table: &str) {
         if self.analyzing && self.built(table) && self.tables.iter().any(|t| t == table) {
             self.analyze.push_back(table.to_string());
             if self.unvacuumed.contains(table) {
@@ -228,7 +229,7 @@ impl RebuildOrder {
             if let Some(n) = self.unbuilt.get_mut(&table) {
                 *n -= 1;
             }
-            self.analyze_when_built(&table);
+            self.queue_when_built(&table);
         }
     }
 }
@@ -469,10 +470,7 @@ async fn run(
         Task::Analyze(table) => {
             let started = Instant::now();
             let (context, sql) = (format!("analyzing {table}"), format!("ANALYZE {table}"));
-            tokio::select! {
-                done = client.batch_execute(&sql) => done.map_err(Error::postgres(&context))?,
-                dead = server_stops_answering(probe, timeout, &context) => return Err(dead),
-            }
+            while_answering(probe, timeout, &context, client.batch_execute(&sql)).await?;
             crate::report::record::analyzed(table, started);
             Ok(())
         }

@@ -128,7 +128,7 @@ where
     Fut: std::future::Future<Output = Result<T>>,
 {
     let step = &step;
-    let what = "Transient target error; trying again on a new connection.";
+    let what = "Transient target error; trying again.";
     Retry::writer()
         .run(what, move || async move { step(connect(url).await?).await })
         .await

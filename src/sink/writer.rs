@@ -199,33 +199,19 @@ pub fn from_ledger(
         async move {
             // A transient error loses at most the claimed chunk's transaction: connect again
             // and go on with the queue.
-            let mut retry = Retry::writer();
-            loop {
-                let tried = async {
-                    let mut client = connect(&url).await?;
-                    let writer = LedgerWriter {
-                        timeout,
-                        plan_id: &plan_id,
-                        chunks: &chunks,
-                        targets: &targets,
-                        loaded: &loaded,
-                        failure: &failure,
-                    };
-                    writer.claim_and_load(&mut client).await
-                }
-                .await;
-                match tried {
-                    Ok(()) => return Ok(()),
-                    Err(e) => {
-                        if !retry
-                            .wait_after(&e, "Transient target error; trying again.")
-                            .await
-                        {
-                            return Err(e);
-                        }
-                    }
-                }
-            }
+            let writer = LedgerWriter {
+                timeout,
+                plan_id: &plan_id,
+                chunks: &chunks,
+                targets: &targets,
+                loaded: &loaded,
+                failure: &failure,
+            };
+            let writer = &writer;
+            super::on_new_connection(&url, |mut client| async move {
+                writer.claim_and_load(&mut client).await
+            })
+            .await
         }
     })
 }
