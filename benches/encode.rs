@@ -220,8 +220,35 @@ fn row_packets(c: &mut Criterion) {
     group.finish();
 }
 
+/// `verify`'s canonical JSON (which `migrate` computes for every JSON value it loads): the
+/// two-table bench's profile and an Alkemio authorization rule list.
+fn canonical_json(c: &mut Criterion) {
+    let rule = r#"{"type":"space-member","resourceID":"0004d0b5-9e19-461f-a126-e3a08a814c33","grantedPrivileges":["create","read","update","delete","grant"],"inheritable":true,"cascade":false,"criterias":[{"type":"space-admin","resourceID":"0004d0b5-9e19-461f-a126-e3a08a814c33"}]}"#;
+    let cases = [
+        (
+            "profile",
+            r#"{"lang":"fr","tags":["a","b,c"],"bio":"line1\nline2 é 😀","n":1970}"#.to_string(),
+        ),
+        ("credential_rules_3", format!("[{rule},{rule},{rule}]")),
+    ];
+    let mut group = c.benchmark_group("canon_json");
+    for (name, text) in cases {
+        group.throughput(Throughput::Bytes(text.len() as u64));
+        let mut out = Vec::with_capacity(4096);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                out.clear();
+                pgclipper::canon::json(black_box(text.as_bytes()), &mut out);
+                black_box(out.len())
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
+    canonical_json,
     conversions,
     conversions_with_binary,
     checksum,

@@ -16,7 +16,7 @@ pub fn push_decimal(text: &[u8], out: &mut Vec<u8>) {
 
 /// The common case without allocating: `-?digits(.digits)?` as MySQL and Postgres print
 /// decimals. Returns `false` (writing nothing) for anything else.
-fn push_plain_decimal(text: &[u8], out: &mut Vec<u8>) -> bool {
+pub(super) fn push_plain_decimal(text: &[u8], out: &mut Vec<u8>) -> bool {
     let (negative, body) = match text.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, text),
