@@ -246,9 +246,31 @@ fn canonical_json(c: &mut Criterion) {
     group.finish();
 }
 
+/// `verify`'s canonical uuid of a char(36) value, which `migrate` computes for every uuid.
+fn canonical_uuid(c: &mut Criterion) {
+    let values: Vec<Value> = (0..VALUES)
+        .map(|i| Value::Bytes(format!("{:08x}-9e19-461f-a126-e3a08a814c33", i).into_bytes()))
+        .collect();
+    let values: Vec<ValueRef> = values.iter().map(ValueRef::from).collect();
+    let mut group = c.benchmark_group("canon_uuid");
+    group.throughput(Throughput::Elements(values.len() as u64));
+    let mut out = Vec::with_capacity(1 << 20);
+    group.bench_function("char36", |b| {
+        b.iter(|| {
+            out.clear();
+            for v in &values {
+                pgclipper::canon::Kind::Uuid.source(black_box(v), &mut out);
+            }
+            black_box(out.len())
+        })
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
     canonical_json,
+    canonical_uuid,
     conversions,
     conversions_with_binary,
     checksum,

@@ -327,11 +327,19 @@ fn push_clock(hours: u32, mm: u8, ss: u8, us: u32, out: &mut Vec<u8>) {
 
 /// Whether `text` is a uuid in the canonical form: lower-case hex digits, 8-4-4-4-12.
 fn is_lower_dashed_uuid(text: &[u8]) -> bool {
-    text.len() == 36
-        && text.iter().enumerate().all(|(i, &c)| match i {
-            8 | 13 | 18 | 23 => c == b'-',
-            _ => matches!(c, b'0'..=b'9' | b'a'..=b'f'),
-        })
+    const DASH_AT: [bool; 36] = {
+        let mut at = [false; 36];
+        (at[8], at[13], at[18], at[23]) = (true, true, true, true);
+        at
+    };
+    let Ok(text) = <&[u8; 36]>::try_from(text) else {
+        return false;
+    };
+    // Every byte tested without a branch, so that the test runs over all of them at once.
+    text.iter().zip(DASH_AT).fold(true, |ok, (&c, dash)| {
+        let hex = (c.wrapping_sub(b'0') < 10) | (c.wrapping_sub(b'a') < 6);
+        ok & ((dash & (c == b'-')) | (!dash & hex))
+    })
 }
 
 /// 32 hex digits as 8-4-4-4-12; anything else as it is (it will not match).
@@ -422,6 +430,26 @@ mod tests {
         let mut out = Vec::new();
         assert!(kind.target(Some(text.as_bytes()), &mut out));
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn only_lower_case_dashed_uuids_are_taken_as_they_are() {
+        assert!(is_lower_dashed_uuid(
+            b"0149ce5f-76a8-4efe-b2e3-431b8c6cceb6"
+        ));
+        for text in [
+            &b"0149CE5F-76a8-4efe-b2e3-431b8c6cceb6"[..],
+            b"0149ce5f76a8-4efe-b2e3-431b8c6cceb6-",
+            b"0149ce5f-76a8-4efe-b2e3-431b8c6cce-6",
+            b"0149ce5f-76a8-4efe-b2e3-431b8c6cceg6",
+            b"0149ce5f76a84efeb2e3431b8c6cceb6",
+        ] {
+            assert!(
+                !is_lower_dashed_uuid(text),
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+        }
     }
 
     #[test]

@@ -210,7 +210,9 @@ where
                 self.next_set().await?;
                 return Ok(false);
             }
-            let packet = match self.conn.as_mut().read_packet().await {
+            // Rows are read without updating the last-I/O time, which the set's last
+            // packet then does once.
+            let packet = match self.conn.as_mut().read_packet_touching(false).await {
                 Ok(packet) => packet,
                 Err(err) => {
                     self.conn.as_mut().set_pending_result(None)?;
@@ -218,6 +220,7 @@ where
                 }
             };
             if P::is_last_result_set_packet(self.conn.capabilities(), &packet) {
+                self.conn.as_mut().touch();
                 self.conn.as_mut().set_pending_result(None)?;
                 self.next_set().await?;
                 return Ok(false);
