@@ -146,8 +146,9 @@ impl<'a> JsonParser<'a> {
     /// The members of the object whose `{` was just read: each written as `"key":value`
     /// after the others, then ordered by key (the last of equal keys kept).
     fn object(&mut self, depth: usize, out: &mut Vec<u8>) -> Option<()> {
+        out.push(b'{');
         let start = out.len();
-        // Each member's key, and where its `"key":value` was written.
+        // Each member's key, and where its `"key":value` was written (between commas).
         let mut members: Vec<(Cow<'a, str>, Range<usize>)> = Vec::new();
         if !self.eat(b'}') {
             loop {
@@ -155,6 +156,9 @@ impl<'a> JsonParser<'a> {
                 let key = self.string()?;
                 if !self.eat(b':') {
                     return None;
+                }
+                if !members.is_empty() {
+                    out.push(b',');
                 }
                 let member_start = out.len();
                 push_json_string(&key, out);
@@ -169,21 +173,25 @@ impl<'a> JsonParser<'a> {
                 }
             }
         }
-        // A stable sort keeps equal keys in the order they came: the last is kept.
-        members.sort_by(|a, b| a.0.cmp(&b.0));
-        let kept = |i: usize| members.get(i + 1).is_none_or(|next| next.0 != members[i].0);
-        let written = out.split_off(start);
-        out.push(b'{');
-        let mut first = true;
-        for (i, (_, range)) in members.iter().enumerate() {
-            if !kept(i) {
-                continue;
+        // Members already in order, each key once (one member, or keys written sorted),
+        // stay where they were written: moving them would copy everything nested in them
+        // again, once per level of nesting.
+        if !members.windows(2).all(|pair| pair[0].0 < pair[1].0) {
+            // A stable sort keeps equal keys in the order they came: the last is kept.
+            members.sort_by(|a, b| a.0.cmp(&b.0));
+            let kept = |i: usize| members.get(i + 1).is_none_or(|next| next.0 != members[i].0);
+            let written = out.split_off(start);
+            let mut first = true;
+            for (i, (_, range)) in members.iter().enumerate() {
+                if !kept(i) {
+                    continue;
+                }
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                out.extend_from_slice(&written[range.start - start..range.end - start]);
             }
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            out.extend_from_slice(&written[range.start - start..range.end - start]);
         }
         out.push(b'}');
         Some(())
@@ -285,6 +293,10 @@ mod tests {
         assert_eq!(canon_json("not json"), "!not json");
         let deep = format!("{}{}", "[".repeat(300), "]".repeat(300));
         assert_eq!(canon_json(&deep), deep);
+        let deep = format!("{}1{}", r#"{"b":0,"a":"#.repeat(300), "}".repeat(300));
+        let sorted = format!("{}1{}", r#"{"a":"#.repeat(300), r#","b":0}"#.repeat(300));
+        assert_eq!(canon_json(&deep), sorted);
+        assert_eq!(canon_json(&sorted), sorted);
     }
 
     #[test]
