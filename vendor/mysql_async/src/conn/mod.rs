@@ -920,12 +920,8 @@ impl Conn {
     /// pgclipper: [`Conn::read_packet`], the last-I/O time updated only if `touch`.
     pub(crate) async fn read_packet_touching(&mut self, touch: bool) -> Result<PooledBuf> {
         loop {
-            let read = if touch {
-                crate::io::ReadPacket::new(&mut *self)
-            } else {
-                crate::io::ReadPacket::untouched(&mut *self)
-            };
-            let packet = read
+            let packet = crate::io::ReadPacket::new(&mut *self)
+                .touching(touch)
                 .await
                 .map_err(|io_err| {
                     self.inner.stream.take();

@@ -27,10 +27,10 @@ impl<'a, 't> ReadPacket<'a, 't> {
         Self(conn.into(), true)
     }
 
-    /// pgclipper: a read that leaves the connection's last-I/O time alone (a clock read
-    /// per row packet cost 1.5% of pgclipper's CPU; only a pool reads that time).
-    pub(crate) fn untouched<T: Into<Connection<'a, 't>>>(conn: T) -> Self {
-        Self(conn.into(), false)
+    /// pgclipper: this read updates the connection's last-I/O time only if `touch` (a
+    /// clock read per row packet cost 1.5% of pgclipper's CPU; only a pool reads that time).
+    pub(crate) fn touching(self, touch: bool) -> Self {
+        Self(self.0, touch)
     }
 
     #[cfg(feature = "binlog")]
