@@ -120,13 +120,18 @@ pub fn read(path: &Path) -> Vec<u8> {
 
 /// Runs the pgclipper binary.
 pub fn pgclipper(args: &[&str]) -> Output {
+    pgclipper_logging(args, "warn")
+}
+
+/// Runs pgclipper with its log at `level`.
+pub fn pgclipper_logging(args: &[&str], level: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pgclipper"))
         .args(args)
         .env_remove("PGSSLMODE")
         .env_remove("PGSSLROOTCERT")
         .env_remove("PGSSLCERT")
         .env_remove("PGSSLKEY")
-        .env("PGCLIPPER_LOG", "warn")
+        .env("PGCLIPPER_LOG", level)
         .output()
         .expect("pgclipper binary")
 }
@@ -163,6 +168,12 @@ fn migrate_args(source: &str, target: &str, workdir: &Path, extra: &[&str]) -> V
 pub fn migrate(source: &str, target: &str, workdir: &Path, extra: &[&str]) -> Output {
     let args = migrate_args(source, target, workdir, extra);
     pgclipper(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// [`migrate`], with its log at `info` in the output's stderr.
+pub fn migrate_logging(source: &str, target: &str, workdir: &Path, extra: &[&str]) -> Output {
+    let args = migrate_args(source, target, workdir, extra);
+    pgclipper_logging(&args.iter().map(String::as_str).collect::<Vec<_>>(), "info")
 }
 
 pub fn migrate_ok(source: &str, target: &str, workdir: &Path, extra: &[&str]) -> String {

@@ -244,6 +244,66 @@ fn a_row_whose_parent_is_missing_stops_the_run_at_its_foreign_key_and_a_fixed_ta
     );
 }
 
+#[test]
+fn a_large_foreign_key_whose_columns_lead_an_index_is_validated_from_the_indexes_and_still_refuses_orphans(
+) {
+    // 1.1M sheets and 1.1M lines: past the size where a hash join of the validation misses
+    // the processor's cache. `line`'s two-column key to `sheet` leads an index (in the other
+    // column order), so the rebuild vacuums both tables before validating it and steers the
+    // validation to a merge join of the two indexes; its second key to `sheet` leads none
+    // and is validated as before. Line 12's sheet is missing: the merge join finds it.
+    let db = database_pair(
+        "fk_index",
+        "CREATE TABLE sheet (book int, page int, PRIMARY KEY (book, page));
+         INSERT INTO sheet SELECT seq DIV 1000, seq MOD 1000 FROM seq_0_to_1099999;
+         CREATE TABLE line (id int PRIMARY KEY, book int, page int, was_book int, was_page int);
+         INSERT INTO line SELECT seq, seq DIV 1000, seq MOD 1000, NULL, NULL FROM seq_0_to_1099999;
+         UPDATE line SET page = 5000 WHERE id = 12;
+         UPDATE line SET was_book = 1, was_page = 1 WHERE id = 13;",
+        "CREATE TABLE sheet (book int, page int, PRIMARY KEY (book, page));
+         CREATE TABLE line (id int PRIMARY KEY, book int, page int, was_book int, was_page int,
+             CONSTRAINT line_sheet_fk FOREIGN KEY (book, page) REFERENCES sheet (book, page),
+             CONSTRAINT line_was_fk FOREIGN KEY (was_book, was_page) REFERENCES sheet (book, page));
+         CREATE INDEX line_page_book ON line (page, book, id);",
+    );
+    let wd = workdir("fk_index");
+    let out = migrate_logging(&db, &db, &wd, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let expected = "table `line`, key id=12, column (`book`, `page`): `sheet` has no row with \
+        (`book`, `page`) = (0, 5000), which foreign key line_sheet_fk requires (the only such row)";
+    assert!(stderr.contains(expected), "{expected}:\n{stderr}");
+    let from_index = |log: &str, fk: &str| {
+        log.lines().any(|l| {
+            l.contains("Vacuumed before validating a foreign key from its index")
+                && l.contains(&format!("\"object\":\"{fk}\""))
+        })
+    };
+    assert!(from_index(&stderr, "line_sheet_fk"), "{stderr}");
+
+    psql(&db, b"INSERT INTO sheet VALUES (0, 5000);");
+    let resumed = migrate_logging(&db, &db, &wd, &[]);
+    let log = String::from_utf8_lossy(&resumed.stderr);
+    assert_eq!(resumed.status.code(), Some(0), "{log}");
+    assert!(from_index(&log, "line_sheet_fk"), "{log}");
+    assert!(!from_index(&stderr, "line_was_fk") && !from_index(&log, "line_was_fk"));
+    let valid = pg_query(
+        &db,
+        "SELECT conname::text, convalidated::text FROM pg_constraint
+         WHERE contype = 'f' AND connamespace = 'public'::regnamespace ORDER BY 1",
+    );
+    let row = |name: &str| vec![Some(name.to_string()), Some("true".to_string())];
+    assert_eq!(valid, [row("line_sheet_fk"), row("line_was_fk")]);
+    // Vacuumed: the tables' visibility maps are set.
+    let visible = pg_query(
+        &db,
+        "SELECT relname::text, relallvisible > 0 FROM pg_class
+         WHERE relname IN ('line', 'sheet') ORDER BY 1",
+    );
+    let set = |name: &str| vec![Some(name.to_string()), Some("t".to_string())];
+    assert_eq!(visible, [set("line"), set("sheet")]);
+}
+
 /// `user` and `note`, in which rows 11 and 14 name user 3, and row 15 user 4, none there;
 /// `other`, in the target only, references `user` too. Each table has its own autovacuum
 /// setting ([`OWN_SETTINGS`]).
