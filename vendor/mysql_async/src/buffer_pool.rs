@@ -7,7 +7,17 @@
 // modified, or distributed except according to those terms.
 
 use crossbeam_queue::ArrayQueue;
-use std::{mem::take, ops::Deref, sync::Arc};
+use std::{cell::RefCell, mem::take, ops::Deref, sync::Arc};
+
+// pgclipper: a few buffers kept by each thread in front of the shared queue. A reader takes
+// a buffer and gives it back for every packet it reads, and the shared queue's atomics,
+// bounced between the cores' caches, were 2.6% of pgclipper's CPU.
+thread_local! {
+    static LOCAL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// pgclipper: buffers kept by one thread.
+const LOCAL_CAP: usize = 2;
 
 #[derive(Debug)]
 pub struct BufferPool {
@@ -41,9 +51,13 @@ impl BufferPool {
     }
 
     pub fn get(self: &Arc<Self>) -> PooledBuf {
-        let buf = self
-            .pool
-            .pop()
+        // pgclipper: this thread's own buffers first.
+        let local = LOCAL
+            .try_with(|local| local.borrow_mut().pop())
+            .ok()
+            .flatten();
+        let buf = local
+            .or_else(|| self.pool.pop())
             .unwrap_or_else(|| Vec::with_capacity(self.buffer_init_cap));
         debug_assert_eq!(buf.len(), 0);
         PooledBuf(buf, self.clone())
@@ -63,8 +77,18 @@ impl BufferPool {
 
         buf.shrink_to(self.buffer_size_cap);
 
-        // ArrayQueue will make sure to drop the buffer if capacity is exceeded
-        let _ = self.pool.push(buf);
+        // pgclipper: kept by this thread while it has room.
+        let mut buf = Some(buf);
+        let _ = LOCAL.try_with(|local| {
+            let mut local = local.borrow_mut();
+            if local.len() < LOCAL_CAP {
+                local.extend(buf.take());
+            }
+        });
+        if let Some(buf) = buf {
+            // ArrayQueue will make sure to drop the buffer if capacity is exceeded
+            let _ = self.pool.push(buf);
+        }
     }
 }
 
