@@ -316,6 +316,9 @@ impl ChunkWriter {
             None => workdir::create_private_file(&self.tmp_path)?, // an empty chunk
         };
         file.sync_all().map_err(Error::io(&self.tmp_path))?;
+        if state.stream.is_some() {
+            drop_from_page_cache(&file);
+        }
         drop(file);
         // The binary file before the CSV file: a CSV file under its final name means both
         // are complete. An empty chunk needs none.
@@ -374,6 +377,20 @@ impl ChunkWriter {
             return Ok(stream.finish(finished));
         }
         Ok(Some(finished))
+    }
+}
+
+/// Gives a fsynced chunk file's pages back to the kernel, when its rows were streamed to
+/// Postgres beside it (`migrate`): nothing reads the file again in a run that goes well, and
+/// gigabytes of them crowd the page cache that MariaDB's reads and Postgres' writes want,
+/// the kernel reclaiming pages as the tool writes, on the tool's CPU (docs/design.md, "Chunk
+/// files out of the page cache"). `export` keeps them: `import` reads them next. Advice
+/// only: an error changes nothing.
+fn drop_from_page_cache(file: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid open descriptor; the call reads no memory of ours.
+    unsafe {
+        libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
     }
 }
 
