@@ -143,6 +143,11 @@ impl RebuildOrder {
         }
     }
 
+    /// Whether the plan loads `table` (`table_key`).
+    fn loads(&self, table: &str) -> bool {
+        self.tables.iter().any(|t| t == table)
+    }
+
     fn all_complete(&self) -> bool {
         self.tables.iter().all(|t| self.complete.contains(t))
     }
@@ -150,7 +155,7 @@ impl RebuildOrder {
     /// Whether `table`'s keys and indexes are in place: a table outside the plan (the
     /// other end of a foreign key to or from a loaded table) never lost its own.
     fn built(&self, table: &str) -> bool {
-        if !self.tables.iter().any(|t| t == table) {
+        if !self.loads(table) {
             return true;
         }
         self.complete.contains(table) && self.unbuilt.get(table).is_none_or(|&n| n == 0)
@@ -166,7 +171,7 @@ impl RebuildOrder {
 
     /// Once `table` is keyed: its statistics, and its vacuum if foreign keys reference it.
     fn queue_when_built(&mut self, table: &str) {
-        if self.analyzing && self.built(table) && self.tables.iter().any(|t| t == table) {
+        if self.analyzing && self.built(table) && self.loads(table) {
             self.analyze.push_back(table.to_string());
             if self.unvacuumed.contains(table) {
                 self.vacuum.push_back(table.to_string());
@@ -217,7 +222,7 @@ impl RebuildOrder {
             let loaded_here = |table: Option<&String>| {
                 self.analyzing
                     && object.kind == ObjectKind::ForeignKey
-                    && table.is_some_and(|t| self.tables.contains(&table_key(t)))
+                    && table.is_some_and(|t| self.loads(&table_key(t)))
             };
             let loaded = LoadedEnds {
                 own: loaded_here(Some(&object.table)),

@@ -120,18 +120,13 @@ pub fn read(path: &Path) -> Vec<u8> {
 
 /// Runs the pgclipper binary.
 pub fn pgclipper(args: &[&str]) -> Output {
-    pgclipper_logging(args, "warn")
-}
-
-/// Runs pgclipper with its log at `level`.
-pub fn pgclipper_logging(args: &[&str], level: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pgclipper"))
         .args(args)
         .env_remove("PGSSLMODE")
         .env_remove("PGSSLROOTCERT")
         .env_remove("PGSSLCERT")
         .env_remove("PGSSLKEY")
-        .env("PGCLIPPER_LOG", level)
+        .env("PGCLIPPER_LOG", "warn")
         .output()
         .expect("pgclipper binary")
 }
@@ -170,10 +165,16 @@ pub fn migrate(source: &str, target: &str, workdir: &Path, extra: &[&str]) -> Ou
     pgclipper(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
-/// [`migrate`], with its log at `info` in the output's stderr.
-pub fn migrate_logging(source: &str, target: &str, workdir: &Path, extra: &[&str]) -> Output {
+/// [`migrate`] with its log at `info`: its exit code and everything it printed.
+pub fn migrate_logging(
+    source: &str,
+    target: &str,
+    workdir: &Path,
+    extra: &[&str],
+) -> (Option<i32>, String) {
     let args = migrate_args(source, target, workdir, extra);
-    pgclipper_logging(&args.iter().map(String::as_str).collect::<Vec<_>>(), "info")
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_cli(&args, &[("PGCLIPPER_LOG", "info")])
 }
 
 pub fn migrate_ok(source: &str, target: &str, workdir: &Path, extra: &[&str]) -> String {
