@@ -209,10 +209,15 @@ async fn stream_rows(
         let mut packets = input.packets(BATCH_ROWS, capacity);
         let mut largest = 0;
         end = within(timeout, &context, async {
+            // Rows already whole in the connection's read buffer are taken from it
+            // without a future each; the driver reads on only when it holds none.
             while result
-                .next_row_packet(packets.buffer())
-                .await
+                .buffered_row_packet(packets.buffer())
                 .map_err(Error::mysql(&context))?
+                || result
+                    .next_row_packet(packets.buffer())
+                    .await
+                    .map_err(Error::mysql(&context))?
             {
                 let packet = packets.push_row();
                 if may_slice && job.codec.is_sliced(&layout, packet)? {

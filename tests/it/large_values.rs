@@ -135,6 +135,63 @@ fn rows_of_tens_of_megabytes_arrive_exactly_in_bounded_memory() {
     }
 }
 
+/// The reader takes each row whole from the driver's read buffer of 128 KiB where it can
+/// (vendor/mysql_async/PGCLIPPER.md), else reads on: rows of every size from none to
+/// 200 KB start and end at every place in that buffer, some straddle two reads, and a
+/// JSON document of 17 MiB comes as two packets (a row of 16 MiB or more is two) between
+/// them. Every value arrives exactly, in both COPY formats.
+#[test]
+fn rows_of_every_size_around_the_drivers_read_buffer_arrive_exactly() {
+    let db = database_pair(
+        "packets",
+        r#"CREATE TABLE rows_ (id int PRIMARY KEY, body mediumblob,
+             doc longtext CHECK (json_valid(doc))) ENGINE=InnoDB;
+           INSERT INTO rows_ SELECT seq,
+             LEFT(REPEAT(UNHEX(MD5(seq)), 12500), seq * 7919 % 200000), NULL
+           FROM seq_1_to_500;
+           INSERT INTO rows_ VALUES
+             (250500, 'after', CONCAT('[', REPEAT('1,', 9 * 1024 * 1024), '1]')),
+             (250501, 'x', '{}');
+           ANALYZE TABLE rows_;"#,
+        "CREATE TABLE rows_ (id int PRIMARY KEY, body bytea, doc json);",
+    );
+    let csv_target = unique("packets_csv");
+    create_pg_db(&csv_target);
+    psql(
+        &csv_target,
+        b"CREATE TABLE rows_ (id int PRIMARY KEY, body bytea, doc json);",
+    );
+    let mysql = mysql_text(
+        &db,
+        "SELECT id, MD5(body), LENGTH(body), MD5(doc) FROM rows_ ORDER BY id",
+    );
+    assert_eq!(mysql.len(), 502);
+    for (target, format) in [(db.as_str(), "binary"), (csv_target.as_str(), "csv")] {
+        let wd = workdir(&format!("packets_{format}"));
+        let (code, text) = run_cli(
+            &[
+                "migrate",
+                "--source",
+                &mysql_url(&db),
+                "--target",
+                &postgres_url(target),
+                "--workdir",
+                wd.to_str().unwrap(),
+                "--copy-format",
+                format,
+                "--quiet",
+            ],
+            &[],
+        );
+        assert_eq!(code, Some(0), "{text}");
+        let pg = pg_query(
+            target,
+            "SELECT id::text, md5(body), length(body)::text, md5(doc::text) FROM rows_ ORDER BY rows_.id",
+        );
+        assert_eq!(mysql, pg, "with --copy-format {format}");
+    }
+}
+
 /// What the migration of 40 MB rows may use at most: the issue's bound. Their long texts
 /// and blobs are read in slices (docs/design.md, "Long values read in slices"), the 1.7 MB
 /// JSON documents whole; 951 MiB for such rows before large values were streamed, 214 MiB

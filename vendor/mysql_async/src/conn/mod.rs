@@ -943,6 +943,24 @@ impl Conn {
         }
     }
 
+    /// pgclipper: a row packet of the pending result set (whose rows the caller knows to be
+    /// pending) that is already whole in the read buffer, decoded onto the end of `out` (see
+    /// `Stream::decode_buffered_row`); `false` where [`Conn::read_packet`] must read: no
+    /// such packet in the buffer, or a compressed connection.
+    pub(crate) fn buffered_row_packet(&mut self, out: &mut Vec<u8>) -> Result<bool> {
+        let compressed = self.has_capabilities(CapabilityFlags::CLIENT_COMPRESS)
+            && self.inner.opts.compression().is_some();
+        let Some(stream) = self.inner.stream.as_mut().filter(|_| !compressed)
+        else {
+            return Ok(false);
+        };
+        stream.decode_buffered_row(out).map_err(|io_err| {
+            self.inner.stream.take();
+            self.inner.disconnected = true;
+            Error::from(io_err)
+        })
+    }
+
     /// Returns future that reads packets from a server.
     pub(crate) async fn read_packets(&mut self, n: usize) -> Result<Vec<PooledBuf>> {
         let mut packets = Vec::with_capacity(n);

@@ -230,6 +230,18 @@ where
         }
     }
 
+    /// pgclipper: as [`QueryResult::next_row_packet`], for a row whose whole packet is
+    /// already in the connection's read buffer, without waiting; `false` where
+    /// `next_row_packet` must read on (a partial packet, the set's terminator, an error, or
+    /// nothing buffered). Rows read this way cost one copy and no future each.
+    pub fn buffered_row_packet(&mut self, out: &mut Vec<u8>) -> Result<bool> {
+        let rows_pending = matches!(
+            self.conn.as_mut().get_pending_result(),
+            Ok(Some(PendingResult::Pending(meta))) if !meta.columns().is_empty()
+        );
+        Ok(rows_pending && self.conn.as_mut().buffered_row_packet(out)?)
+    }
+
     #[doc(hidden)]
     pub async fn next(&mut self) -> Result<Option<Row>> {
         loop {
