@@ -17,6 +17,8 @@ pub mod digest;
 mod json;
 mod number;
 
+pub use number::format_integer;
+
 pub use json::json;
 use json::set_as_json;
 pub use number::push_decimal;
@@ -280,7 +282,7 @@ impl Kind {
 pub(super) const HEX: &[u8; 16] = b"0123456789abcdef";
 
 fn push_integer(n: i128, out: &mut Vec<u8>) {
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    out.extend_from_slice(format_integer(n, &mut itoa::Buffer::new()).as_bytes());
 }
 
 /// The low `digits` hex digits of `n`.
@@ -291,17 +293,17 @@ fn push_hex_u64(n: u64, digits: u32, out: &mut Vec<u8>) {
 }
 
 fn push_2(n: u8, out: &mut Vec<u8>) {
-    out.extend_from_slice(&[b'0' + n / 10, b'0' + n % 10]);
+    out.extend_from_slice(&two_digits(n));
 }
 
-/// `YYYY-MM-DD`.
-fn push_date(y: u16, m: u8, d: u8, out: &mut Vec<u8>) {
-    push_2((y / 100) as u8, out);
-    push_2((y % 100) as u8, out);
-    out.push(b'-');
-    push_2(m, out);
-    out.push(b'-');
-    push_2(d, out);
+/// `YYYY-MM-DD` (the CSV files' spelling too).
+pub(crate) fn push_date(y: u16, m: u8, d: u8, out: &mut Vec<u8>) {
+    let mut date = *b"0000-00-00";
+    date[0..2].copy_from_slice(&two_digits((y / 100) as u8));
+    date[2..4].copy_from_slice(&two_digits((y % 100) as u8));
+    date[5..7].copy_from_slice(&two_digits(m));
+    date[8..10].copy_from_slice(&two_digits(d));
+    out.extend_from_slice(&date);
 }
 
 /// `HH:MM:SS.ffffff`, hours of two digits or more.
@@ -311,18 +313,21 @@ fn push_clock(hours: u32, mm: u8, ss: u8, us: u32, out: &mut Vec<u8>) {
     } else {
         push_integer(hours as i128, out);
     }
-    out.push(b':');
-    push_2(mm, out);
-    out.push(b':');
-    push_2(ss, out);
-    out.push(b'.');
-    let mut digits = [b'0'; 6];
+    // `:MM:SS.ffffff` spelled on the stack and appended at once (a timestamp is in most
+    // rows; a push per character checked the vector's capacity each time).
+    let mut rest = *b":00:00.000000";
+    rest[1..3].copy_from_slice(&two_digits(mm));
+    rest[4..6].copy_from_slice(&two_digits(ss));
     let mut n = us;
-    for d in digits.iter_mut().rev() {
+    for d in rest[7..].iter_mut().rev() {
         *d = b'0' + (n % 10) as u8;
         n /= 10;
     }
-    out.extend_from_slice(&digits);
+    out.extend_from_slice(&rest);
+}
+
+pub(crate) fn two_digits(n: u8) -> [u8; 2] {
+    [b'0' + n / 10, b'0' + n % 10]
 }
 
 /// Whether `text` is a uuid in the canonical form: lower-case hex digits, 8-4-4-4-12.

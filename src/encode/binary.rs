@@ -9,6 +9,7 @@
 //! rule marked CSV only (a `datetime` placed in a named time zone, whose offset Postgres
 //! computes) makes its whole table load from CSV.
 
+use crate::canon::format_integer;
 use crate::source::row::ValueRef;
 
 use super::read::{self, parse_uuid, Refusal};
@@ -47,7 +48,10 @@ impl Wire {
             Wire::Int8 => out.extend_from_slice(&(integer(value) as i64).to_be_bytes()),
             Wire::Numeric => match conversion {
                 Conversion::Integer { .. } => {
-                    push_numeric(itoa::Buffer::new().format(integer(value)).as_bytes(), out)
+                    push_numeric(
+                        format_integer(integer(value), &mut itoa::Buffer::new()).as_bytes(),
+                        out,
+                    )
                 }
                 _ => push_numeric(bytes(value), out),
             },

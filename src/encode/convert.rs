@@ -3,6 +3,7 @@
 //! Values arrive through MySQL's binary protocol, so integers, floats, dates and times are
 //! already typed; strings, decimals, JSON, enums, sets and bits arrive as bytes.
 
+use crate::canon::{format_integer, push_date, two_digits};
 use crate::source::row::ValueRef;
 
 pub use super::check::excerpt;
@@ -55,7 +56,7 @@ impl Conversion {
                         "{n} is outside the target column's range {min}..={max}"
                     )));
                 }
-                out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+                out.extend_from_slice(format_integer(n, &mut itoa::Buffer::new()).as_bytes());
             }
             Conversion::IntegerToBool => match integer(value)? {
                 0 => out.push(b'f'),
@@ -232,48 +233,34 @@ impl Conversion {
             }
             Conversion::Year => {
                 let n = integer(value)?;
-                out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+                out.extend_from_slice(format_integer(n, &mut itoa::Buffer::new()).as_bytes());
             }
         }
         Ok(())
     }
 }
 
-fn push_2(n: u8, out: &mut Vec<u8>) {
-    out.push(b'0' + n / 10);
-    out.push(b'0' + n % 10);
-}
-
-fn push_date(y: u16, m: u8, d: u8, out: &mut Vec<u8>) {
-    out.push(b'0' + (y / 1000) as u8);
-    out.push(b'0' + (y / 100 % 10) as u8);
-    push_2((y % 100) as u8, out);
-    out.push(b'-');
-    push_2(m, out);
-    out.push(b'-');
-    push_2(d, out);
-}
-
+/// `HH:MM:SS`, hours of two digits or more, then `.ffffff` unless it is zero.
 fn push_time(hours: u32, mm: u8, ss: u8, us: u32, out: &mut Vec<u8>) {
     if hours < 100 {
-        push_2(hours as u8, out);
+        out.extend_from_slice(&two_digits(hours as u8));
     } else {
         out.extend_from_slice(itoa::Buffer::new().format(hours).as_bytes());
     }
-    out.push(b':');
-    push_2(mm, out);
-    out.push(b':');
-    push_2(ss, out);
-    if us != 0 {
-        out.push(b'.');
-        let mut digits = [b'0'; 6];
-        let mut n = us;
-        for d in digits.iter_mut().rev() {
-            *d = b'0' + (n % 10) as u8;
-            n /= 10;
-        }
-        out.extend_from_slice(&digits);
+    // Spelled on the stack and appended at once, as the canonical form is.
+    let mut rest = *b":00:00.000000";
+    rest[1..3].copy_from_slice(&two_digits(mm));
+    rest[4..6].copy_from_slice(&two_digits(ss));
+    if us == 0 {
+        out.extend_from_slice(&rest[..6]);
+        return;
     }
+    let mut n = us;
+    for d in rest[7..].iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.extend_from_slice(&rest);
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
