@@ -47,12 +47,10 @@ impl Wire {
             Wire::Int4 => out.extend_from_slice(&(integer(value) as i32).to_be_bytes()),
             Wire::Int8 => out.extend_from_slice(&(integer(value) as i64).to_be_bytes()),
             Wire::Numeric => match conversion {
-                Conversion::Integer { .. } => {
-                    push_numeric(
-                        format_integer(integer(value), &mut itoa::Buffer::new()).as_bytes(),
-                        out,
-                    )
-                }
+                Conversion::Integer { .. } => push_numeric(
+                    format_integer(integer(value), &mut itoa::Buffer::new()).as_bytes(),
+                    out,
+                ),
                 _ => push_numeric(bytes(value), out),
             },
             // From the CSV text, so both files hold the same number: Postgres reads the text

@@ -87,6 +87,19 @@ impl Spill for ChunkFiles<'_> {
     }
 }
 
+impl ChunkFiles<'_> {
+    /// A whole batch's binary rows: to the stream without a copy where it can.
+    fn binary_batch(&mut self, binary: &mut Vec<u8>) -> Result<()> {
+        match &mut self.state.stream {
+            Some(stream) => {
+                stream.send_batch(binary);
+                Ok(())
+            }
+            None => self.binary(binary),
+        }
+    }
+}
+
 /// A chunk file complete on disk.
 #[derive(Debug, Clone)]
 pub struct FinishedChunk {
@@ -223,7 +236,7 @@ impl ChunkWriter {
                 .codec
                 .encode_rows(&rows, buffer, binary, Some(&mut files))?;
         }
-        files.binary(binary)?;
+        files.binary_batch(binary)?;
         files.csv(buffer)?;
         state.rows += rows.len() as u64;
         state.checksum = state.checksum.wrapping_add(checksum);

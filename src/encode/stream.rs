@@ -57,11 +57,13 @@ impl StreamedChunk {
 }
 
 /// Pieces in a stream's channel. A stream holds at most this many pieces, the one being
-/// gathered and the one its writer sends: 1 MiB (with pieces of 1 MiB, the Alkemio case's
-/// peak RSS rose by 16 MiB, to 125 MiB).
+/// gathered and the one its writer sends: 1 MiB of gathered pieces, or a few batches (a
+/// batch holds at most about 1 MiB of rows). With gathered pieces of 1 MiB, the Alkemio
+/// case's peak RSS once rose by 16 MiB, to 125 MiB; with batches sent as they are (and
+/// much else since) it is under 64 MiB.
 const PIECES_IN_FLIGHT: usize = 2;
 
-/// The size of a piece.
+/// The size of a gathered piece; a batch of half of it or more is a piece of its own.
 pub const PIECE: usize = 256 << 10;
 
 /// The readers' way to open streams to the writers.
@@ -131,11 +133,29 @@ impl Sender {
         }
     }
 
+    /// Adds a whole batch's `bytes` to the stream. A batch of half a piece or more goes as a
+    /// piece of its own, the encoder's buffer itself, without the copy into the gathered
+    /// piece (2.7% of the tool's CPU), after what was gathered; `bytes` is left empty with
+    /// as much room, for the encoder's next batch.
+    pub fn send_batch(&mut self, bytes: &mut Vec<u8>) {
+        if bytes.len() < PIECE / 2 {
+            return self.send(bytes);
+        }
+        self.flush();
+        let room = bytes.capacity();
+        let data = Bytes::from(std::mem::replace(bytes, Vec::with_capacity(room)));
+        self.send_piece(data);
+    }
+
     fn flush(&mut self) {
         if self.gathered.is_empty() {
             return;
         }
         let data = self.gathered.split().freeze();
+        self.send_piece(data);
+    }
+
+    fn send_piece(&mut self, data: Bytes) {
         if let Some(tx) = &self.tx {
             if tx.blocking_send(Piece::Data(data)).is_err() {
                 self.tx = None;
@@ -177,7 +197,7 @@ mod tests {
     }
 
     #[test]
-    fn a_stream_sends_pieces_of_a_fixed_size_in_order_then_the_chunk() {
+    fn a_stream_sends_gathered_pieces_and_large_batches_as_they_are_in_order_then_the_chunk() {
         let (to_writers, mut loads) = mpsc::unbounded_channel();
         let streams = Streams::new(1, to_writers);
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -204,13 +224,22 @@ mod tests {
             }
             panic!("the stream ended without its chunk");
         });
-        let bytes: Vec<u8> = (0..PIECE * 2 + 1000).map(|i| (i % 251) as u8).collect();
+        let bytes: Vec<u8> = (0..PIECE * 4 + 1000).map(|i| (i % 251) as u8).collect();
         sender.send(&bytes[..10]);
         sender.send(&bytes[10..PIECE * 2 + 500]);
-        sender.send(&bytes[PIECE * 2 + 500..]);
+        sender.send(&bytes[PIECE * 2 + 500..PIECE * 2 + 1000]);
+        // A batch of half a piece or more goes as it is, after what was gathered; a
+        // smaller one is gathered.
+        let mut batch = bytes[PIECE * 2 + 1000..PIECE * 3 + 1000].to_vec();
+        sender.send_batch(&mut batch);
+        assert!(batch.is_empty() && batch.capacity() >= PIECE);
+        let mut batch = bytes[PIECE * 3 + 1000..PIECE * 4].to_vec();
+        sender.send_batch(&mut batch);
+        let mut batch = bytes[PIECE * 4..].to_vec();
+        sender.send_batch(&mut batch);
         assert!(sender.finish(chunk(7)).is_none(), "taken by the writer");
         let (sizes, data) = writer.join().unwrap();
-        assert_eq!(sizes, [PIECE, PIECE, 1000]);
+        assert_eq!(sizes, [PIECE, PIECE, 1000, PIECE, PIECE - 1000, 1000]);
         assert_eq!(data, bytes);
     }
 
