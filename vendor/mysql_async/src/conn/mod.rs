@@ -950,8 +950,7 @@ impl Conn {
     pub(crate) fn buffered_row_packet(&mut self, out: &mut Vec<u8>) -> Result<bool> {
         let compressed = self.has_capabilities(CapabilityFlags::CLIENT_COMPRESS)
             && self.inner.opts.compression().is_some();
-        let Some(stream) = self.inner.stream.as_mut().filter(|_| !compressed)
-        else {
+        let Some(stream) = self.inner.stream.as_mut().filter(|_| !compressed) else {
             return Ok(false);
         };
         stream.decode_buffered_row(out).map_err(|io_err| {

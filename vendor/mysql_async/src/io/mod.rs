@@ -352,7 +352,8 @@ impl Stream {
                 endpoint,
                 PacketCodec::default(),
                 READ_BUFFER_CAPACITY,
-            )).into(),
+            ))
+            .into(),
         }
     }
 
@@ -393,7 +394,8 @@ impl Stream {
                 tcp_stream.into(),
                 PacketCodec::default(),
                 READ_BUFFER_CAPACITY,
-            )).into(),
+            ))
+            .into(),
         })
     }
 
