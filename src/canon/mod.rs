@@ -306,8 +306,9 @@ pub(crate) fn push_date(y: u16, m: u8, d: u8, out: &mut Vec<u8>) {
     out.extend_from_slice(&date);
 }
 
-/// `HH:MM:SS.ffffff`, hours of two digits or more.
-fn push_clock(hours: u32, mm: u8, ss: u8, us: u32, out: &mut Vec<u8>) {
+/// `HH:MM:SS.ffffff`, hours of two digits or more (the CSV files' spelling too, less a
+/// zero fraction).
+pub(crate) fn push_clock(hours: u32, mm: u8, ss: u8, us: u32, out: &mut Vec<u8>) {
     if hours < 100 {
         push_2(hours as u8, out);
     } else {
@@ -326,7 +327,7 @@ fn push_clock(hours: u32, mm: u8, ss: u8, us: u32, out: &mut Vec<u8>) {
     out.extend_from_slice(&rest);
 }
 
-pub(crate) fn two_digits(n: u8) -> [u8; 2] {
+fn two_digits(n: u8) -> [u8; 2] {
     [b'0' + n / 10, b'0' + n % 10]
 }
 

@@ -1,5 +1,6 @@
 //! Exact decimals in one canonical spelling: digits without leading zeros, trailing
-//! fractional zeros or exponent, so `12.50`, `012.5` and `1.25E1` compare equal.
+//! fractional zeros or exponent, so `12.50`, `012.5` and `1.25E1` compare equal; and
+//! integers, in the one spelling both the CSV files and the digests use.
 
 /// `n` in decimal, through `i64` where it fits: itoa formats an `i128` with 128-bit
 /// divisions, and every integer of every row went that way (1% of the tool's CPU).
@@ -150,11 +151,6 @@ mod tests {
         assert_eq!(d("120").as_deref(), Some("120"));
         assert_eq!(d("abc"), None);
     }
-}
-
-#[cfg(test)]
-mod integer_tests {
-    use super::format_integer;
 
     #[test]
     fn integers_are_spelled_the_same_through_i64_and_beyond_it() {

@@ -3,7 +3,7 @@
 //! Values arrive through MySQL's binary protocol, so integers, floats, dates and times are
 //! already typed; strings, decimals, JSON, enums, sets and bits arrive as bytes.
 
-use crate::canon::{format_integer, push_date, two_digits};
+use crate::canon::{format_integer, push_clock, push_date};
 use crate::source::row::ValueRef;
 
 pub use super::check::excerpt;
@@ -240,27 +240,13 @@ impl Conversion {
     }
 }
 
-/// `HH:MM:SS`, hours of two digits or more, then `.ffffff` unless it is zero.
+/// `HH:MM:SS`, hours of two digits or more, then `.ffffff` unless it is zero: the
+/// canonical form's spelling, its fraction dropped when zero.
 fn push_time(hours: u32, mm: u8, ss: u8, us: u32, out: &mut Vec<u8>) {
-    if hours < 100 {
-        out.extend_from_slice(&two_digits(hours as u8));
-    } else {
-        out.extend_from_slice(itoa::Buffer::new().format(hours).as_bytes());
-    }
-    // Spelled on the stack and appended at once, as the canonical form is.
-    let mut rest = *b":00:00.000000";
-    rest[1..3].copy_from_slice(&two_digits(mm));
-    rest[4..6].copy_from_slice(&two_digits(ss));
+    push_clock(hours, mm, ss, us, out);
     if us == 0 {
-        out.extend_from_slice(&rest[..6]);
-        return;
+        out.truncate(out.len() - ".000000".len());
     }
-    let mut n = us;
-    for d in rest[7..].iter_mut().rev() {
-        *d = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-    out.extend_from_slice(&rest);
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -477,6 +463,19 @@ mod tests {
         let t = Value::Time(false, 1, 2, 3, 4, 0);
         assert!(enc(&Conversion::Time { precision: 6 }, t.clone()).is_err());
         assert_eq!(enc(&Conversion::Interval, t).unwrap(), "26:03:04");
+    }
+
+    #[test]
+    fn a_time_writes_its_fraction_only_when_it_has_one() {
+        let spelled = |hours, us| {
+            let mut out = Vec::new();
+            push_time(hours, 3, 4, us, &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(spelled(7, 0), "07:03:04");
+        assert_eq!(spelled(7, 120), "07:03:04.000120");
+        assert_eq!(spelled(838, 0), "838:03:04");
+        assert_eq!(spelled(838, 999_999), "838:03:04.999999");
     }
 
     #[test]

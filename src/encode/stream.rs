@@ -58,9 +58,10 @@ impl StreamedChunk {
 
 /// Pieces in a stream's channel. A stream holds at most this many pieces, the one being
 /// gathered and the one its writer sends: 1 MiB of gathered pieces, or a few batches (a
-/// batch holds at most about 1 MiB of rows). With gathered pieces of 1 MiB, the Alkemio
-/// case's peak RSS once rose by 16 MiB, to 125 MiB; with batches sent as they are (and
-/// much else since) it is under 64 MiB.
+/// batch's piece is an encoder's whole buffer, up to about 1 MiB on wide rows). With
+/// gathered pieces of 1 MiB, the Alkemio case's peak RSS once rose by 16 MiB, to 125 MiB;
+/// with batches sent as they are it is 84-85 MiB, where it was 57 (docs/design.md, "A
+/// batch's binary rows sent as they are").
 const PIECES_IN_FLIGHT: usize = 2;
 
 /// The size of a gathered piece; a batch of half of it or more is a piece of its own.
