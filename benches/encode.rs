@@ -89,6 +89,20 @@ fn cases() -> Vec<(&'static str, Wire, Conversion, Vec<Value>)> {
                 .collect(),
         ),
         (
+            // Alkemio's authorization rules: a JSON array of objects, quotes every few bytes.
+            "rules_to_json",
+            Wire::Text,
+            Conversion::Json { jsonb: false },
+            (0..n)
+                .map(|i| {
+                    let rule = format!(
+                        r#"{{"type":"space-member","resourceID":"{i:08x}-9e19-461f-a126-e3a08a814c33","grantedPrivileges":["create","read","update","delete","grant"],"inheritable":true,"cascade":false,"criterias":[{{"type":"space-admin","resourceID":"0004d0b5-9e19-461f-a126-e3a08a814c33"}}]}}"#
+                    );
+                    Value::Bytes(format!("[{rule},{rule},{rule}]").into_bytes())
+                })
+                .collect(),
+        ),
+        (
             "datetime6_to_timestamp",
             Wire::Timestamp,
             Conversion::Timestamp {

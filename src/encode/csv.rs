@@ -4,11 +4,46 @@
 /// Appends one text field, quoting it when Postgres would otherwise misread it.
 #[inline]
 pub fn push_field(out: &mut Vec<u8>, value: &[u8]) {
+    if !needs_quotes(value) {
+        out.extend_from_slice(value);
+        return;
+    }
     out.reserve(value.len() + 2);
-    let Ok(()) = field_pieces::<std::convert::Infallible>(value, |piece| {
-        out.extend_from_slice(piece);
-        Ok(())
-    });
+    out.push(b'"');
+    push_doubling_quotes(out, value);
+    out.push(b'"');
+}
+
+/// Appends `value` with its quotes doubled, eight bytes at a time. JSON has a quote every few
+/// bytes, where a search for each quote (`doubled_quotes`) cost more than the copy: 10% of the
+/// tool's CPU on Alkemio's authorization rules.
+fn push_doubling_quotes(out: &mut Vec<u8>, value: &[u8]) {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const QUOTES: u64 = ONES * b'"' as u64;
+    const HIGH_BITS: u64 = ONES * 0x80;
+    let mut rest = value;
+    while let Some(word) = rest.first_chunk::<8>() {
+        out.extend_from_slice(word);
+        // A zero byte of `x` is a quote of `word`: its high bit is set in `quotes`. A byte
+        // after a true zero may be flagged falsely (the borrow), never one before it, so the
+        // lowest flag is the first quote.
+        let x = u64::from_le_bytes(*word) ^ QUOTES;
+        let quotes = x.wrapping_sub(ONES) & !x & HIGH_BITS;
+        if quotes == 0 {
+            rest = &rest[8..];
+            continue;
+        }
+        let first = quotes.trailing_zeros() as usize / 8;
+        out.truncate(out.len() - 7 + first);
+        out.push(b'"');
+        rest = &rest[first + 1..];
+    }
+    for &b in rest {
+        out.push(b);
+        if b == b'"' {
+            out.push(b'"');
+        }
+    }
 }
 
 /// One text field as the pieces `put` gets in order: the value as it is, or quoted with its
@@ -85,6 +120,31 @@ mod tests {
         assert_eq!(field("a\nb"), "\"a\nb\"");
         assert_eq!(field("\\."), "\"\\.\"");
         assert_eq!(field(" x"), "\" x\"");
+    }
+
+    #[test]
+    fn quotes_double_wherever_they_fall_in_a_word() {
+        // Every string of up to 10 bytes (a word and a bit) over a quote, its neighbour `#`
+        // (a borrow away) and 0xA2 (a quote with the high bit set): where a
+        // word-at-a-time test could go wrong.
+        let alphabet = [b'"', b'#', 0xA2];
+        for len in 0..=10u32 {
+            for pattern in 0..3usize.pow(len) {
+                let value: Vec<u8> = (0..len)
+                    .map(|i| alphabet[pattern / 3usize.pow(i) % 3])
+                    .collect();
+                let mut expected = Vec::new();
+                for &b in &value {
+                    expected.push(b);
+                    if b == b'"' {
+                        expected.push(b'"');
+                    }
+                }
+                let mut out = b"x".to_vec();
+                push_doubling_quotes(&mut out, &value);
+                assert_eq!(&out[1..], &expected[..], "{value:?}");
+            }
+        }
     }
 
     #[test]
