@@ -69,6 +69,65 @@ impl Task {
             Task::Analyze(table) | Task::Vacuum(table) => table,
         }
     }
+
+    /// The table locks this task holds while it runs, and those it takes only as it starts:
+    /// adding a foreign key unchecked locks both tables against each other's validations,
+    /// analyses and vacuums, for a moment.
+    fn locks(&self) -> (TableLocks, TableLocks) {
+        let on = |table: &str, lock| vec![(table_key(table), lock)];
+        match self {
+            Task::Analyze(table) | Task::Vacuum(table) => {
+                (on(table, Lock::ShareUpdateExclusive), vec![])
+            }
+            Task::Restore { object, .. } => match object.kind {
+                // `ALTER TABLE … ADD PRIMARY KEY / UNIQUE / EXCLUDE`.
+                ObjectKind::Constraint => (on(&object.table, Lock::AccessExclusive), vec![]),
+                ObjectKind::Index => (on(&object.table, Lock::Share), vec![]),
+                ObjectKind::ForeignKey => {
+                    let own = table_key(&object.table);
+                    let referenced = object.referenced.as_deref().map(table_key);
+                    let mut held = vec![(own.clone(), Lock::ShareUpdateExclusive)];
+                    let mut starting = vec![(own.clone(), Lock::ShareRowExclusive)];
+                    if let Some(referenced) = referenced.filter(|r| *r != own) {
+                        held.push((referenced.clone(), Lock::RowShare));
+                        starting.push((referenced, Lock::ShareRowExclusive));
+                    }
+                    (held, starting)
+                }
+            },
+        }
+    }
+}
+
+/// Tables (`table_key`) and the locks taken on them.
+type TableLocks = Vec<(String, Lock)>;
+
+/// The table lock modes the rebuild's statements take (Postgres' "Table-Level Locks").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lock {
+    /// `VALIDATE CONSTRAINT`, on the referenced table.
+    RowShare,
+    /// `CREATE INDEX`.
+    Share,
+    /// `VACUUM`, `ANALYZE`, `VALIDATE CONSTRAINT` on its own table.
+    ShareUpdateExclusive,
+    /// `ADD FOREIGN KEY`, on both tables.
+    ShareRowExclusive,
+    /// `ADD PRIMARY KEY`, `UNIQUE`, `EXCLUDE`.
+    AccessExclusive,
+}
+
+impl Lock {
+    /// Whether a session asking for `self` waits for one holding `other` (on one table).
+    fn conflicts_with(self, other: Lock) -> bool {
+        use Lock::*;
+        match (self, other) {
+            (AccessExclusive, _) | (_, AccessExclusive) => true,
+            (RowShare, _) | (_, RowShare) => false,
+            (Share, Share) => false,
+            _ => true,
+        }
+    }
 }
 
 /// Which task a free session takes next. A table's objects wait until its data is
@@ -91,9 +150,12 @@ struct RebuildOrder {
     analyzing: bool,
     /// Keys and indexes not restored yet (waiting or being built), per table.
     unbuilt: HashMap<String, usize>,
-    /// Tasks handed out and not done, and how many may run while tables still load (each
-    /// competes with the load for the same cores).
-    running: usize,
+    /// The locks held by each task handed out and not done, and how many tasks may run while
+    /// tables still load (each competes with the load for the same cores). A task that would
+    /// wait for another's lock is not handed out while that one runs: its session takes other
+    /// work instead of waiting (on Alkemio, sessions waited for each other's locks a third of
+    /// the time once the load was done).
+    running: Vec<TableLocks>,
     while_loading: usize,
     failed: bool,
 }
@@ -137,7 +199,7 @@ impl RebuildOrder {
             tables,
             analyzing,
             unbuilt,
-            running: 0,
+            running: Vec::new(),
             while_loading,
             failed: false,
         }
@@ -189,64 +251,107 @@ impl RebuildOrder {
         if self.failed {
             return Next::Done;
         }
-        if self.running >= self.while_loading && !self.all_complete() {
+        if self.running.len() >= self.while_loading && !self.all_complete() {
             return Next::Wait;
         }
         let next = self.next_task();
-        if matches!(next, Next::Run(_)) {
-            self.running += 1;
+        if let Next::Run(task) = &next {
+            self.running.push(task.locks().0);
         }
         next
     }
 
+    /// Whether `task` can start now without waiting for a lock a running task holds. Only
+    /// the locks held throughout count on the running side: two foreign keys to one table
+    /// take it briefly each, one after the other, and are validated side by side.
+    fn free_to_run(&self, task: &Task) -> bool {
+        let (held, starting) = task.locks();
+        held.iter().chain(&starting).all(|(table, lock)| {
+            self.running
+                .iter()
+                .flatten()
+                .all(|(other_table, other_lock)| {
+                    table != other_table || !lock.conflicts_with(*other_lock)
+                })
+        })
+    }
+
     fn next_task(&mut self) -> Next {
         // Foreign keys wait for it: before any other build.
-        if let Some(table) = self.vacuum.pop_front() {
+        let vacuum = self
+            .vacuum
+            .iter()
+            .position(|table| self.free_to_run(&Task::Vacuum(table.clone())));
+        if let Some(table) = vacuum.and_then(|i| self.vacuum.remove(i)) {
             return Next::Run(Task::Vacuum(self.sql_name(table)));
         }
-        let ready = self.waiting.iter().position(|o| match o.kind {
-            ObjectKind::ForeignKey => match &o.referenced {
-                Some(referenced) => {
-                    let referenced = table_key(referenced);
-                    self.built(&table_key(&o.table))
-                        && self.built(&referenced)
-                        && self.vacuumed(&referenced)
-                }
-                // An older ledger does not name the referenced table: wait for all.
-                None => self.all_complete() && self.unbuilt.values().all(|&n| n == 0),
-            },
-            _ => self.complete.contains(&table_key(&o.table)),
+        let ready = (0..self.waiting.len()).find_map(|i| {
+            let object = &self.waiting[i];
+            let ready = match object.kind {
+                ObjectKind::ForeignKey => match &object.referenced {
+                    Some(referenced) => {
+                        let referenced = table_key(referenced);
+                        self.built(&table_key(&object.table))
+                            && self.built(&referenced)
+                            && self.vacuumed(&referenced)
+                    }
+                    // An older ledger does not name the referenced table: wait for all.
+                    None => self.all_complete() && self.unbuilt.values().all(|&n| n == 0),
+                },
+                _ => self.complete.contains(&table_key(&object.table)),
+            };
+            let task = ready.then(|| self.restoring(object.clone()))?;
+            self.free_to_run(&task).then_some((i, task))
         });
-        if let Some(i) = ready {
-            let object = self.waiting.remove(i);
-            let loaded_here = |table: Option<&String>| {
-                self.analyzing
-                    && object.kind == ObjectKind::ForeignKey
-                    && table.is_some_and(|t| self.loads(&table_key(t)))
-            };
-            let loaded = LoadedEnds {
-                own: loaded_here(Some(&object.table)),
-                referenced: loaded_here(object.referenced.as_ref()),
-            };
-            return Next::Run(Task::Restore { object, loaded });
+        if let Some((i, task)) = ready {
+            self.waiting.remove(i);
+            return Next::Run(task);
         }
-        if let Some(table) = self.analyze.pop_front() {
+        let analyze = self
+            .analyze
+            .iter()
+            .position(|table| self.free_to_run(&Task::Analyze(table.clone())));
+        if let Some(table) = analyze.and_then(|i| self.analyze.remove(i)) {
             return Next::Run(Task::Analyze(self.sql_name(table)));
         }
-        if self.waiting.is_empty() && self.all_complete() {
+        let nothing_left =
+            self.waiting.is_empty() && self.vacuum.is_empty() && self.analyze.is_empty();
+        if nothing_left && self.all_complete() {
             Next::Done
         } else {
             Next::Wait
         }
     }
 
+    /// The task that restores `object`.
+    fn restoring(&self, object: DeferredObject) -> Task {
+        let loaded_here = |table: Option<&String>| {
+            self.analyzing
+                && object.kind == ObjectKind::ForeignKey
+                && table.is_some_and(|t| self.loads(&table_key(t)))
+        };
+        let loaded = LoadedEnds {
+            own: loaded_here(Some(&object.table)),
+            referenced: loaded_here(object.referenced.as_ref()),
+        };
+        Task::Restore { object, loaded }
+    }
+
     fn sql_name(&self, table: String) -> String {
         self.sql_names.get(&table).cloned().unwrap_or(table)
     }
 
+    /// A task handed out by [`RebuildOrder::next`] no longer runs: its locks are free.
+    fn release(&mut self, task: &Task) {
+        let held = task.locks().0;
+        if let Some(i) = self.running.iter().position(|locks| *locks == held) {
+            self.running.remove(i);
+        }
+    }
+
     /// A task handed out by [`RebuildOrder::next`] is done.
     fn done(&mut self, task: &Task) {
-        self.running = self.running.saturating_sub(1);
+        self.release(task);
         match task {
             Task::Restore { object, .. } => self.restored(object),
             Task::Vacuum(table) => {
@@ -912,13 +1017,25 @@ mod tests {
         }
     }
 
+    /// The next task, as if its session were done with it at once (for the order of
+    /// dependencies; the tests of locks hold their tasks).
     fn take(order: &mut RebuildOrder) -> Option<String> {
-        match order.next() {
-            Next::Run(Task::Restore { object, .. }) => Some(object.name),
-            Next::Run(Task::Analyze(t)) => Some(format!("analyze {t}")),
-            Next::Run(Task::Vacuum(t)) => Some(format!("vacuum {t}")),
+        let next = order.next();
+        if let Next::Run(task) = &next {
+            order.release(task);
+        }
+        match next {
+            Next::Run(task) => Some(take_name(task)),
             Next::Wait => None,
             Next::Done => Some("done".into()),
+        }
+    }
+
+    fn take_name(task: Task) -> String {
+        match task {
+            Task::Restore { object, .. } => object.name,
+            Task::Analyze(t) => format!("analyze {t}"),
+            Task::Vacuum(t) => format!("vacuum {t}"),
         }
     }
 
@@ -1037,6 +1154,77 @@ mod tests {
     }
 
     #[test]
+    fn a_task_that_would_wait_for_a_running_tasks_lock_is_not_handed_out() {
+        let restore = |table: &str, name: &str, kind, referenced: Option<&str>| Task::Restore {
+            object: object(table, name, kind, referenced),
+            loaded: LoadedEnds::default(),
+        };
+        let fk = |table, name, referenced| restore(table, name, ForeignKey, Some(referenced));
+        let analyze = |table: &str| Task::Analyze(table.into());
+        let mut locks = order(vec![], &["events", "users", "tags"], true);
+        let running = |order: &mut RebuildOrder, task: &Task| order.running = vec![task.locks().0];
+
+        running(
+            &mut locks,
+            &restore("users", "users_pkey", Constraint, None),
+        );
+        assert!(!locks.free_to_run(&restore("users", "users_email_key", Constraint, None)));
+        assert!(!locks.free_to_run(&restore("users", "users_name", Index, None)));
+        assert!(locks.free_to_run(&restore("events", "events_at", Index, None)));
+
+        running(&mut locks, &restore("events", "events_at", Index, None));
+        assert!(locks.free_to_run(&restore("events", "events_kind", Index, None)));
+        assert!(!locks.free_to_run(&analyze("events")));
+
+        running(&mut locks, &fk("events", "events_user_fk", "users"));
+        assert!(
+            !locks.free_to_run(&fk("events", "events_tag_fk", "tags")),
+            "one validation of a table at a time"
+        );
+        assert!(
+            locks.free_to_run(&fk("tags", "tags_user_fk", "users")),
+            "foreign keys of other tables to the same table side by side"
+        );
+        assert!(
+            locks.free_to_run(&analyze("users")),
+            "the referenced table is only read"
+        );
+        assert!(!locks.free_to_run(&analyze("events")));
+
+        running(&mut locks, &analyze("users"));
+        assert!(
+            !locks.free_to_run(&fk("tags", "tags_user_fk", "users")),
+            "adding a foreign key to a table being analyzed would wait"
+        );
+        assert!(locks.free_to_run(&fk("events", "events_tag_fk", "tags")));
+
+        running(&mut locks, &fk("users", "users_self_fk", "users"));
+        assert!(!locks.free_to_run(&fk("tags", "tags_user_fk", "users")));
+
+        // Through the order: the second key of a table waits for the first, the other
+        // table's indexes go meanwhile, side by side.
+        let objects = vec![
+            object("users", "users_pkey", Constraint, None),
+            object("users", "users_email_key", Constraint, None),
+            object("events", "events_at", Index, None),
+            object("events", "events_kind", Index, None),
+        ];
+        let mut order = order(objects, &["events", "users"], false);
+        order.table_complete("events");
+        order.table_complete("users");
+        let mut held = vec![];
+        while let Next::Run(task) = order.next() {
+            held.push(task);
+        }
+        let names: Vec<_> = held.iter().map(|t| take_name(t.clone())).collect();
+        assert_eq!(names, ["users_pkey", "events_at", "events_kind"]);
+        order.done(&held[0]);
+        assert!(
+            matches!(order.next(), Next::Run(task) if take_name(task.clone()) == "users_email_key")
+        );
+    }
+
+    #[test]
     fn a_referenced_table_is_vacuumed_once_keyed_and_before_its_foreign_keys() {
         let objects = || {
             vec![
@@ -1063,15 +1251,15 @@ mod tests {
             matches!(&vacuum, Task::Vacuum(t) if t == "users"),
             "{vacuum:?}"
         );
-        assert_eq!(take(&mut order).as_deref(), Some("analyze users"));
         assert_eq!(
             take(&mut order),
             None,
-            "both foreign keys wait for the vacuum"
+            "both foreign keys wait for the vacuum, the analysis for its lock"
         );
         order.done(&vacuum);
         assert_eq!(take(&mut order).as_deref(), Some("events_user_fk"));
         assert_eq!(take(&mut order).as_deref(), Some("users_self_fk"));
+        assert_eq!(take(&mut order).as_deref(), Some("analyze users"));
         assert_eq!(take(&mut order).as_deref(), Some("done"));
 
         // Without statistics (`reset`, on emptied tables) nothing is vacuumed.
