@@ -72,7 +72,9 @@ impl Task {
 
     /// The table locks this task holds while it runs, and those it takes only as it starts:
     /// adding a foreign key unchecked locks both tables against each other's validations,
-    /// analyses and vacuums, for a moment.
+    /// analyses and vacuums, for a moment. Not counted: the vacuum of the referenced table
+    /// before a large foreign key is validated from both ends' indexes (rare, and short: that
+    /// table was vacuumed once keyed); a task it holds up waits for it.
     fn locks(&self) -> (TableLocks, TableLocks) {
         let on = |table: &str, lock| vec![(table_key(table), lock)];
         match self {
