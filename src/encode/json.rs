@@ -4,6 +4,8 @@
 //! only the syntax of `\uXXXX`; `jsonb` decodes it, so its surrogate escapes must pair up and
 //! `\u0000` is refused.
 
+use super::word;
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Container {
     Object,
@@ -196,19 +198,11 @@ fn string(text: &[u8], start: usize, jsonb: bool) -> Result<usize, String> {
 /// The index of the first byte from `i` on that is not [`PLAIN`], or `text.len()`: eight
 /// bytes at a time, then byte by byte.
 fn skip_plain(text: &[u8], mut i: usize) -> usize {
-    const ONES: u64 = u64::from_le_bytes([1; 8]);
-    const HIGH_BITS: u64 = ONES * 0x80;
-    // A flag (the byte's high bit) for each zero byte of `x`; for each byte below `n` (at most
-    // 128) with `below`. A byte after a true hit may be flagged falsely (the borrow), never one
-    // before it: the lowest flag is the first hit.
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH_BITS;
-    let below = |x: u64, n: u8| x.wrapping_sub(ONES * n as u64) & !x & HIGH_BITS;
-    while let Some(word) = text.get(i..).and_then(|rest| rest.first_chunk::<8>()) {
-        let x = u64::from_le_bytes(*word);
+    while let Some(x) = text.get(i..).and_then(word::first_word) {
         let special =
-            below(x, 0x20) | zero(x ^ (ONES * b'"' as u64)) | zero(x ^ (ONES * b'\\' as u64));
+            word::bytes_below(x, 0x20) | word::bytes_equal(x, b'"') | word::bytes_equal(x, b'\\');
         if special != 0 {
-            return i + special.trailing_zeros() as usize / 8;
+            return i + word::first_flagged(special);
         }
         i += 8;
     }

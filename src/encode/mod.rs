@@ -16,6 +16,7 @@ pub mod pool;
 pub mod read;
 pub mod sliced;
 pub mod stream;
+mod word;
 use std::sync::Arc;
 
 use crate::source::row::{Rows, ValueRef};

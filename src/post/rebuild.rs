@@ -1027,15 +1027,15 @@ mod tests {
             order.release(task);
         }
         match next {
-            Next::Run(task) => Some(take_name(task)),
+            Next::Run(task) => Some(take_name(&task)),
             Next::Wait => None,
             Next::Done => Some("done".into()),
         }
     }
 
-    fn take_name(task: Task) -> String {
+    fn take_name(task: &Task) -> String {
         match task {
-            Task::Restore { object, .. } => object.name,
+            Task::Restore { object, .. } => object.name.clone(),
             Task::Analyze(t) => format!("analyze {t}"),
             Task::Vacuum(t) => format!("vacuum {t}"),
         }
@@ -1218,12 +1218,10 @@ mod tests {
         while let Next::Run(task) = order.next() {
             held.push(task);
         }
-        let names: Vec<_> = held.iter().map(|t| take_name(t.clone())).collect();
+        let names: Vec<_> = held.iter().map(take_name).collect();
         assert_eq!(names, ["users_pkey", "events_at", "events_kind"]);
         order.done(&held[0]);
-        assert!(
-            matches!(order.next(), Next::Run(task) if take_name(task.clone()) == "users_email_key")
-        );
+        assert!(matches!(order.next(), Next::Run(task) if take_name(&task) == "users_email_key"));
     }
 
     #[test]
